@@ -1,0 +1,83 @@
+"""Input checks shared by every public entry point.
+
+Each check names the argument, what was expected and what came, so that bad input
+never reaches a solver.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def check_matrix(X, name: str = "X", *, min_rows: int = 1) -> np.ndarray:
+    """Return ``X`` as a finite float64 array of shape (n, d) or raise ``ValueError``."""
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # pragma: no cover - exotic containers
+        raise TypeError(f"{name}: expected a 2-D numeric array, got {type(X).__name__}") from exc
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{name}: expected numeric values, got dtype {arr.dtype} with non-numeric entries"
+            ) from exc
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name}: expected real numbers, got complex dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array of shape (n_samples, n_features), got shape {arr.shape}")
+    if arr.shape[0] < min_rows:
+        raise ValueError(f"{name}: expected at least {min_rows} sample(s), got {arr.shape[0]}")
+    if arr.shape[1] < 1:
+        raise ValueError(f"{name}: expected at least 1 feature, got shape {arr.shape}")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name}: expected finite values, got {bad} NaN or infinite entr{'y' if bad == 1 else 'ies'}")
+    return arr
+
+
+def check_vector_or_matrix(y, name: str, n: int) -> np.ndarray:
+    """Return ``y`` as finite float64 array of shape (n,) or (n, k)."""
+    arr = np.asarray(y)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)):
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name}: expected numeric values, got dtype {arr.dtype}") from exc
+    arr = arr.astype(np.float64, copy=False)
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"{name}: expected shape ({n},) or ({n}, k), got {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} rows to match X, got {arr.shape[0]}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: expected finite values, got NaN or infinite entries")
+    return arr
+
+
+def check_beta(beta) -> float:
+    """Regularisation strength: a finite real number >= 0."""
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
+        raise TypeError(f"beta: expected a real number >= 0, got {beta!r}")
+    beta = float(beta)
+    if not np.isfinite(beta) or beta < 0:
+        raise ValueError(f"beta: expected a finite real number >= 0, got {beta}")
+    return beta
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    """An integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def add_intercept(X: np.ndarray) -> np.ndarray:
+    """Append a column of ones (the intercept) to ``X`` of shape (n, d) -> (n, d + 1)."""
+    return np.hstack([X, np.ones((X.shape[0], 1), dtype=X.dtype)])

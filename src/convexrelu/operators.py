@@ -1,0 +1,306 @@
+"""The linear operator of a convex program: the only place that knows the architecture.
+
+Every program of theory.md is one instance of the same block structure. The variables
+are the columns ``q_b`` of ``Q`` in R^{d x B}. Block ``b`` has a first-layer pattern
+``D1_b``, a sign ``s_b`` and belongs to a group ``g(b)``; group ``g`` has a second-layer
+pattern ``D2_g``, an output sign ``sigma_g`` and an output column ``k(g)``:
+
+    H_g  = sum_{b in g} s_b D1_b X q_b                       (n,)
+    Z[:, k] = sum_{g : k(g) = k} sigma_g D2_g H_g               (n, C)
+
+with the constraints (``cone_first``, ``cone_second``)
+
+    (2 D1_b - I) X q_b >= 0   for every b       (first-layer patterns hold)
+    (2 D2_g - I) H_g   >= 0   for every g       (second-layer pattern holds)
+
+- Two-layer ReLU (theory.md, "Two-layer networks"): one block per group, ``s = +1``,
+  ``D2 = I``, ``sigma = +1`` for ``v_i`` and ``-1`` for ``w_i``; first cone only.
+- Gated ReLU: one block per group, ``sigma = +1``, no constraint.
+- Three-layer (C3): the pairs of pattern ``c`` are the blocks of group (c, sign),
+  both cones.
+
+One evaluation costs one product ``X @ Q`` (n x d x B) plus masks and sums; the
+adjoint one product ``X.T @ T`` (theory.md, "Costs that matter for speed"). ``D X`` is
+never formed.
+"""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+__all__ = ["BlockOperator"]
+
+
+class BlockOperator:
+    """Model ``Q -> Z`` and cone constraints ``Q -> K(Q) >= 0`` of a convex program.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        Design matrix (intercept column included if any).
+    first : bool array of shape (n, B)
+        First-layer pattern of each block.
+    signs : array of shape (B,)
+        ``s_b`` in {-1, +1}.
+    group : int array of shape (B,)
+        Group of each block, in [0, G).
+    second : bool array of shape (n, G) or None
+        Second-layer pattern of each group (None: all ones, no second layer).
+    sigma : array of shape (G,)
+        Output sign of each group.
+    output : int array of shape (G,)
+        Output column of each group, in [0, C).
+    n_outputs : int
+        C.
+    cone_first, cone_second : bool
+        Which cone constraints the program has.
+    dtype, device : torch dtype and device of the computations.
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        first: np.ndarray,
+        signs: np.ndarray,
+        group: np.ndarray,
+        second: np.ndarray | None,
+        sigma: np.ndarray,
+        output: np.ndarray,
+        n_outputs: int,
+        *,
+        cone_first: bool,
+        cone_second: bool,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+    ):
+        self.X_np = np.asarray(X, dtype=np.float64)
+        self.first_np = np.asarray(first, dtype=bool)
+        self.signs_np = np.asarray(signs, dtype=np.float64)
+        self.group_np = np.asarray(group, dtype=np.int64)
+        self.sigma_np = np.asarray(sigma, dtype=np.float64)
+        self.output_np = np.asarray(output, dtype=np.int64)
+        n, B = self.first_np.shape
+        G = len(self.sigma_np)
+        self.second_np = None if second is None else np.asarray(second, dtype=bool)
+        if cone_second and self.second_np is None:
+            raise ValueError("cone_second: a second-layer constraint needs second-layer patterns")
+        if self.X_np.shape[0] != n:
+            raise ValueError(f"first: expected {self.X_np.shape[0]} rows to match X, got {n}")
+        if self.second_np is not None and self.second_np.shape != (n, G):
+            raise ValueError(f"second: expected shape ({n}, {G}), got {self.second_np.shape}")
+        self.n_outputs = int(n_outputs)
+        self.cone_first = bool(cone_first)
+        self.cone_second = bool(cone_second)
+        self.trivial_groups = B == G and np.array_equal(self.group_np, np.arange(B))
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self._build_tensors()
+
+    # ------------------------------------------------------------------ set-up
+    def _build_tensors(self):
+        kw = dict(dtype=self.dtype, device=self.device)
+        self.X = torch.as_tensor(self.X_np, **kw)
+        first = torch.as_tensor(self.first_np, device=self.device)
+        signs = torch.as_tensor(self.signs_np, **kw)
+        self._sd1 = first.to(self.dtype) * signs  # s_b D1_b            (n, B)
+        self._s1 = 2 * first.to(self.dtype) - 1 if self.cone_first else None  # 2 D1 - 1
+        sigma = torch.as_tensor(self.sigma_np, **kw)
+        if self.second_np is None:
+            self._d2s = None  # sigma_g D2_g = sigma_g (broadcast)
+            self._sigma = sigma
+            self._s2 = None
+        else:
+            second = torch.as_tensor(self.second_np, device=self.device).to(self.dtype)
+            self._d2s = second * sigma
+            self._s2 = 2 * second - 1 if self.cone_second else None
+        self._group = torch.as_tensor(self.group_np, device=self.device)
+        self._output = torch.as_tensor(self.output_np, device=self.device)
+
+    def to(self, device=None, dtype=None) -> "BlockOperator":
+        """A copy computing on ``device`` in ``dtype``."""
+        new = object.__new__(BlockOperator)
+        new.__dict__.update(self.__dict__)
+        new.device = torch.device(device) if device is not None else self.device
+        new.dtype = dtype if dtype is not None else self.dtype
+        new._build_tensors()
+        return new
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def n_samples(self) -> int:
+        return self.X_np.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.X_np.shape[1]
+
+    @property
+    def n_blocks(self) -> int:
+        return self.first_np.shape[1]
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.sigma_np)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Shape (d, B) of the variable ``Q``."""
+        return (self.n_features, self.n_blocks)
+
+    @property
+    def constraint_shapes(self) -> tuple[tuple[int, int], ...]:
+        """Shapes of the constraint values (and of their multipliers)."""
+        shapes = []
+        if self.cone_first:
+            shapes.append((self.n_samples, self.n_blocks))
+        if self.cone_second:
+            shapes.append((self.n_samples, self.n_groups))
+        return tuple(shapes)
+
+    @property
+    def has_constraints(self) -> bool:
+        return self.cone_first or self.cone_second
+
+    def zeros(self) -> torch.Tensor:
+        """The zero variable, shape (d, B)."""
+        return torch.zeros(self.shape, dtype=self.dtype, device=self.device)
+
+    # ------------------------------------------------------------------ pieces
+    def _group_sum(self, H: torch.Tensor) -> torch.Tensor:
+        """(n, B) -> (n, G): sum of the blocks of each group."""
+        if self.trivial_groups:
+            return H
+        out = torch.zeros((H.shape[0], self.n_groups), dtype=H.dtype, device=H.device)
+        return out.index_add_(1, self._group, H)
+
+    def _group_expand(self, T: torch.Tensor) -> torch.Tensor:
+        """(n, G) -> (n, B): adjoint of :meth:`_group_sum`."""
+        return T if self.trivial_groups else T[:, self._group]
+
+    def _outputs(self, Hg: torch.Tensor) -> torch.Tensor:
+        """(n, G) -> (n, C)."""
+        S = Hg * (self._sigma if self._d2s is None else self._d2s)
+        if self.n_outputs == 1:
+            return S.sum(dim=1, keepdim=True)
+        out = torch.zeros((S.shape[0], self.n_outputs), dtype=S.dtype, device=S.device)
+        return out.index_add_(1, self._output, S)
+
+    def _outputs_adjoint(self, R: torch.Tensor) -> torch.Tensor:
+        """(n, C) -> (n, G): adjoint of :meth:`_outputs`."""
+        Rg = R.expand(-1, self.n_groups) if self.n_outputs == 1 else R[:, self._output]
+        return Rg * (self._sigma if self._d2s is None else self._d2s)
+
+    # ------------------------------------------------------------------ API
+    def apply(self, Q: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Model output and constraint values from one product ``X @ Q``.
+
+        Returns
+        -------
+        Z : tensor (n, C)
+        constraints : tuple of tensors, shapes :attr:`constraint_shapes`; the program
+            requires every entry to be >= 0.
+        """
+        XQ = self.X @ Q
+        Hg = self._group_sum(self._sd1 * XQ)
+        Z = self._outputs(Hg)
+        cons = []
+        if self.cone_first:
+            cons.append(self._s1 * XQ)
+        if self.cone_second:
+            cons.append(self._s2 * Hg)
+        return Z, tuple(cons)
+
+    def matvec(self, Q: torch.Tensor) -> torch.Tensor:
+        """Model output ``Z = A(Q)``, shape (n, C)."""
+        return self._outputs(self._group_sum(self._sd1 * (self.X @ Q)))
+
+    def constraints(self, Q: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Constraint values ``K(Q)`` (must be >= 0)."""
+        return self.apply(Q)[1]
+
+    def adjoint(self, R: torch.Tensor | None, multipliers=()) -> torch.Tensor:
+        """``A^T R + K^T Lambda`` with one product ``X.T @ T``.
+
+        Parameters
+        ----------
+        R : tensor (n, C) or None
+            Cotangent of the model output.
+        multipliers : tuple of tensors with shapes :attr:`constraint_shapes` (or empty)
+
+        Returns
+        -------
+        tensor (d, B)
+        """
+        n = self.n_samples
+        multipliers = tuple(multipliers)
+        if multipliers and len(multipliers) != len(self.constraint_shapes):
+            raise ValueError(f"multipliers: expected {len(self.constraint_shapes)} arrays, got {len(multipliers)}")
+        Tg = None
+        if R is not None:
+            Tg = self._outputs_adjoint(R)
+        if self.cone_second and multipliers:
+            L2 = multipliers[-1]
+            Tg = self._s2 * L2 if Tg is None else Tg + self._s2 * L2
+        if Tg is None:
+            T = torch.zeros((n, self.n_blocks), dtype=self.dtype, device=self.device)
+        else:
+            T = self._sd1 * self._group_expand(Tg)
+        if self.cone_first and multipliers:
+            T = T + self._s1 * multipliers[0]
+        return self.X.T @ T
+
+    def violation(self, Q: torch.Tensor) -> float:
+        """Largest constraint violation ``max(0, -K(Q))`` (0.0 without constraints)."""
+        worst = 0.0
+        for c in self.constraints(Q):
+            if c.numel():
+                worst = max(worst, float(torch.clamp(-c, min=0).max()))
+        return worst
+
+    def norm_estimate(self, n_iter: int = 30, seed: int = 0) -> float:
+        """Estimate of the spectral norm of ``A`` by power iteration (deterministic)."""
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        Q = torch.randn(self.shape, generator=gen, dtype=torch.float64).to(self.device, self.dtype)
+        s = 0.0
+        for _ in range(n_iter):
+            Q = Q / torch.clamp(torch.linalg.vector_norm(Q), min=torch.finfo(self.dtype).tiny)
+            Q = self.adjoint(self.matvec(Q))
+            s = float(torch.linalg.vector_norm(Q))
+        return s**0.5
+
+    # ------------------------------------------------------------------ CVXPY
+    def cvxpy(self, Q: cp.Variable) -> tuple[cp.Expression, list[cp.Expression]]:
+        """The model and the constraint expressions for a CVXPY variable ``Q`` (d, B).
+
+        Returns ``(Z, [K_1, K_2])``: ``Z`` has shape (n, C), each ``K_i >= 0`` is required.
+        Whole-matrix expressions only, no loop over patterns.
+        """
+        XQ = self.X_np @ Q
+        sd1 = self.first_np * self.signs_np
+        H = cp.multiply(sd1, XQ)
+        if self.trivial_groups:
+            Hg = H
+        else:
+            M = sp.csr_matrix(
+                (np.ones(self.n_blocks), (np.arange(self.n_blocks), self.group_np)),
+                shape=(self.n_blocks, self.n_groups),
+            )
+            Hg = H @ M
+        d2s = self.sigma_np[None, :] if self.second_np is None else self.second_np * self.sigma_np
+        Mo = sp.csr_matrix(
+            (np.ones(self.n_groups), (np.arange(self.n_groups), self.output_np)),
+            shape=(self.n_groups, self.n_outputs),
+        )
+        if self.second_np is None:
+            Z = (Hg @ sp.diags(self.sigma_np)) @ Mo
+        else:
+            Z = cp.multiply(d2s, Hg) @ Mo
+        cons = []
+        if self.cone_first:
+            cons.append(cp.multiply(2.0 * self.first_np - 1.0, XQ))
+        if self.cone_second:
+            cons.append(cp.multiply(2.0 * self.second_np - 1.0, Hg))
+        return Z, cons

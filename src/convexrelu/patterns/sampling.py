@@ -1,0 +1,104 @@
+"""Random pattern sampling (theory.md, "How many patterns": Gaussian ``u`` for two
+layers, Gaussian ``(W_1, w_2)`` for three layers; keep the distinct patterns).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from .._validation import check_positive_int
+from ._sets import ThreeLayerPatterns, TwoLayerPatterns
+
+__all__ = ["sample_two_layer", "sample_three_layer", "three_layer_patterns_of"]
+
+
+def sample_two_layer(X: np.ndarray, n_patterns: int, random_state=None, *, max_draws: int | None = None) -> TwoLayerPatterns:
+    """Up to ``n_patterns`` distinct patterns ``1[X u >= 0]`` with ``u ~ N(0, I_d)``.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        Design matrix, intercept column included if any.
+    n_patterns : int >= 1
+        Number of distinct patterns wanted; fewer are returned if ``max_draws``
+        Gaussian draws (default ``20 * n_patterns``) do not find that many.
+    random_state : int, Generator, RandomState or None
+
+    Returns
+    -------
+    TwoLayerPatterns with generators (d, P).
+    """
+    n_patterns = check_positive_int(n_patterns, "n_patterns")
+    rng = check_random_state(random_state)
+    max_draws = 20 * n_patterns if max_draws is None else max_draws
+    d = X.shape[1]
+    result = TwoLayerPatterns(np.zeros((X.shape[0], 0), bool), np.zeros((d, 0)))
+    drawn = 0
+    while len(result) < n_patterns and drawn < max_draws:
+        batch = min(max(n_patterns - len(result), 16) * 2, max_draws - drawn)
+        U = rng.standard_normal((d, batch))
+        drawn += batch
+        result = result.union(TwoLayerPatterns.from_generators(X, U))
+    return result.subset(np.arange(min(n_patterns, len(result))))
+
+
+def three_layer_patterns_of(X: np.ndarray, W1: np.ndarray, w2: np.ndarray) -> list:
+    """Patterns of three-layer sub-networks.
+
+    Parameters
+    ----------
+    X : array (n, d)
+    W1 : array (K, d, m1)
+        First-layer weights of K sub-networks.
+    w2 : array (K, m1)
+        Second-layer weights.
+
+    Returns
+    -------
+    list of ``(D2, signs, D1)`` with ``D1 = 1[X W1 >= 0]`` (n, m1), ``signs = sign(w2)``
+    and ``D2 = 1[(X W1)_+ w2 >= 0]`` (n,); ready for ``ThreeLayerPatterns.from_lists``.
+    Neurons with ``w2_j = 0`` are left out (they do not change the output).
+    """
+    A = np.einsum("nd,kdm->knm", X, W1)
+    D1 = A >= 0
+    H = np.einsum("knm,km->kn", np.maximum(A, 0), w2)
+    D2 = H >= 0
+    out = []
+    for k in range(W1.shape[0]):
+        active = w2[k] != 0
+        out.append((D2[k], np.where(w2[k][active] >= 0, 1, -1), D1[k][:, active]))
+    return out
+
+
+def sample_three_layer(
+    X: np.ndarray, n_patterns: int, hidden: int, random_state=None, *, max_draws: int | None = None
+) -> ThreeLayerPatterns:
+    """Up to ``n_patterns`` distinct three-layer patterns from Gaussian ``(W_1, w_2)``.
+
+    ``W_1`` in R^{d x hidden} and ``w_2`` in R^{hidden} have i.i.d. standard normal
+    entries; each draw gives ``D_1j = 1[X w_1j >= 0]``, ``s_j = sign(w_2j)`` and
+    ``D2 = 1[(X W_1)_+ w_2 >= 0]`` (theory.md, "Three-layer parallel networks").
+
+    Returns
+    -------
+    ThreeLayerPatterns in canonical form.
+    """
+    n_patterns = check_positive_int(n_patterns, "n_patterns")
+    hidden = check_positive_int(hidden, "hidden")
+    rng = check_random_state(random_state)
+    max_draws = 20 * n_patterns if max_draws is None else max_draws
+    d = X.shape[1]
+    items: list = []
+    result = ThreeLayerPatterns.from_lists([])
+    drawn = 0
+    while drawn < max_draws:
+        batch = min(max(n_patterns - len(result), 16) * 2, max_draws - drawn)
+        W1 = rng.standard_normal((batch, d, hidden))
+        w2 = rng.standard_normal((batch, hidden))
+        drawn += batch
+        items.extend(three_layer_patterns_of(X, W1, w2))
+        result = ThreeLayerPatterns.from_lists(items)
+        if len(result) >= n_patterns:
+            break
+    return result.subset(np.arange(min(n_patterns, len(result))))

@@ -1,0 +1,110 @@
+"""Solver interface and the immutable solution record.
+
+Solvers hold hyperparameters only; data arrives in ``solve(program, init)``
+(the program of :mod:`convexrelu.programs`), which returns a :class:`Solution`.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["Solution", "Solver", "SolverError", "ConvergenceWarning"]
+
+
+class SolverError(RuntimeError):
+    """A solve failed: infeasible, unbounded, diverged or the backend gave up."""
+
+
+class ConvergenceWarning(UserWarning):
+    """A solve stopped before reaching its tolerance (the message gives its residuals)."""
+
+
+@dataclass(frozen=True)
+class Solution:
+    """Result of a convex solve.
+
+    Attributes
+    ----------
+    weights : array (d, B)
+        The variable ``Q`` of the program (one column per block).
+    objective : float
+        ``l(A(Q), Y) + beta R(Q)`` at ``weights``.
+    converged : bool
+        Whether the solver met its tolerance.
+    status : str
+        Solver status ("optimal", "max_iter", ...).
+    iterations : int
+    time : float
+        Wall time of the solve, seconds.
+    history : tuple of float
+        Objective per iteration (or per outer iteration), possibly empty.
+    constraint_violation : float
+        Largest violation of the cone constraints at ``weights``.
+    multipliers : tuple of arrays
+        Multipliers of the cone constraints (shapes ``operator.constraint_shapes``),
+        empty where the solver has none.
+    lower_bound : float
+        A certified lower bound on the program's optimum (``-inf`` if none).
+    solver : str
+    info : mapping
+        Anything else the solver reports (residuals, backend status, ...).
+    """
+
+    weights: np.ndarray
+    objective: float
+    converged: bool
+    status: str
+    iterations: int = 0
+    time: float = 0.0
+    history: tuple = ()
+    constraint_violation: float = 0.0
+    multipliers: tuple = ()
+    lower_bound: float = -math.inf
+    solver: str = ""
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        w = np.array(self.weights, dtype=np.float64, copy=True)
+        w.setflags(write=False)
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "history", tuple(float(h) for h in self.history))
+        mults = []
+        for m in self.multipliers:
+            m = np.array(m, dtype=np.float64, copy=True)
+            m.setflags(write=False)
+            mults.append(m)
+        object.__setattr__(self, "multipliers", tuple(mults))
+        object.__setattr__(self, "info", MappingProxyType(dict(self.info)))
+
+    @property
+    def gap(self) -> float:
+        """``objective - lower_bound`` (>= 0; ``inf`` without a bound)."""
+        return self.objective - self.lower_bound
+
+    @property
+    def relative_gap(self) -> float:
+        """``gap / max(|objective|, 1e-12)``."""
+        return self.gap / max(abs(self.objective), 1e-12)
+
+
+class Solver(abc.ABC):
+    """A convex solver: hyperparameters in ``__init__``, data in :meth:`solve`."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def solve(self, program, init=None) -> Solution:
+        """Solve ``program`` (a :class:`~convexrelu.programs.ConvexProgram`).
+
+        Parameters
+        ----------
+        program : ConvexProgram
+        init : array (d, B), Solution or None
+            Warm start, where the solver can use one.
+        """
