@@ -143,6 +143,20 @@ class ConvexProgram:
 class _DataProgram(ConvexProgram):
     """Shared constructor logic: validate data, add the intercept, encode targets."""
 
+    @property
+    def X_design(self) -> np.ndarray:
+        """The design matrix (n, d): the data with the intercept column if any."""
+        return self.operator.X_np
+
+    def with_patterns(self, patterns) -> "_DataProgram":
+        """The same data, loss and beta over another pattern set (e.g. a grown one).
+
+        ``beta`` and dtype/device follow this program's current values.
+        """
+        args = dict(self._init_args)
+        args.update(beta=self.beta, dtype=self.dtype, device=self.device)
+        return type(self)(patterns=patterns, **args)
+
     def _setup_data(self, X, y, loss, fit_intercept):
         X = check_matrix(X, "X")
         self.fit_intercept = bool(fit_intercept)
@@ -191,6 +205,7 @@ class TwoLayerReLUProgram(_DataProgram):
         dtype: torch.dtype = torch.float64,
         device="cpu",
     ):
+        self._init_args = dict(X=X, y=y, loss=loss, beta=beta, fit_intercept=fit_intercept, dtype=dtype, device=device)
         design, loss, Y = self._setup_data(X, y, loss, fit_intercept)
         if not isinstance(patterns, TwoLayerPatterns):
             patterns = sample_two_layer(design, check_positive_int(patterns, "patterns"), random_state)
@@ -278,6 +293,9 @@ class ThreeLayerReLUProgram(_DataProgram):
         dtype: torch.dtype = torch.float64,
         device="cpu",
     ):
+        self._init_args = dict(
+            X=X, y=y, loss=loss, beta=beta, fit_intercept=fit_intercept, dtype=dtype, device=device, hidden=hidden
+        )
         design, loss, Y = self._setup_data(X, y, loss, fit_intercept)
         if not isinstance(patterns, ThreeLayerPatterns):
             patterns = sample_three_layer(
