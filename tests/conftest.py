@@ -1,0 +1,29 @@
+"""Shared fixtures: small deterministic data sets."""
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def planted_regression(n=30, d=3, seed=0, noise=0.1):
+    """Targets from a two-neuron ReLU teacher plus noise."""
+    r = np.random.default_rng(seed)
+    X = r.standard_normal((n, d))
+    u1, u2 = r.standard_normal(d), r.standard_normal(d)
+    y = np.maximum(X @ u1, 0) - np.maximum(X @ u2, 0) + noise * r.standard_normal(n)
+    return X, y
+
+
+def targets_for(loss, y):
+    """Targets of a regression vector ``y`` in the form ``loss`` expects."""
+    if loss == "squared":
+        return y
+    if loss == "logistic":
+        return np.where(y >= np.median(y), 1.0, -1.0)
+    if loss == "softmax":
+        return np.digitize(y, np.quantile(y, [1 / 3, 2 / 3]))
+    raise ValueError(loss)

@@ -1,0 +1,111 @@
+"""Losses: values by hand, gradients by finite differences, conjugates by Fenchel-Young
+and by direct maximisation, CVXPY forms against torch values, target checks."""
+
+import math
+
+import cvxpy as cp
+import numpy as np
+import pytest
+import torch
+
+from convexrelu.losses import LogisticLoss, SoftmaxLoss, SquaredLoss, get_loss
+
+LOSSES = ["squared", "logistic", "softmax"]
+
+
+def _data(name, n=7, seed=0):
+    r = np.random.default_rng(seed)
+    loss = get_loss(name)
+    if name == "squared":
+        Y = loss.prepare_targets(r.standard_normal((n, 2)))
+        Z = r.standard_normal((n, 2))
+    elif name == "logistic":
+        Y = loss.prepare_targets(np.where(r.random(n) > 0.5, 1.0, -1.0))
+        Z = r.standard_normal((n, 1))
+    else:
+        Y = loss.prepare_targets(r.integers(0, 3, n))
+        Z = r.standard_normal((n, Y.shape[1]))
+    return loss, torch.tensor(Z), torch.tensor(Y)
+
+
+def test_values_by_hand():
+    Z = torch.tensor([[1.0], [-2.0]])
+    assert float(SquaredLoss().value(Z, torch.tensor([[0.0], [1.0]]))) == pytest.approx(0.5 * (1 + 9))
+    y = torch.tensor([[1.0], [-1.0]])
+    expected = math.log(1 + math.exp(-1)) + math.log(1 + math.exp(-2))
+    assert float(LogisticLoss().value(Z, y)) == pytest.approx(expected)
+    Zs = torch.tensor([[0.0, math.log(3.0)]])
+    assert float(SoftmaxLoss().value(Zs, torch.tensor([[1.0, 0.0]]))) == pytest.approx(math.log(4.0))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_gradient_matches_autograd_and_finite_differences(name):
+    loss, Z, Y = _data(name)
+    Z.requires_grad_(True)
+    loss.value(Z, Y).backward()
+    assert torch.allclose(loss.grad(Z.detach(), Y), Z.grad, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda z: loss.value(z, Y), (Z.detach().clone().requires_grad_(True),))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_fenchel_young_equality_at_gradient(name):
+    # l(z) + l*(grad l(z)) = <grad l(z), z>, and l(w) + l*(v) >= <v, w> elsewhere
+    loss, Z, Y = _data(name)
+    V = loss.grad(Z, Y)
+    lhs = loss.value(Z, Y) + loss.conjugate(V, Y)
+    assert float(lhs) == pytest.approx(float(torch.sum(V * Z)), rel=1e-10, abs=1e-10)
+    _, W, _ = _data(name, seed=1)
+    assert float(loss.value(W, Y) + loss.conjugate(V, Y)) >= float(torch.sum(V * W)) - 1e-10
+
+
+def test_conjugate_domains():
+    y = torch.tensor([[1.0], [-1.0]])
+    assert math.isinf(float(LogisticLoss().conjugate(torch.tensor([[0.5], [0.0]]), y)))  # -y v < 0
+    assert float(LogisticLoss().conjugate(torch.tensor([[-1.0], [0.0]]), y)) == pytest.approx(0.0)
+    Ys = torch.tensor([[1.0, 0.0]])
+    assert math.isinf(float(SoftmaxLoss().conjugate(torch.tensor([[0.5, 0.0]]), Ys)))  # rows not in simplex
+    # v + y = (1/2, 1/2): sum p log p = -log 2
+    assert float(SoftmaxLoss().conjugate(torch.tensor([[-0.5, 0.5]]), Ys)) == pytest.approx(-math.log(2))
+
+
+def test_squared_conjugate_closed_form():
+    V = torch.tensor([[1.0], [2.0]])
+    Y = torch.tensor([[3.0], [-1.0]])
+    assert float(SquaredLoss().conjugate(V, Y)) == pytest.approx(0.5 * 5 + (3 - 2))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_cvxpy_expression_matches_torch(name):
+    loss, Z, Y = _data(name)
+    expr = loss.cvxpy(cp.Constant(Z.numpy()), Y.numpy())
+    assert float(expr.value) == pytest.approx(float(loss.value(Z, Y)), rel=1e-10)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_smoothness_bounds_hessian(name):
+    loss, Z, Y = _data(name)
+    H = torch.autograd.functional.hessian(lambda z: loss.value(z, Y), Z)
+    k = Z.numel()
+    eig = torch.linalg.eigvalsh(H.reshape(k, k))
+    assert float(eig.max()) <= loss.smoothness + 1e-12
+    assert float(eig.min()) >= -1e-12  # convex
+
+
+def test_prepare_targets_errors():
+    with pytest.raises(ValueError, match="y: expected labels in"):
+        LogisticLoss().prepare_targets([0, 1, 1])
+    with pytest.raises(ValueError, match="y: expected integer class labels"):
+        SoftmaxLoss().prepare_targets([0.5, 1.0])
+    with pytest.raises(ValueError, match="y: expected finite"):
+        SquaredLoss().prepare_targets([0.0, np.nan])
+    with pytest.raises(ValueError, match="loss: expected one of"):
+        get_loss("hinge")
+    assert SoftmaxLoss().prepare_targets([0, 2, 1]).tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0]]
+    assert SquaredLoss().prepare_targets([1.0, 2.0]).shape == (2, 1)
+
+
+def test_proba():
+    P = LogisticLoss.proba(np.array([[0.0], [100.0]]))
+    np.testing.assert_allclose(P, [[0.5, 0.5], [0.0, 1.0]], atol=1e-12)
+    S = SoftmaxLoss.proba(np.array([[0.0, np.log(3.0)]]))
+    np.testing.assert_allclose(S, [[0.25, 0.75]])

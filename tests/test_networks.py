@@ -1,0 +1,54 @@
+"""Networks: forward pass and objective by hand, torch export equals numpy."""
+
+import numpy as np
+import pytest
+import torch
+
+from convexrelu import ThreeLayerNetwork, TwoLayerNetwork
+
+
+def test_two_layer_by_hand():
+    net = TwoLayerNetwork(W1=[[1.0, -1.0], [0.0, 1.0]], W2=[[2.0], [1.0]])  # intercept is the 2nd row
+    X = np.array([[1.0], [-3.0]])
+    # x=1: relu(1)=1, relu(-1+1)=0 -> 2 ; x=-3: relu(-3)=0, relu(3+1)=4 -> 4
+    np.testing.assert_allclose(net.predict(X)[:, 0], [2.0, 4.0])
+    penalty = 0.5 * (1 + 1 + 1 + 4 + 1)
+    assert net.objective(X, [2.0, 5.0], "squared", beta=0.1) == pytest.approx(0.5 + 0.1 * penalty)
+
+
+def test_gated_by_hand():
+    net = TwoLayerNetwork(W1=[[2.0]], W2=[[1.0]], gates=[[-1.0]], fit_intercept=False)
+    np.testing.assert_allclose(net.predict(np.array([[1.0], [-1.0]]))[:, 0], [0.0, -2.0])
+
+
+def test_three_layer_by_hand_and_constraint():
+    W1 = np.array([[[0.6, 0.0], [0.0, 0.8]]])  # K=1, d=2 (x, intercept), m1=2
+    net = ThreeLayerNetwork(W1, w2=[[1.0, -1.0]], w3=[[2.0]])
+    # x = 2: relu(1.2)=1.2, relu(0.8)=0.8 -> relu(1.2 - 0.8) = 0.4 -> 0.8
+    np.testing.assert_allclose(net.predict(np.array([[2.0]]))[:, 0], [0.8])
+    assert net.objective(np.array([[2.0]]), [0.0], "squared", beta=1.0) == pytest.approx(0.32 + 0.5 * (2 + 4))
+    too_big = ThreeLayerNetwork(2 * W1, w2=[[1.0, -1.0]], w3=[[2.0]])
+    assert too_big.objective(np.array([[2.0]]), [0.0]) == float("inf")
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_torch_export_two_layer(gated):
+    r = np.random.default_rng(0)
+    net = TwoLayerNetwork(r.standard_normal((4, 5)), r.standard_normal((5, 2)),
+                          gates=r.standard_normal((4, 5)) if gated else None)
+    X = r.standard_normal((9, 3))
+    out = net.to_torch()(torch.tensor(X)).detach().numpy()
+    np.testing.assert_allclose(out, net.predict(X), atol=1e-12)
+
+
+def test_torch_export_three_layer():
+    r = np.random.default_rng(1)
+    net = ThreeLayerNetwork(r.standard_normal((3, 4, 2)), r.standard_normal((3, 2)), r.standard_normal((3, 1)))
+    X = r.standard_normal((9, 3))
+    np.testing.assert_allclose(net.to_torch()(torch.tensor(X)).detach().numpy(), net.predict(X), atol=1e-12)
+
+
+def test_wrong_feature_count():
+    net = TwoLayerNetwork(np.ones((3, 2)), np.ones((2, 1)))
+    with pytest.raises(ValueError, match="X: expected 2 features, got 3"):
+        net.predict(np.ones((4, 3)))
