@@ -1,0 +1,54 @@
+"""Dual lower bounds (theory.md, "Duality and certificates")."""
+
+import numpy as np
+import pytest
+
+from convexrelu import CVXPYSolver, GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram
+from convexrelu.duality import _best_scale, dual_lower_bound
+from conftest import planted_regression, targets_for
+
+PROGRAMS = [TwoLayerReLUProgram, GatedReLUProgram, ThreeLayerReLUProgram]
+
+
+@pytest.mark.parametrize("cls", PROGRAMS)
+@pytest.mark.parametrize("loss", ["squared", "logistic", "softmax"])
+def test_any_point_gives_a_valid_lower_bound(cls, loss):
+    X, y = planted_regression(n=20, seed=3)
+    yy = targets_for(loss, y)
+    prog = cls(X, yy, 10, loss=loss, beta=0.2, random_state=0)
+    opt = CVXPYSolver().solve(prog).objective
+    r = np.random.default_rng(0)
+    for scale in (0.0, 0.1, 1.0):
+        Q = scale * r.standard_normal(prog.shape)
+        lb, a = dual_lower_bound(prog, Q)
+        assert 0 <= a <= 1
+        assert lb <= opt + 1e-9
+
+
+def test_zero_point_closed_form_squared():
+    X, y = planted_regression(n=12, seed=1)
+    prog = GatedReLUProgram(X, y, 6, beta=1.0, random_state=0)
+    thr = prog.zero_threshold()
+    big = prog.with_beta(2 * thr)
+    lb, a = dual_lower_bound(big, np.zeros(prog.shape))
+    # v = -y is dual feasible: LB = -l*(-y) = 0.5 ||y||^2 = objective at zero (zero gap)
+    assert a == 1.0
+    assert lb == pytest.approx(0.5 * np.sum(y**2))
+    assert big.objective(np.zeros(prog.shape)) == pytest.approx(lb)
+
+
+def test_best_scale_maximises_concave_function():
+    t, val = _best_scale(lambda s: -(s - 0.3) ** 2, 1.0)
+    assert t == pytest.approx(0.3, abs=1e-6) and val == pytest.approx(0.0, abs=1e-10)
+    t, val = _best_scale(lambda s: s, 0.5)  # increasing: the end point
+    assert t == 0.5 and val == 0.5
+
+
+def test_multipliers_tighten_the_bound():
+    X, y = planted_regression(n=20, seed=2)
+    prog = ThreeLayerReLUProgram(X, y, 10, hidden=2, beta=0.1, random_state=0)
+    sol = CVXPYSolver().solve(prog)
+    without, _ = dual_lower_bound(prog, sol.weights)
+    with_mult, _ = dual_lower_bound(prog, sol.weights, sol.multipliers)
+    assert without <= with_mult <= sol.objective + 1e-9
+    assert with_mult == pytest.approx(sol.objective, rel=1e-6)
