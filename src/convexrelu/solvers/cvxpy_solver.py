@@ -56,7 +56,9 @@ class CVXPYSolver(Solver):
         constraints = [expr >= 0 for expr in cons_exprs]
         problem = cp.Problem(cp.Minimize(objective), constraints)
         try:
-            problem.solve(solver=solver, verbose=self.verbose, **(self.options or {}))
+            with warnings.catch_warnings():  # our own ConvergenceWarning below says it better
+                warnings.filterwarnings("ignore", message="Solution may be inaccurate", category=UserWarning)
+                problem.solve(solver=solver, verbose=self.verbose, **(self.options or {}))
         except cp.error.SolverError as exc:
             raise SolverError(f"CVXPY solver {solver} failed: {exc}") from exc
         status = problem.status
