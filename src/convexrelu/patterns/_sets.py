@@ -170,39 +170,10 @@ class ThreeLayerPatterns:
         contribute nothing), equal pairs merge, pairs are sorted by (sign, mask); patterns
         with no pair left or an all-zero ``D2`` are dropped, duplicates removed.
         """
-        seen: set = set()
-        second, first, signs, owner = [], [], [], []
-        n = None
-        for D2, s, D1 in items:
-            D2 = np.asarray(D2, dtype=bool)
-            D1 = np.asarray(D1, dtype=bool).reshape(D2.shape[0], -1)
-            s = np.asarray(s).reshape(-1)
-            n = D2.shape[0]
-            if not D2.any():
-                continue
-            pairs = {}
-            for j in range(D1.shape[1]):
-                if D1[:, j].any():
-                    sj = 1 if s[j] >= 0 else -1
-                    pairs[(sj, _key(D1[:, j]))] = (sj, D1[:, j])
-            if not pairs:
-                continue
-            keys = sorted(pairs)
-            key = (_key(D2), tuple(keys))
-            if key in seen:
-                continue
-            seen.add(key)
-            c = len(second)
-            second.append(D2)
-            for k in keys:
-                sj, mask = pairs[k]
-                first.append(mask)
-                signs.append(sj)
-                owner.append(c)
-        if not second:
-            n = 0 if n is None else n
-            return cls(np.zeros((n, 0), bool), np.zeros((n, 0), bool), np.zeros(0, np.int8), np.zeros(0, np.int64))
-        return cls(np.column_stack(second), np.column_stack(first), np.asarray(signs), np.asarray(owner))
+        builder = _ThreeLayerBuilder()
+        for item in items:
+            builder.add(*item)
+        return builder.build()
 
     def iter_patterns(self):
         """Yield ``(D2, signs, D1)`` for every pattern."""
@@ -215,9 +186,73 @@ class ThreeLayerPatterns:
         """This set followed by the patterns of ``other`` that are new."""
         if other.n_samples != self.n_samples:
             raise ValueError(f"other: expected patterns on {self.n_samples} samples, got {other.n_samples}")
-        return ThreeLayerPatterns.from_lists(list(self.iter_patterns()) + list(other.iter_patterns()))
+        builder = _ThreeLayerBuilder()
+        for item in self.iter_patterns():
+            builder.add(*item)
+        for item in other.iter_patterns():
+            builder.add(*item)
+        return builder.build(self.n_samples)
 
     def subset(self, index) -> "ThreeLayerPatterns":
         index = np.asarray(index).reshape(-1)
         items = list(self.iter_patterns())
         return ThreeLayerPatterns.from_lists([items[i] for i in index])
+
+
+class _ThreeLayerBuilder:
+    """Incremental canonical set of three-layer patterns (cost linear in what is added).
+
+    ``add(D2, signs, D1)`` canonicalises one pattern: pairs with an all-zero first-layer
+    mask are dropped, equal pairs merge, pairs are sorted by (sign, mask); a pattern with
+    no pair or an all-zero ``D2`` is dropped, and a pattern already present is ignored.
+    """
+
+    def __init__(self):
+        self._seen: set = set()
+        self._second: list = []
+        self._first: list = []
+        self._signs: list = []
+        self._owner: list = []
+        self.n_samples: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._second)
+
+    def add(self, D2, s, D1) -> bool:
+        """Add one pattern; return whether it was new."""
+        D2 = np.asarray(D2, dtype=bool)
+        D1 = np.asarray(D1, dtype=bool).reshape(D2.shape[0], -1)
+        s = np.asarray(s).reshape(-1)
+        self.n_samples = D2.shape[0]
+        if not D2.any():
+            return False
+        pairs = {}
+        for j in range(D1.shape[1]):
+            if D1[:, j].any():
+                sj = 1 if s[j] >= 0 else -1
+                pairs[(sj, _key(D1[:, j]))] = (sj, D1[:, j])
+        if not pairs:
+            return False
+        keys = sorted(pairs)
+        key = (_key(D2), tuple(keys))
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        c = len(self._second)
+        self._second.append(D2)
+        for k in keys:
+            sj, mask = pairs[k]
+            self._first.append(mask)
+            self._signs.append(sj)
+            self._owner.append(c)
+        return True
+
+    def build(self, n_samples: int | None = None) -> ThreeLayerPatterns:
+        if not self._second:
+            n = n_samples if n_samples is not None else (self.n_samples or 0)
+            return ThreeLayerPatterns(
+                np.zeros((n, 0), bool), np.zeros((n, 0), bool), np.zeros(0, np.int8), np.zeros(0, np.int64)
+            )
+        return ThreeLayerPatterns(
+            np.column_stack(self._second), np.column_stack(self._first), np.asarray(self._signs), np.asarray(self._owner)
+        )

@@ -8,7 +8,8 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from .._validation import check_positive_int
-from ._sets import ThreeLayerPatterns, TwoLayerPatterns
+from .._validation import check_matrix
+from ._sets import ThreeLayerPatterns, TwoLayerPatterns, _key, _ThreeLayerBuilder
 
 __all__ = ["sample_two_layer", "sample_three_layer", "three_layer_patterns_of"]
 
@@ -29,18 +30,28 @@ def sample_two_layer(X: np.ndarray, n_patterns: int, random_state=None, *, max_d
     -------
     TwoLayerPatterns with generators (d, P).
     """
+    X = check_matrix(X, "X")
     n_patterns = check_positive_int(n_patterns, "n_patterns")
     rng = check_random_state(random_state)
-    max_draws = 20 * n_patterns if max_draws is None else max_draws
+    max_draws = 20 * n_patterns if max_draws is None else check_positive_int(max_draws, "max_draws")
     d = X.shape[1]
-    result = TwoLayerPatterns(np.zeros((X.shape[0], 0), bool), np.zeros((d, 0)))
+    seen: set[bytes] = set()
+    masks, gens = [], []
     drawn = 0
-    while len(result) < n_patterns and drawn < max_draws:
-        batch = min(max(n_patterns - len(result), 16) * 2, max_draws - drawn)
+    while len(masks) < n_patterns and drawn < max_draws:
+        batch = min(max(n_patterns - len(masks), 16) * 2, max_draws - drawn)
         U = rng.standard_normal((d, batch))
         drawn += batch
-        result = result.union(TwoLayerPatterns.from_generators(X, U))
-    return result.subset(np.arange(min(n_patterns, len(result))))
+        M = X @ U >= 0
+        for i in range(batch):
+            key = _key(M[:, i])
+            if len(masks) < n_patterns and M[:, i].any() and key not in seen:
+                seen.add(key)
+                masks.append(M[:, i])
+                gens.append(U[:, i])
+    if not masks:
+        return TwoLayerPatterns(np.zeros((X.shape[0], 0), bool), np.zeros((d, 0)))
+    return TwoLayerPatterns(np.column_stack(masks), np.column_stack(gens))
 
 
 def three_layer_patterns_of(X: np.ndarray, W1: np.ndarray, w2: np.ndarray) -> list:
@@ -86,19 +97,19 @@ def sample_three_layer(
     """
     n_patterns = check_positive_int(n_patterns, "n_patterns")
     hidden = check_positive_int(hidden, "hidden")
+    X = check_matrix(X, "X")
     rng = check_random_state(random_state)
-    max_draws = 20 * n_patterns if max_draws is None else max_draws
+    max_draws = 20 * n_patterns if max_draws is None else check_positive_int(max_draws, "max_draws")
     d = X.shape[1]
-    items: list = []
-    result = ThreeLayerPatterns.from_lists([])
+    builder = _ThreeLayerBuilder()
     drawn = 0
-    while drawn < max_draws:
-        batch = min(max(n_patterns - len(result), 16) * 2, max_draws - drawn)
+    while drawn < max_draws and len(builder) < n_patterns:
+        batch = min(max(n_patterns - len(builder), 16) * 2, max_draws - drawn)
         W1 = rng.standard_normal((batch, d, hidden))
         w2 = rng.standard_normal((batch, hidden))
         drawn += batch
-        items.extend(three_layer_patterns_of(X, W1, w2))
-        result = ThreeLayerPatterns.from_lists(items)
-        if len(result) >= n_patterns:
-            break
-    return result.subset(np.arange(min(n_patterns, len(result))))
+        for item in three_layer_patterns_of(X, W1, w2):
+            if len(builder) >= n_patterns:
+                break
+            builder.add(*item)
+    return builder.build(X.shape[0])
