@@ -124,14 +124,14 @@ class ConvexProgram:
         return float(self.regularizer.dual_norm(G))
 
     # ---------------------------------------------------------------- recovery
-    def recover(self, Q, tol: float = 1e-8):
+    def recover(self, Q, tol: float = 1e-10):
         """The non-convex network of a solution ``Q`` (subclasses)."""
         raise TypeError(f"{type(self).__name__} does not define a network recovery")
 
     def block_norms(self, Q) -> np.ndarray:
         return np.linalg.norm(_as_numpy(Q), axis=0)
 
-    def n_active(self, Q, tol: float = 1e-8) -> int:
+    def n_active(self, Q, tol: float = 1e-10) -> int:
         """Number of non-zero groups (sub-networks or neurons) of ``Q``."""
         norms = self.block_norms(Q)
         if norms.size == 0 or norms.max() == 0:
@@ -228,7 +228,7 @@ class TwoLayerReLUProgram(_DataProgram):
         )
         super().__init__(operator, loss, Y, beta)
 
-    def recover(self, Q, tol: float = 1e-8) -> TwoLayerNetwork:
+    def recover(self, Q, tol: float = 1e-10) -> TwoLayerNetwork:
         """Neurons ``u = q / sqrt(||q||)``, ``a = sigma sqrt(||q||)`` of the non-zero blocks.
 
         Blocks with ``||q|| <= tol * max_b ||q_b||`` are pruned.
@@ -320,7 +320,7 @@ class ThreeLayerReLUProgram(_DataProgram):
         )
         super().__init__(operator, loss, Y, beta)
 
-    def recover(self, Q, tol: float = 1e-8) -> ThreeLayerNetwork:
+    def recover(self, Q, tol: float = 1e-10) -> ThreeLayerNetwork:
         """Sub-networks of the non-zero groups (theory.md, "Recovery", weight-decay form).
 
         For a group with ``t = sum_j ||q_j|| > tol * max``: ``qh_j = q_j / t``,
