@@ -175,7 +175,11 @@ class TwoLayerReLUProgram(_DataProgram):
         min  l( sum_i D_i X (v_i - w_i), y ) + beta sum_i (||v_i|| + ||w_i||)
         s.t. (2 D_i - I) X v_i >= 0,  (2 D_i - I) X w_i >= 0
 
-    With C outputs every output has its own blocks. Block layout: output k, sign
+    With C outputs every output has its own blocks, so each recovered neuron feeds one
+    output (its row of ``W2`` is a multiple of a unit vector). theory.md's equivalence
+    is for one output; for C > 1 the program is exact for that architecture and a
+    restriction (an upper bound) for networks whose neurons feed several outputs.
+    Block layout: output k, sign
     (v then w), pattern i -> column ``(2 k + sign) P + i``.
 
     Parameters
@@ -266,6 +270,11 @@ class ThreeLayerReLUProgram(_DataProgram):
                + beta sum_{c,j} (||q+_{c,j}|| + ||q-_{c,j}||)
         s.t. (2 D1_j - I) X q_j >= 0,  (2 D2^c - I) sum_j s_j D1_j X q_j >= 0
              for q in {q+_c, q-_c}
+
+    With C outputs every output has its own blocks: each recovered sub-network feeds
+    one output (``w3_k`` is a multiple of a unit vector). The equivalence with (P3) is
+    for one output; for C > 1 the program is exact for that architecture and a
+    restriction for sub-networks feeding several outputs.
 
     Block layout: output k, sign (q+ then q-), pair b of the pattern set -> column
     ``(2 k + sign) B + b``; groups (one per sub-network candidate) likewise with P.
