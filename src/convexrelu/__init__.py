@@ -11,6 +11,11 @@ from .patterns import ThreeLayerPatterns, TwoLayerPatterns, sample_three_layer, 
 from .programs import ConvexProgram, GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram
 from .regularizers import GroupL1
 from .solvers import ConvergenceWarning, CVXPYSolver, Solution, Solver, SolverError
+from .search import AtomSearchResult, exact_atom_max, search_atoms
+from .strategies import StrategyResult, run_strategy
+from .certificates import Certificate, certificate
+from .estimators import ConvexReLUClassifier, ConvexReLURegressor
+from .io import load, save
 
 __version__ = "0.1.0"
 
@@ -21,4 +26,6 @@ __all__ = [
     "TwoLayerPatterns", "ThreeLayerPatterns", "sample_two_layer", "sample_three_layer",
     "ConvexProgram", "TwoLayerReLUProgram", "GatedReLUProgram", "ThreeLayerReLUProgram",
     "Solution", "Solver", "SolverError", "ConvergenceWarning", "CVXPYSolver",
+    "search_atoms", "exact_atom_max", "AtomSearchResult", "run_strategy", "StrategyResult", "certificate", "Certificate",
+    "ConvexReLURegressor", "ConvexReLUClassifier", "save", "load",
 ]

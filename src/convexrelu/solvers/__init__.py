@@ -1,24 +1,42 @@
 """Solvers of the convex programs: CVXPY (standard) and first-order (fast).
 
 :func:`get_solver` maps a name to a solver instance; every solver registers itself in
-``SOLVERS`` (name -> class).
+``SOLVERS`` (name -> class):
+
+- ``"cvxpy"``: :class:`CVXPYSolver` (interior point through CVXPY, Clarabel by default);
+- ``"fista"``: :class:`FISTA`, accelerated proximal gradient for unconstrained programs;
+- ``"auglag"``: :class:`AugmentedLagrangian`, method of multipliers with inner FISTA
+  for cone-constrained programs;
+- ``"auto"``: :class:`AutoSolver`, CVXPY for tiny programs, otherwise one of the two above.
 """
 
 from __future__ import annotations
 
+from .auglag import AugmentedLagrangian
+from .auto import AutoSolver
 from .base import ConvergenceWarning, Solution, Solver, SolverError
 from .cvxpy_solver import CVXPYSolver
+from .fista import FISTA
 
-SOLVERS: dict[str, type] = {"cvxpy": CVXPYSolver}
+SOLVERS: dict[str, type] = {
+    "cvxpy": CVXPYSolver,
+    "fista": FISTA,
+    "auglag": AugmentedLagrangian,
+    "auto": AutoSolver,
+}
 
-__all__ = ["Solution", "Solver", "SolverError", "ConvergenceWarning", "CVXPYSolver", "SOLVERS", "get_solver"]
+__all__ = [
+    "Solution", "Solver", "SolverError", "ConvergenceWarning", "CVXPYSolver", "FISTA", "AugmentedLagrangian",
+    "AutoSolver", "SOLVERS", "get_solver",
+]
 
 
 def get_solver(name: str | Solver = "cvxpy", **hyperparameters) -> Solver:
     """A solver from an instance or a name.
 
-    Names: the keys of ``SOLVERS`` ("cvxpy", ...), or an installed CVXPY backend name
-    ("clarabel", "scs", "mosek", ...) which gives ``CVXPYSolver(solver=name)``.
+    Names: the keys of ``SOLVERS`` ("cvxpy", "fista", "auglag", "auto"), or an installed
+    CVXPY backend name ("clarabel", "scs", "mosek", ...) which gives
+    ``CVXPYSolver(solver=name)``.
     """
     if isinstance(name, Solver):
         return name

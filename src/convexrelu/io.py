@@ -1,0 +1,388 @@
+"""Model files: fitted estimators and networks as ``.npz`` archives that run no code.
+
+Format (``format: "convexrelu-model"``, ``format_version: 1``): a NumPy ``.npz`` (zip)
+archive of plain numeric/string arrays, read back with ``np.load(allow_pickle=False)``,
+so that loading a file can never execute code (unlike pickle). Entries:
+
+- ``metadata``: a 0-d unicode array holding one JSON object:
+  ``format``, ``format_version``, ``library_version``, ``kind`` ("estimator" or
+  "network"), ``estimator`` (class name), ``params`` (the estimator's parameters),
+  ``network`` (its class, ``fit_intercept``), ``fitted`` (scalar fitted attributes:
+  ``objective_``, ``n_patterns_``, ``n_active_``, ``n_iter_``, ``n_outputs_``,
+  ``solver_info_``, ...), ``classes_dtype``, ``preprocessing`` (whether a
+  standardisation is stored) and ``extra`` (free JSON, e.g. the CLI's column names).
+- ``network.W1``, ``network.W2``, ``network.gates`` (two-layer) or ``network.W1``,
+  ``network.w2``, ``network.w3`` (three-layer): the weights.
+- ``classes``, ``feature_names_in``: the classifier's labels and the feature names.
+- ``preprocessing.mean``, ``preprocessing.scale``: the standardisation applied to the
+  raw features before the model (``(x - mean) / scale``), used by the CLI.
+
+Non-finite floats in the metadata are written as ``null``.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import json
+import math
+import numbers
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .networks import ThreeLayerNetwork, TwoLayerNetwork
+
+__all__ = ["save", "load", "load_model_file", "ModelFile", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "convexrelu-model"
+FORMAT_VERSION = 1
+
+#: Scalar fitted attributes stored in the metadata.
+_SCALAR_FITTED = ("objective_", "n_patterns_", "n_active_", "n_iter_", "n_outputs_", "n_features_in_")
+
+
+@dataclass
+class ModelFile:
+    """The content of a model file.
+
+    Attributes
+    ----------
+    model : ConvexReLURegressor, ConvexReLUClassifier, TwoLayerNetwork or ThreeLayerNetwork
+    metadata : dict
+        The JSON metadata as written.
+    mean, scale : ndarray or None
+        The stored standardisation (``(x - mean) / scale``), if any.
+    """
+
+    model: Any
+    metadata: dict = field(default_factory=dict)
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
+
+    @property
+    def extra(self) -> dict:
+        """The free-form ``extra`` metadata given to :func:`save`."""
+        return dict(self.metadata.get("extra") or {})
+
+    def transform(self, X) -> np.ndarray:
+        """Apply the stored standardisation to raw features (identity if none)."""
+        X = np.asarray(X, dtype=np.float64)
+        if self.mean is None:
+            return X
+        return (X - self.mean) / self.scale
+
+
+# ---------------------------------------------------------------------- helpers
+def _jsonable(value):
+    """A JSON-safe copy: numpy scalars to Python, non-finite floats to None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return _jsonable(value.tolist())
+    return str(value)
+
+
+def _param_for_json(name: str, value):
+    """Estimator parameters: JSON values; objects (a Solver instance, a RandomState,
+    a torch dtype) by their name, flagged so that loading does not pretend otherwise."""
+    if value is None or isinstance(value, (bool, str, numbers.Integral, numbers.Real)):
+        return _jsonable(value)
+    import torch
+
+    if isinstance(value, torch.dtype):
+        return str(value).replace("torch.", "")
+    if isinstance(value, torch.device):
+        return str(value)
+    if name == "solver":
+        return getattr(value, "name", None) or type(value).__name__
+    return None  # e.g. a RandomState: not reproducible from a file; stored as None
+
+
+def _string_array(values) -> np.ndarray:
+    """An array without object dtype: numbers stay numbers, anything else becomes str."""
+    arr = np.asarray(values)
+    if arr.dtype != object:
+        return arr
+    items = arr.tolist()
+    if items and all(isinstance(v, numbers.Number) and not isinstance(v, (bool, np.bool_)) for v in items):
+        return np.asarray(items)
+    return np.asarray([str(v) for v in items], dtype=str)
+
+
+def _network_arrays(network) -> tuple[dict, dict]:
+    if isinstance(network, ThreeLayerNetwork):
+        arrays = {"network.W1": network.W1, "network.w2": network.w2, "network.w3": network.w3}
+        meta = {"class": "ThreeLayerNetwork", "fit_intercept": network.fit_intercept}
+    elif isinstance(network, TwoLayerNetwork):
+        arrays = {"network.W1": network.W1, "network.W2": network.W2}
+        if network.gates is not None:
+            arrays["network.gates"] = network.gates
+        meta = {"class": "TwoLayerNetwork", "fit_intercept": network.fit_intercept, "gated": network.gates is not None}
+    else:
+        raise TypeError(
+            f"model: expected a fitted ConvexReLURegressor/ConvexReLUClassifier or a TwoLayerNetwork/"
+            f"ThreeLayerNetwork, got {type(network).__name__}"
+        )
+    return {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}, meta
+
+
+def _network_from(arrays: dict, meta: dict):
+    cls = meta.get("class")
+    fit_intercept = bool(meta.get("fit_intercept", True))
+    if cls == "ThreeLayerNetwork":
+        W1, w2, w3 = (arrays[k] for k in ("network.W1", "network.w2", "network.w3"))
+        if W1.ndim != 3 or w2.shape != (W1.shape[0], W1.shape[2]) or w3.ndim != 2 or w3.shape[0] != W1.shape[0]:
+            raise ValueError(f"inconsistent three-layer weights: W1 {W1.shape}, w2 {w2.shape}, w3 {w3.shape}")
+        return ThreeLayerNetwork(W1, w2, w3, fit_intercept=fit_intercept)
+    if cls == "TwoLayerNetwork":
+        W1, W2 = arrays["network.W1"], arrays["network.W2"]
+        if W1.ndim != 2 or W2.ndim != 2 or W2.shape[0] != W1.shape[1]:
+            raise ValueError(f"inconsistent two-layer weights: W1 {W1.shape}, W2 {W2.shape}")
+        gates = arrays.get("network.gates")
+        if bool(meta.get("gated")) and gates is None:
+            raise ValueError("a gated network without its gates")
+        return TwoLayerNetwork(W1, W2, gates=gates, fit_intercept=fit_intercept)
+    raise ValueError(f"unknown network class {cls!r}")
+
+
+def _estimator_classes() -> dict:
+    from .estimators import ConvexReLUClassifier, ConvexReLURegressor
+
+    return {"ConvexReLURegressor": ConvexReLURegressor, "ConvexReLUClassifier": ConvexReLUClassifier}
+
+
+def _library_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# ---------------------------------------------------------------------- save
+def save(
+    model,
+    path: str | os.PathLike,
+    *,
+    standardization: tuple[np.ndarray, np.ndarray] | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Write a fitted estimator or a network to ``path`` (an ``.npz`` archive, no pickle).
+
+    Parameters
+    ----------
+    model : fitted ConvexReLURegressor / ConvexReLUClassifier, or a network
+    path : str or path-like
+        Written as given (no extension is added); replaced atomically.
+    standardization : (mean, scale) or None
+        Feature standardisation ``(x - mean) / scale`` applied before the model.
+    extra : dict or None
+        Additional JSON-serialisable metadata (e.g. column names).
+
+    Returns
+    -------
+    Path of the written file.
+    """
+    estimators = _estimator_classes()
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "library_version": _library_version(),
+    }
+    if isinstance(model, tuple(estimators.values())):
+        if not hasattr(model, "network_"):
+            raise ValueError(f"model: this {type(model).__name__} is not fitted yet; call fit before save")
+        net_arrays, net_meta = _network_arrays(model.network_)
+        meta["kind"] = "estimator"
+        meta["estimator"] = type(model).__name__
+        meta["params"] = {k: _param_for_json(k, v) for k, v in model.get_params(deep=False).items()}
+        fitted = {k: getattr(model, k) for k in _SCALAR_FITTED if hasattr(model, k)}
+        fitted["solver_info_"] = dict(getattr(model, "solver_info_", {}) or {})
+        fitted["_single_output"] = getattr(model, "_single_output", None)
+        cert = model.__dict__.get("_certificate")  # only if already computed (it is lazy)
+        if cert is not None:
+            fitted["certificate_"] = _certificate_dict(cert)
+        meta["fitted"] = _jsonable(fitted)
+        if hasattr(model, "classes_"):
+            classes = np.asarray(model.classes_)
+            meta["classes_dtype"] = "object" if classes.dtype == object else classes.dtype.str
+            arrays["classes"] = _string_array(classes)
+        if hasattr(model, "feature_names_in_"):
+            arrays["feature_names_in"] = _string_array(model.feature_names_in_)
+    else:
+        net_arrays, net_meta = _network_arrays(model)
+        meta["kind"] = "network"
+    arrays.update(net_arrays)
+    meta["network"] = net_meta
+    if standardization is not None:
+        mean, scale = (np.asarray(a, dtype=np.float64).reshape(-1) for a in standardization)
+        if mean.shape != scale.shape:
+            raise ValueError(f"standardization: mean and scale differ in shape, {mean.shape} and {scale.shape}")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
+            raise ValueError("standardization: expected finite means and positive finite scales")
+        arrays["preprocessing.mean"], arrays["preprocessing.scale"] = mean, scale
+        meta["preprocessing"] = "standardize"
+    else:
+        meta["preprocessing"] = None
+    meta["extra"] = _jsonable(extra or {})
+    arrays["metadata"] = np.asarray(json.dumps(meta, allow_nan=False, sort_keys=True))
+
+    path = Path(path)
+    buffer = _io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buffer.getvalue())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _certificate_dict(cert) -> dict:
+    import dataclasses
+
+    if dataclasses.is_dataclass(cert) and not isinstance(cert, type):
+        raw = {f.name: getattr(cert, f.name) for f in dataclasses.fields(cert)}
+    elif hasattr(cert, "__dict__"):
+        raw = dict(vars(cert))
+    else:
+        return {"repr": repr(cert)}
+    return {k: _jsonable(v) for k, v in raw.items() if isinstance(v, (str, bool, numbers.Number, type(None)))}
+
+
+# ---------------------------------------------------------------------- load
+def load_model_file(path: str | os.PathLike) -> ModelFile:
+    """Read a model file written by :func:`save`: the model, its metadata and standardisation.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a convexrelu model file (corrupt, foreign, or written by a
+        newer format version).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, not a model file")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04":
+        raise ValueError(f"{path}: not a convexrelu model file (not an .npz archive)")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise ValueError(f"{path}: not a convexrelu model file (cannot read it as an .npz archive: {exc})") from exc
+    if "metadata" not in arrays:
+        raise ValueError(f"{path}: not a convexrelu model file (no 'metadata' entry)")
+    try:
+        meta = json.loads(str(arrays["metadata"][()]))
+    except (ValueError, TypeError, IndexError) as exc:
+        raise ValueError(f"{path}: not a convexrelu model file (metadata is not JSON: {exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a convexrelu model file (format is {meta.get('format') if isinstance(meta, dict) else None!r})")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"{path}: corrupt convexrelu model file (format_version {version!r})")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: written in model format version {version} by convexrelu {meta.get('library_version')}; "
+            f"this convexrelu {_library_version()} reads version {FORMAT_VERSION} at most: upgrade convexrelu"
+        )
+    try:
+        model = _build_model(meta, arrays)
+        mean = scale = None
+        if meta.get("preprocessing") == "standardize":
+            mean = np.asarray(arrays["preprocessing.mean"], dtype=np.float64)
+            scale = np.asarray(arrays["preprocessing.scale"], dtype=np.float64)
+            if mean.shape != scale.shape or mean.ndim != 1:
+                raise ValueError(f"standardisation of shapes {mean.shape} and {scale.shape}")
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        missing = f"missing entry {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ValueError(f"{path}: corrupt convexrelu model file ({missing})") from exc
+    return ModelFile(model=model, metadata=meta, mean=mean, scale=scale)
+
+
+def _build_model(meta: dict, arrays: dict):
+    for key, value in arrays.items():
+        if key.startswith("network.") and value.dtype.kind not in "fiu":
+            raise ValueError(f"{key} has dtype {value.dtype}, expected numbers")
+    network = _network_from({k: np.asarray(v, dtype=np.float64) if k.startswith("network.") else v
+                             for k, v in arrays.items()}, meta.get("network") or {})
+    if meta.get("kind") == "network":
+        return network
+    if meta.get("kind") != "estimator":
+        raise ValueError(f"unknown kind {meta.get('kind')!r}")
+    classes = _estimator_classes()
+    name = meta.get("estimator")
+    if name not in classes:
+        raise ValueError(f"unknown estimator {name!r}")
+    estimator = classes[name]()
+    valid = estimator.get_params(deep=False)
+    params = {k: v for k, v in (meta.get("params") or {}).items() if k in valid and v is not None}
+    estimator.set_params(**params)
+    fitted = dict(meta.get("fitted") or {})
+    for key in _SCALAR_FITTED:
+        if fitted.get(key) is not None:
+            setattr(estimator, key, fitted[key])
+    estimator.solver_info_ = dict(fitted.get("solver_info_") or {})
+    estimator.certificate_ = fitted.get("certificate_")
+    if fitted.get("_single_output") is not None:
+        estimator._single_output = bool(fitted["_single_output"])
+    estimator.network_ = network
+    if "classes" in arrays:
+        dtype = meta.get("classes_dtype") or arrays["classes"].dtype.str
+        labels = arrays["classes"]
+        estimator.classes_ = labels.astype(object) if dtype == "object" else labels.astype(np.dtype(dtype))
+    elif name == "ConvexReLUClassifier":
+        raise ValueError("a classifier without its classes")
+    if "feature_names_in" in arrays:
+        estimator.feature_names_in_ = arrays["feature_names_in"].astype(object)
+    n_in = network.W1.shape[-2] - (1 if network.fit_intercept else 0) if isinstance(network, ThreeLayerNetwork) else (
+        network.W1.shape[0] - (1 if network.fit_intercept else 0)
+    )
+    if getattr(estimator, "n_features_in_", n_in) != n_in:
+        raise ValueError(f"n_features_in_ = {estimator.n_features_in_} does not match weights for {n_in} features")
+    estimator.n_features_in_ = int(n_in)
+    return estimator
+
+
+def load(path: str | os.PathLike):
+    """Read an estimator or network written by :func:`save` (no code is executed).
+
+    Returns
+    -------
+    ConvexReLURegressor, ConvexReLUClassifier, TwoLayerNetwork or ThreeLayerNetwork
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        See :func:`load_model_file`.
+    """
+    return load_model_file(path).model

@@ -1,0 +1,366 @@
+"""Augmented Lagrangian (method of multipliers) for the cone-constrained programs.
+
+The programs ``min_Q l(A Q, Y) + beta R(Q)  s.t.  c = K Q >= 0`` (two-layer ReLU and
+three-layer C3 of theory.md) are solved by alternating
+
+1. an inner FISTA solve of ``min_Q l(A Q, Y) + psi(K Q, lam, rho) + beta R(Q)``
+   (:class:`.fista.ALPart`, warm-started from the previous ``Q`` and step), and
+2. the multiplier update ``lam+ = (lam - rho K Q)_+`` and the penalty rule
+   (:func:`._steps.multiplier_update`, :func:`._steps.penalty_update`),
+
+until the prox-gradient residual of the inner problem (which, at the new multipliers,
+is the stationarity residual of the Lagrangian) and the constraint violation are both
+below tolerance. A last step makes the point feasible to rounding
+(:func:`restore_feasibility`), so that the recovered network reproduces the objective.
+
+Everything goes through ``program.operator.apply`` / ``adjoint``: no architecture here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from ..duality import dual_lower_bound
+from . import _steps
+from .base import ConvergenceWarning, Solution, Solver, SolverError
+from .fista import _RESTARTS, ALPart, _dtype_tol, _initial_point, fista_minimize, gradient_scale
+
+__all__ = ["AugmentedLagrangian", "restore_feasibility", "constraint_scale"]
+
+logger = logging.getLogger(__name__)
+
+
+def constraint_scale(cons) -> float:
+    """``max |K Q|`` over every constraint (the scale of ``X Q``); 1 when all vanish."""
+    s = max((float(torch.max(torch.abs(c))) for c in cons if c.numel()), default=0.0)
+    return s if s > 0 else 1.0
+
+
+def _violation(cons) -> float:
+    """``max(0, -min K Q)``."""
+    return max((max(0.0, -float(torch.min(c))) for c in cons if c.numel()), default=0.0)
+
+
+def constraint_norm_estimate(op, n_iter: int = 8, seed: int = 0) -> float:
+    """Estimate of ``||K||`` (spectral norm of the constraint map) by power iteration."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    Q = torch.randn(op.shape, generator=gen, dtype=torch.float64).to(op.device, op.dtype)
+    s = 0.0
+    for _ in range(n_iter):
+        Q = Q / torch.clamp(torch.linalg.vector_norm(Q), min=torch.finfo(op.dtype).tiny)
+        Q = op.adjoint(None, op.constraints(Q))
+        s = float(torch.linalg.vector_norm(Q))
+    return math.sqrt(s)
+
+
+def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_rounds: int = 4, cg_iter: int = 100):
+    """A point near ``Q`` with ``K Q >= 0`` up to ``target * max|K Q|``.
+
+    The constraints are homogeneous and linear. At an approximate solution only a few
+    entries of ``c = K Q`` are slightly negative, on rows where the constraint is active
+    at the optimum (a kink through a sample). Each round:
+
+    1. blocks so small that all their constraint values lie within a hundred times the
+       violation are set to zero (a change of the order of the violation);
+    2. ``S`` collects the entries found below a tiny margin ``m`` (excluding exact zeros:
+       rows of zero blocks and structurally empty rows), over all rounds so far;
+    3. the correction ``Delta`` (zero on zero blocks) is the least-norm least-squares
+       solution of ``K_S Delta = m - c_S``, which puts those entries at the margin, by
+       conjugate gradients on the normal equations (CGLS): one ``apply`` and one
+       ``adjoint`` per step. Other entries move by about the violation.
+
+    Rounds stop once the violation is below the target; a round that does not lower
+    the violation is discarded.
+
+    Returns
+    -------
+    Q : tensor, the repaired point
+    info : dict (rounds, violation before and after relative to ``max|K Q|``, CG steps)
+    """
+    dtype = Q.dtype
+    eps = torch.finfo(dtype).eps
+    cons = op.constraints(Q)
+    scale = constraint_scale(cons)
+    viol = _violation(cons)
+    info = {"violation_before": viol / scale, "rounds": 0, "cg_iterations": 0}
+    # the margin must exceed the rounding of K Q in this dtype (d terms of size ~scale)
+    margin = max(1e-2 * target, 8 * math.sqrt(op.n_features) * eps) * scale
+    info["zeroed_blocks"] = 0
+    active = None
+    for _ in range(max_rounds):
+        if viol <= target * scale:
+            break
+        info["rounds"] += 1
+        tau = max(100.0 * viol, 10.0 * margin)
+        # blocks so small that all their constraint values lie within tau cannot be lifted
+        # (n conditions on d unknowns): zero them, a change of the order of the violation
+        norms = torch.sqrt(torch.sum(Q * Q, dim=0))
+        kappa = scale / float(norms.max()) if float(norms.max()) > 0 else 0.0
+        tiny = (norms > 0) & (norms * kappa < tau)
+        if bool(tiny.any()):
+            Q = Q * (~tiny).to(dtype)
+            info["zeroed_blocks"] += int(tiny.sum())
+            cons = op.constraints(Q)
+            viol = _violation(cons)
+            if viol <= target * scale:
+                break
+        colmask = (torch.sqrt(torch.sum(Q * Q, dim=0)) > 0).to(dtype)
+        # rows to put exactly at the margin: every row found below it so far, except
+        # the exact zeros (rows of zero blocks, structurally empty rows)
+        below = tuple((c < margin) & (c != 0) for c in cons)
+        active = below if active is None else tuple(a | b for a, b in zip(active, below))
+        masks = tuple(a.to(dtype) for a in active)
+        r = tuple((margin - c) * m for c, m in zip(cons, masks))
+        # CGLS for min ||M K P D - r||: D = 0, s = r, p = g = P K^T M s
+        D = torch.zeros_like(Q)
+        g = op.adjoint(None, r) * colmask
+        p = g
+        gg = float(torch.sum(g * g))
+        gg0 = gg
+        res = r
+        for _ in range(cg_iter):
+            if gg <= (100 * eps) ** 2 * gg0 or gg == 0:
+                break
+            Kp = tuple(k * m for k, m in zip(op.constraints(p), masks))
+            kk = sum(float(torch.sum(k * k)) for k in Kp)
+            if not kk > 0:
+                break
+            alpha = gg / kk
+            D = D + alpha * p
+            res = tuple(torch.add(a, b, alpha=-alpha) for a, b in zip(res, Kp))
+            g = op.adjoint(None, res) * colmask
+            gg_new = float(torch.sum(g * g))
+            p = g + (gg_new / gg) * p
+            gg = gg_new
+            info["cg_iterations"] += 1
+        Q_new = Q + D
+        cons_new = op.constraints(Q_new)
+        viol_new = _violation(cons_new)
+        if not viol_new < viol:
+            break
+        Q, cons, viol = Q_new, cons_new, viol_new
+        scale = constraint_scale(cons)
+    info["violation_after"] = viol / scale
+    return Q, info
+
+
+class AugmentedLagrangian(Solver):
+    """Method of multipliers with inner FISTA for programs with cone constraints.
+
+    Minimises ``l(A Q, Y) + beta sum_b ||Q[:, b]||`` subject to ``K Q >= 0`` (theory.md,
+    "Two-layer networks" and "Three-layer parallel networks") through the augmented
+    Lagrangian ``l(A Q) + psi(K Q, lam, rho) + beta R(Q)``,
+    ``psi(c, lam, rho) = (||(lam - rho c)_+||^2 - ||lam||^2) / (2 rho)``. Programs without
+    constraints are solved by the inner FISTA alone.
+
+    Parameters
+    ----------
+    max_iter : int, default 200
+        Outer iterations (multiplier updates).
+    tol : float, default 1e-7
+        Stationarity: the prox-gradient residual of the Lagrangian at the current
+        multipliers, relative to :func:`.fista.gradient_scale`.
+    feas_tol : float or None, default None (= ``tol``)
+        Constraint violation ``max(0, -min K Q)`` relative to ``max |K Q|`` before repair.
+    inner_max_iter : int, default 2000
+    inner_tol : float, default 1e-3
+        Tolerance of the first inner solve; divided by ``inner_tol_decrease`` after every
+        outer iteration, never below ``tol``.
+    inner_tol_decrease : float, default 10
+    rho_init : float or None
+        Initial penalty; default ``rho_scale * loss.smoothness``.
+    rho_scale : float, default 1
+    rho_factor : float, default 5
+        Penalty increase when the violation did not fall below ``rho_decrease`` times
+        its previous value.
+    rho_decrease : float, default 0.25
+    rho_max : float, default 1e8
+    step_init, backtrack, restart, step_increase, backtrack_factor : inner FISTA settings
+        (see :class:`.fista.FISTA`).
+    repair : bool, default True
+        Make the returned point feasible to ``repair_tol`` (:func:`restore_feasibility`).
+    repair_tol : float, default 1e-10
+    verbose : bool, default False
+
+    ``solve(program, init)``: ``init`` an array (d, B) or a :class:`Solution` whose
+    weights, multipliers and penalty (``info["rho"]``) are reused.
+    """
+
+    name = "auglag"
+
+    def __init__(
+        self,
+        max_iter: int = 500,
+        tol: float = 1e-5,
+        feas_tol: float = 1e-9,
+        inner_max_iter: int = 1000,
+        inner_tol: float = 1e-3,
+        inner_tol_decrease: float = 10.0,
+        rho_init: float | None = None,
+        rho_scale: float = 10.0,
+        rho_factor: float = 2.0,
+        rho_decrease: float = 0.5,
+        rho_max: float = 1e8,
+        rho_max_ratio: float = 100.0,
+        step_init: float | None = None,
+        backtrack: bool = True,
+        restart: str | None = "gradient",
+        step_increase: float = 1.05,
+        backtrack_factor: float = 0.5,
+        repair: bool = True,
+        repair_tol: float = 1e-10,
+        max_time: float | None = None,
+        verbose: bool = False,
+    ):
+        if restart not in _RESTARTS:
+            raise ValueError(f"restart: expected one of {_RESTARTS}, got {restart!r}")
+        for name, value in (("max_iter", max_iter), ("inner_max_iter", inner_max_iter)):
+            if int(value) < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {value}")
+        for name, value in (("tol", tol), ("inner_tol", inner_tol), ("rho_scale", rho_scale), ("rho_max", rho_max)):
+            if not value > 0:
+                raise ValueError(f"{name}: expected a positive number, got {value}")
+        if rho_init is not None and not rho_init > 0:
+            raise ValueError(f"rho_init: expected a positive number or None, got {rho_init}")
+        if not rho_factor >= 1:
+            raise ValueError(f"rho_factor: expected a number >= 1, got {rho_factor}")
+        self.max_iter = int(max_iter)
+        self.tol = float(tol)
+        self.feas_tol = float(feas_tol)
+        self.inner_max_iter = int(inner_max_iter)
+        self.inner_tol = float(inner_tol)
+        self.inner_tol_decrease = float(inner_tol_decrease)
+        self.rho_init = rho_init
+        self.rho_scale = float(rho_scale)
+        self.rho_factor = float(rho_factor)
+        self.rho_decrease = float(rho_decrease)
+        self.rho_max = float(rho_max)
+        self.rho_max_ratio = float(rho_max_ratio)
+        self.step_init = step_init
+        self.backtrack = bool(backtrack)
+        self.restart = None if restart == "none" else restart
+        self.step_increase = float(step_increase) if backtrack else 1.0
+        self.backtrack_factor = float(backtrack_factor)
+        self.repair = bool(repair)
+        self.repair_tol = float(repair_tol)
+        self.max_time = None if max_time is None else float(max_time)
+        self.verbose = bool(verbose)
+
+    # ------------------------------------------------------------------ solve
+    def solve(self, program, init=None) -> Solution:
+        start = time.perf_counter()
+        op = program.operator
+        dtype, device = program.dtype, program.device
+        Q, mults, info0 = _initial_point(program, init)
+        tol = _dtype_tol(self.tol, dtype)
+        feas_tol = _dtype_tol(self.feas_tol, dtype)
+        scale = gradient_scale(program)
+        shapes = op.constraint_shapes
+        if mults is not None and len(mults) == len(shapes) and all(m.shape == s for m, s in zip(mults, shapes)):
+            lam = tuple(torch.as_tensor(np.maximum(m, 0.0), dtype=dtype, device=device) for m in mults)
+        else:
+            lam = tuple(torch.zeros(s, dtype=dtype, device=device) for s in shapes)
+        # a warm start reuses weights and multipliers; the penalty restarts from its rule
+        # (the last penalty of a previous solve is inflated and would slow the inner solves)
+        rho = self.rho_init
+        step = self.step_init
+        if rho is None or step is None:
+            # balance the curvature of the penalty, rho ||K||^2, with the loss's, L ||A||^2
+            a2 = program.operator.norm_estimate(n_iter=8) ** 2 * program.loss.smoothness
+            k2 = constraint_norm_estimate(op) ** 2 if op.has_constraints else 1.0
+            if rho is None:
+                rho = self.rho_scale * a2 / k2 if a2 > 0 and k2 > 0 else self.rho_scale
+            if step is None:
+                step = 1.0 / (a2 + rho * k2) if a2 + rho * k2 > 0 else 1.0
+        rho, step = float(rho), float(step)
+        rho0 = rho
+        inner_tol = max(tol, self.inner_tol)
+        history: list = []
+        total_iter = 0
+        prev_viol = math.inf
+        converged = False
+        viol = stat = feas = math.inf
+        outer = 0
+        state = None
+        deadline = None if self.max_time is None else start + self.max_time
+        timed_out = False
+        for outer in range(1, self.max_iter + 1):
+            part = ALPart(program, lam, rho)
+            res = fista_minimize(
+                part, Q, program.beta, step=step, max_iter=self.inner_max_iter, tol=inner_tol, scale=scale,
+                backtrack=self.backtrack, backtrack_factor=self.backtrack_factor, step_increase=self.step_increase,
+                restart=self.restart, history=history, name="AugmentedLagrangian (inner FISTA)",
+                verbose=self.verbose, deadline=deadline,
+            )
+            total_iter += res.iterations
+            Q, state, step = res.Q, res.state, res.step
+            cons = state.cons
+            c_scale = constraint_scale(cons)
+            viol = _violation(cons) / c_scale
+            stat = res.residual
+            lam_new = tuple(-L for L in part.cotangents(state))  # (lam - rho c)_+
+            # residual of the method of multipliers, ||lam+ - lam|| / rho = ||min(c, lam / rho)||:
+            # the violation and the complementarity of (Q, lam+) at once
+            mom = max((float(torch.max(torch.abs(a - b))) for a, b in zip(lam_new, lam) if a.numel()), default=0.0)
+            feas = mom / rho / c_scale
+            lam = lam_new
+            if self.verbose:
+                logger.info(
+                    "AL outer %d: inner its %d, objective %.10g, stationarity %.3e, violation %.3e, "
+                    "multiplier residual %.3e, rho %.3g",
+                    outer, res.iterations, history[-1] if history else float("nan"), stat, viol, feas, rho,
+                )
+            if stat <= tol and feas <= feas_tol:
+                converged = True
+                break
+            if deadline is not None and time.perf_counter() > deadline:
+                timed_out = True
+                break
+            rho_new = _steps.penalty_update(
+                rho, feas, prev_viol, decrease=self.rho_decrease, factor=self.rho_factor,
+                rho_max=min(self.rho_max, self.rho_max_ratio * rho0),
+            )
+            rho = rho_new  # the line search shrinks the step where the larger penalty needs it
+            prev_viol = feas
+            inner_tol = max(tol, inner_tol / self.inner_tol_decrease)
+        info = {"stationarity": stat, "violation_before_repair": viol, "multiplier_residual": feas, "tol": tol, "feas_tol": feas_tol,
+                "rho": rho, "step": step, "outer_iterations": outer, "gradient_scale": scale}
+        if self.repair and op.has_constraints:
+            Q, rinfo = restore_feasibility(op, Q, target=self.repair_tol)
+            info["repair"] = rinfo
+        weights = Q.detach().cpu().numpy().astype(np.float64)
+        obj = program.objective(Q)
+        violation = program.violation(Q)
+        lam_np = tuple(m.detach().cpu().numpy().astype(np.float64) for m in lam)
+        lower, _ = dual_lower_bound(program, Q, lam_np)
+        elapsed = time.perf_counter() - start
+        status = "optimal" if converged else ("max_time" if timed_out else "max_iter")
+        if not converged:
+            why = f"max_time={self.max_time}s" if timed_out else f"max_iter={self.max_iter}"
+            warnings.warn(
+                f"AugmentedLagrangian: stopped at {why} after {outer} outer iterations ({total_iter} inner) with "
+                f"stationarity residual {stat:.3e} (tol {tol:.1e}) and constraint violation {viol:.3e} "
+                f"(feas_tol {feas_tol:.1e}) before repair; objective {obj:.10g}, duality gap {obj - lower:.3e}",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return Solution(
+            weights=weights,
+            objective=obj,
+            converged=converged,
+            status=status,
+            iterations=total_iter,
+            time=elapsed,
+            history=tuple(history),
+            constraint_violation=violation,
+            multipliers=lam_np,
+            lower_bound=min(lower, obj),
+            solver="auglag",
+            info=info,
+        )

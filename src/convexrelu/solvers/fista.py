@@ -1,0 +1,449 @@
+"""FISTA with backtracking and adaptive restart for ``min_Q f(Q) + beta R(Q)``.
+
+``R`` is the group l1 norm of :mod:`convexrelu.regularizers` (prox: group
+soft-thresholding) and ``f`` is a smooth function of the operator's output only:
+
+- ``f(Q) = l(A Q, Y)`` for the unconstrained programs (gated ReLU), and
+- ``f(Q) = l(A Q, Y) + psi(K Q, Lambda, rho)`` for the inner problems of the augmented
+  Lagrangian (:mod:`.auglag`), ``psi`` the term of :func:`._steps.al_penalty`.
+
+Cost (theory.md, "Costs that matter for speed"): both ``A Q`` and ``K Q`` come from one
+``program.operator.apply(Q)`` (one product ``X @ Q``) and the gradient from one
+``program.operator.adjoint(R, multipliers)`` (one product ``X.T @ T``). The operator
+being linear, the model output and the constraint values at the extrapolated point
+``Y = Q_{k+1} + w (Q_{k+1} - Q_k)`` are the same combination of those at ``Q_{k+1}``
+and ``Q_k``: an iteration costs one ``apply`` (at the new iterate, which also gives the
+value the backtracking test needs) and one ``adjoint``, about two GEMMs, plus one more
+``apply`` per rejected step. Nothing here knows the architecture.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from ..duality import dual_lower_bound
+from . import _steps
+from .base import ConvergenceWarning, Solution, Solver, SolverError
+
+__all__ = ["FISTA", "fista_minimize", "LossPart", "ALPart"]
+
+logger = logging.getLogger(__name__)
+
+_RESTARTS = (None, "none", "gradient", "function")
+
+
+# --------------------------------------------------------------------------- smooth parts
+class _State:
+    """Operator output at one point: ``Z = A Q``, constraints ``c = K Q`` and, once the
+    value is computed, ``f`` and the constraint cotangents ``L = -(lam - rho c)_+``."""
+
+    __slots__ = ("Z", "cons", "L", "f", "noise")
+
+    def __init__(self, Z, cons):
+        self.Z = Z
+        self.cons = cons
+        self.L = None
+        self.f = None
+        self.noise = None
+
+
+class LossPart:
+    """Smooth part ``f(Q) = l(A Q, Y)`` of a program (its constraints ignored)."""
+
+    def __init__(self, program):
+        self.program = program
+        self.op = program.operator
+        self.loss = program.loss
+        self.Y = program.Y
+
+    def state(self, Q: torch.Tensor) -> _State:
+        Z = self.op.matvec(Q)
+        return _State(Z, ())
+
+    def extrapolate(self, old: _State, new: _State, w: float) -> _State:
+        """State at ``Q_new + w (Q_new - Q_old)`` (the operator is linear)."""
+        return _State(torch.lerp(old.Z, new.Z, 1.0 + w), ())
+
+    def value(self, s: _State) -> float:
+        if s.f is None:
+            s.f = float(self.loss.value(s.Z, self.Y))
+            s.noise = abs(s.f) + float(torch.sum(torch.abs(s.Z)))
+        return s.f
+
+    def grad(self, s: _State) -> torch.Tensor:
+        return self.op.adjoint(self.loss.grad(s.Z, self.Y))
+
+    def loss_value(self, s: _State) -> float:
+        return self.value(s)
+
+    def noise(self, s: _State) -> float:
+        """Size of the terms summed in :meth:`value` (its rounding error is a few eps
+        times this): a loss such as the softmax cross-entropy is a difference of sums
+        of size ``sum |Z|`` that nearly cancel, and so is the augmented-Lagrangian term."""
+        self.value(s)
+        return s.noise
+
+
+class ALPart(LossPart):
+    """Smooth part of the augmented Lagrangian, ``l(A Q, Y) + sum_i psi(K_i Q, lam_i, rho)``.
+
+    ``psi`` is :func:`._steps.al_penalty`; its gradient in ``c`` is
+    ``L = -(lam - rho c)_+`` (:func:`._steps.al_penalty_grad`), so that the gradient in
+    ``Q`` is ``operator.adjoint(grad l, L)``. ``L`` at the last iterate gives the next
+    multipliers ``lam+ = -L`` (:func:`._steps.multiplier_update`).
+
+    Parameters
+    ----------
+    program : ConvexProgram with constraints
+    lam : tuple of tensors >= 0, shapes ``operator.constraint_shapes``
+    rho : float > 0
+    """
+
+    def __init__(self, program, lam, rho: float):
+        super().__init__(program)
+        self.rho = float(rho)
+        self.neg_lam = tuple(-m for m in lam)
+        self.lam_sq = float(sum(torch.sum(m * m) for m in lam))
+
+    def state(self, Q):
+        Z, cons = self.op.apply(Q)
+        return _State(Z, cons)
+
+    def extrapolate(self, old, new, w):
+        a = 1.0 + w
+        return _State(torch.lerp(old.Z, new.Z, a), tuple(torch.lerp(co, cn, a) for co, cn in zip(old.cons, new.cons)))
+
+    def cotangents(self, s: _State):
+        """``L = -(lam - rho c)_+ = min(rho c - lam, 0)`` for every constraint (cached)."""
+        if s.L is None:
+            s.L = tuple(torch.add(m, c, alpha=self.rho).clamp_(max=0.0) for m, c in zip(self.neg_lam, s.cons))
+        return s.L
+
+    def value(self, s):
+        if s.f is None:
+            L = self.cotangents(s)
+            sq = sum(_sqnorm(l) for l in L)
+            fl = float(self.loss.value(s.Z, self.Y))
+            s.f = fl + (sq - self.lam_sq) / (2.0 * self.rho)
+            s.noise = abs(fl) + float(torch.sum(torch.abs(s.Z))) + (sq + self.lam_sq) / (2.0 * self.rho)
+        return s.f
+
+    def grad(self, s):
+        return self.op.adjoint(self.loss.grad(s.Z, self.Y), self.cotangents(s))
+
+    def loss_value(self, s):
+        return float(self.loss.value(s.Z, self.Y))
+
+
+
+# --------------------------------------------------------------------------- the method
+class FistaResult:
+    """What :func:`fista_minimize` returns (mutable, internal)."""
+
+    __slots__ = ("Q", "state", "step", "iterations", "residual", "converged", "history", "restarts", "backtracks",
+                 "F", "stalled")
+
+    def __init__(self, **kw):
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+
+def _sqnorm(T: torch.Tensor) -> float:
+    T = T.reshape(-1)
+    return float(torch.dot(T, T))
+
+
+def _block_norm_sum(Q: torch.Tensor) -> float:
+    """``sum_b ||Q[:, b]||`` (the group l1 norm of regularizers.GroupL1, computed without
+    the slow strided ``vector_norm(dim=0)``)."""
+    return float(torch.sqrt(torch.sum(Q * Q, dim=0)).sum())
+
+
+def fista_minimize(
+    part,
+    Q0: torch.Tensor,
+    beta: float,
+    *,
+    step: float,
+    max_iter: int,
+    tol: float,
+    scale: float,
+    backtrack: bool = True,
+    backtrack_factor: float = 0.5,
+    step_increase: float = 1.0,
+    restart: str | None = "gradient",
+    history: list | None = None,
+    state0: _State | None = None,
+    min_iter: int = 1,
+    name: str = "FISTA",
+    verbose: bool = False,
+    deadline: float | None = None,
+) -> FistaResult:
+    """Minimise ``part(Q) + beta sum_b ||Q[:, b]||`` by FISTA from ``Q0``.
+
+    - prox: ``program.regularizer.prox`` (group soft-thresholding);
+    - momentum and extrapolation: :func:`._steps.momentum_next`,
+      :func:`._steps.extrapolation_coefficient`;
+    - backtracking: :func:`._steps.sufficient_decrease`, the step times
+      ``backtrack_factor`` until it holds; the step grows by ``step_increase`` after an
+      iteration whose :func:`._steps.local_curvature` was below half of ``1 / step``;
+    - restart: :func:`._steps.gradient_restart` or :func:`._steps.function_restart`.
+
+    Stops when the prox-gradient residual (:func:`._steps.prox_gradient_residual`,
+    measured at the extrapolated point) is at most ``tol * scale``, or after
+    ``max_iter`` iterations (or at ``deadline``, a ``time.perf_counter()`` value).
+    ``history`` (if given) receives ``loss + beta R`` at every
+    iterate (without the augmented-Lagrangian term).
+    """
+    prox = part.program.regularizer.prox
+    Q = Q0
+    SQ = part.state(Q) if state0 is None else state0
+    fQ = part.value(SQ)
+    if not math.isfinite(fQ):
+        raise SolverError(f"{name}: the objective is not finite at the starting point ({fQ}); check the data and init")
+    F_start = fQ + beta * _block_norm_sum(Q)
+    FQ = F_start
+    Y, SY, fY = Q, SQ, fQ
+    t = 1.0
+    eps = torch.finfo(Q.dtype).eps
+    residual = math.inf
+    restarts = backtracks = 0
+    converged = False
+    k = 0
+    step_min = step * 1e-12
+    stalled = False
+    for k in range(1, max_iter + 1):
+        g = part.grad(SY)
+        noise_Y = None
+        while True:
+            Qn = prox(torch.add(Y, g, alpha=-step), step * beta)
+            Sn = part.state(Qn)
+            fn = part.value(Sn)
+            D = Qn - Y
+            sq = _sqnorm(D)
+            inner = float(torch.dot(g.reshape(-1), D.reshape(-1)))
+            if not backtrack or not math.isfinite(fn):
+                break
+            if noise_Y is None:
+                noise_Y = part.noise(SY)
+            slack = 64 * eps * (part.noise(Sn) + noise_Y)
+            if _steps.sufficient_decrease(fn, fY, inner, sq, step, slack):
+                break
+            if step * backtrack_factor < step_min:
+                stalled = True  # the test is lost in rounding: accept the step, stop after it
+                break
+            step *= backtrack_factor
+            backtracks += 1
+        grow = step_increase != 1.0 and backtrack and _steps.local_curvature(fn, fY, inner, sq) * step < 0.5
+        Rn = _block_norm_sum(Qn) if beta else 0.0
+        Fn = fn + beta * Rn
+        if history is not None:
+            history.append(part.loss_value(Sn) + beta * Rn)
+        if not math.isfinite(Fn):
+            raise SolverError(
+                f"{name}: the objective became {Fn} at iteration {k} (step {step:.3g}); "
+                "the iterates diverged (lower step_init or enable backtrack)"
+            )
+        if Fn > F_start + 1e8 * (abs(F_start) + 1.0):
+            raise SolverError(
+                f"{name}: diverged at iteration {k}: objective {Fn:.6g} from {F_start:.6g} at the start "
+                f"(step {step:.3g}); lower step_init or enable backtrack"
+            )
+        residual = math.sqrt(sq) / step  # _steps.prox_gradient_residual(Y, Qn, step)
+        if verbose and (k % 100 == 0 or k == 1):
+            logger.info("%s it %d: F %.10g residual %.3e step %.3e", name, k, Fn, residual / scale, step)
+        if (residual <= tol * scale and k >= min_iter) or stalled:
+            Q, SQ, FQ = Qn, Sn, Fn
+            converged = not stalled
+            break
+        E = Qn - Q
+        if restart == "gradient":
+            do_restart = _steps.gradient_restart(-float(torch.dot(D.reshape(-1), E.reshape(-1))))
+        elif restart == "function":
+            do_restart = _steps.function_restart(Fn, FQ)
+        else:
+            do_restart = False
+        if do_restart:
+            restarts += 1
+            t = 1.0
+            Y, SY, fY = Qn, Sn, fn
+        else:
+            t_next = _steps.momentum_next(t)
+            w = _steps.extrapolation_coefficient(t, t_next)
+            t = t_next
+            if w == 0.0:
+                Y, SY, fY = Qn, Sn, fn
+            else:
+                Y = torch.add(Qn, E, alpha=w)
+                SY = part.extrapolate(SQ, Sn, w)
+                fY = part.value(SY)
+        if grow:
+            step *= step_increase
+        Q, SQ, FQ = Qn, Sn, Fn
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+    return FistaResult(Q=Q, state=SQ, step=step, iterations=k, residual=residual / scale if scale > 0 else residual,
+                       converged=converged, history=history, restarts=restarts, backtracks=backtracks, F=FQ,
+                       stalled=stalled)
+
+
+# --------------------------------------------------------------------------- helpers
+def _dtype_tol(tol: float, dtype: torch.dtype) -> float:
+    """``tol``, floored at what the dtype can resolve (``1000 eps``: 1.2e-4 in float32)."""
+    return max(float(tol), 1000.0 * torch.finfo(dtype).eps)
+
+
+def _initial_point(program, init):
+    """(Q tensor, multipliers tuple of numpy or None, info mapping) from ``init``."""
+    if init is None:
+        return program.operator.zeros(), None, {}
+    if isinstance(init, Solution):
+        return program.as_tensor(np.array(init.weights)), init.multipliers or None, dict(init.info)
+    if isinstance(init, torch.Tensor):
+        return program.as_tensor(init.detach().clone()), None, {}
+    return program.as_tensor(np.array(init, dtype=np.float64)), None, {}
+
+
+def gradient_scale(program) -> float:
+    """``max_b ||(A^T grad l(0))_b||``, the scale of the gradients (theory.md,
+    "Duality and certificates": zero is optimal for beta above it, without constraints);
+    ``beta`` if larger, and 1 when both vanish."""
+    s = max(float(program.zero_threshold()), program.beta)
+    return s if s > 0 else 1.0
+
+
+def initial_step(program, extra: float = 0.0) -> float:
+    """``1 / (smoothness ||A||^2 + extra)`` with ``||A||`` from a short power iteration."""
+    norm = program.operator.norm_estimate(n_iter=8)
+    L = program.loss.smoothness * norm**2 + extra
+    return 1.0 / L if L > 0 else 1.0
+
+
+class FISTA(Solver):
+    """Accelerated proximal gradient (FISTA) for the unconstrained programs.
+
+    Solves ``min_Q l(A Q, Y) + beta sum_b ||Q[:, b]||`` (the gated ReLU program, theory.md
+    "Two-layer networks") with the momentum ``t+ = (1 + sqrt(1 + 4 t^2)) / 2``, a
+    backtracking line search and adaptive restart (O'Donoghue and Candes). One iteration
+    costs one ``operator.apply`` and one ``operator.adjoint`` (two GEMMs) plus one
+    ``apply`` per rejected step.
+
+    Parameters
+    ----------
+    max_iter : int, default 20000
+    tol : float, default 1e-7
+        Stop when the prox-gradient residual ``||Y - prox(Y - s grad f(Y))|| / s`` is at
+        most ``tol`` times :func:`gradient_scale` (floored at 1000 machine epsilons of
+        the program's dtype).
+    step_init : float or None
+        First step ``s``; default ``1 / (smoothness ||A||^2)`` from a power iteration.
+    backtrack : bool, default True
+        Backtracking line search (sufficient decrease); without it the step stays fixed.
+    restart : "gradient", "function" or None, default "gradient"
+    step_increase : float, default 1.05
+        Factor applied to the step after every iteration (the line search takes it back
+        where needed); 1 keeps the classical non-increasing steps.
+    backtrack_factor : float, default 0.5
+    max_time : float or None
+        Wall-time limit in seconds (status "max_time", with a ConvergenceWarning).
+    verbose : bool, default False
+        Log progress at INFO level (logger ``convexrelu.solvers.fista``).
+
+    ``solve(program, init)`` takes ``init`` as an array (d, B) or a :class:`Solution`.
+    """
+
+    name = "fista"
+
+    def __init__(
+        self,
+        max_iter: int = 20000,
+        tol: float = 1e-7,
+        step_init: float | None = None,
+        backtrack: bool = True,
+        restart: str | None = "gradient",
+        verbose: bool = False,
+        step_increase: float = 1.05,
+        backtrack_factor: float = 0.5,
+        max_time: float | None = None,
+    ):
+        if restart not in _RESTARTS:
+            raise ValueError(f"restart: expected one of {_RESTARTS}, got {restart!r}")
+        if not (0 < backtrack_factor < 1):
+            raise ValueError(f"backtrack_factor: expected a number in (0, 1), got {backtrack_factor}")
+        if step_increase < 1:
+            raise ValueError(f"step_increase: expected a number >= 1, got {step_increase}")
+        if int(max_iter) < 1:
+            raise ValueError(f"max_iter: expected an integer >= 1, got {max_iter}")
+        if not tol > 0:
+            raise ValueError(f"tol: expected a positive number, got {tol}")
+        self.max_iter = int(max_iter)
+        self.tol = float(tol)
+        self.step_init = step_init
+        self.backtrack = bool(backtrack)
+        self.restart = None if restart == "none" else restart
+        self.verbose = bool(verbose)
+        self.step_increase = float(step_increase) if backtrack else 1.0
+        self.backtrack_factor = float(backtrack_factor)
+        self.max_time = None if max_time is None else float(max_time)
+
+    def solve(self, program, init=None) -> Solution:
+        if program.has_constraints:
+            raise ValueError(
+                f"FISTA: {type(program).__name__} has cone constraints; FISTA solves unconstrained programs "
+                "(use AugmentedLagrangian, solver='auglag', which runs FISTA inside)"
+            )
+        start = time.perf_counter()
+        Q0, _, info0 = _initial_point(program, init)
+        tol = _dtype_tol(self.tol, program.dtype)
+        scale = gradient_scale(program)
+        step = self.step_init or initial_step(program)
+        history: list = []
+        res = fista_minimize(
+            LossPart(program), Q0, program.beta, step=float(step), max_iter=self.max_iter, tol=tol, scale=scale,
+            backtrack=self.backtrack, backtrack_factor=self.backtrack_factor, step_increase=self.step_increase,
+            restart=self.restart, history=history, name="FISTA", verbose=self.verbose,
+            deadline=None if self.max_time is None else start + self.max_time,
+        )
+        weights = res.Q.detach().cpu().numpy().astype(np.float64)
+        obj = program.objective(res.Q)
+        lower, _ = dual_lower_bound(program, res.Q)
+        elapsed = time.perf_counter() - start
+        if res.converged:
+            status = "optimal"
+        elif res.stalled:
+            status = "stalled"
+        elif res.iterations < self.max_iter:
+            status = "max_time"
+        else:
+            status = "max_iter"
+        if not res.converged:
+            why = {"stalled": "stalled (the line search is lost in rounding)", "max_time": f"stopped at max_time={self.max_time}",
+                   "max_iter": f"stopped at max_iter={self.max_iter}"}[status]
+            warnings.warn(
+                f"FISTA: {why} with prox-gradient residual {res.residual:.3e} "
+                f"(tol {tol:.1e}, relative to the gradient scale {scale:.3g}); objective {obj:.10g}, "
+                f"duality gap {obj - lower:.3e}",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return Solution(
+            weights=weights,
+            objective=obj,
+            converged=res.converged,
+            status=status,
+            iterations=res.iterations,
+            time=elapsed,
+            history=tuple(history),
+            constraint_violation=0.0,
+            multipliers=(),
+            lower_bound=min(lower, obj),
+            solver="fista",
+            info={"residual": res.residual, "tol": tol, "step": res.step, "restarts": res.restarts,
+                  "backtracks": res.backtracks, "gradient_scale": scale},
+        )

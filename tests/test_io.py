@@ -1,0 +1,203 @@
+"""Model files: round trips give identical predictions; corrupt or foreign files give a
+clear ValueError; no pickle anywhere."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+import convexrelu
+from convexrelu import ConvexReLUClassifier, ConvexReLURegressor, ThreeLayerNetwork, TwoLayerNetwork
+from convexrelu.io import FORMAT, FORMAT_VERSION, load, load_model_file, save
+from conftest import planted_regression
+
+SMALL = dict(n_patterns=5, random_state=0, beta=0.1)
+
+
+def _blobs(n=30, n_classes=2, seed=0):
+    r = np.random.default_rng(seed)
+    centers = 3.0 * r.standard_normal((n_classes, 2))
+    y = np.arange(n) % n_classes
+    return centers[y] + 0.5 * r.standard_normal((n, 2)), y
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = planted_regression(n=25, d=3)
+    Xc, yc = _blobs(n=30, n_classes=3)
+    models = {
+        "reg3": (ConvexReLURegressor(**SMALL).fit(X, y), X),
+        "reg2-multi": (ConvexReLURegressor(depth=2, **SMALL).fit(X, np.column_stack([y, 2 * y])), X),
+        "gated": (ConvexReLURegressor(depth=2, gated=True, fit_intercept=False, **SMALL).fit(X, y), X),
+        "clf-str": (ConvexReLUClassifier(depth=2, **SMALL).fit(Xc, np.array(["a", "b", "c"], dtype=object)[yc]), Xc),
+        "clf-softmax": (ConvexReLUClassifier(loss="softmax", **SMALL).fit(Xc, yc + 5), Xc),
+        "clf-logistic-bool": (ConvexReLUClassifier(depth=2, loss="logistic", **SMALL).fit(Xc[yc < 2], yc[yc < 2] == 1),
+                              Xc[yc < 2]),
+    }
+    return models
+
+
+@pytest.mark.parametrize("name", ["reg3", "reg2-multi", "gated", "clf-str", "clf-softmax", "clf-logistic-bool"])
+def test_round_trip_identical_predictions(fitted, name, tmp_path):
+    est, X = fitted[name]
+    path = tmp_path / "model.crelu"
+    est.save(path)
+    assert path.exists() and not (tmp_path / "model.crelu.npz").exists()  # written where asked
+    back = type(est).load(path)
+    assert type(back) is type(est)
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+    assert back.get_params() == est.get_params()
+    for attr in ("objective_", "n_patterns_", "n_active_", "n_features_in_", "n_iter_"):
+        assert getattr(back, attr) == getattr(est, attr)
+    assert back.solver_info_["status"] == est.solver_info_["status"]
+    if hasattr(est, "classes_"):
+        np.testing.assert_array_equal(back.classes_, est.classes_)
+        assert back.classes_.dtype == est.classes_.dtype
+        np.testing.assert_array_equal(back.decision_function(X), est.decision_function(X))
+        if hasattr(est, "predict_proba"):
+            np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
+    # module-level functions do the same
+    save(est, tmp_path / "m2")
+    np.testing.assert_array_equal(load(tmp_path / "m2").predict(X), est.predict(X))
+
+
+def test_file_is_plain_arrays_and_json(fitted, tmp_path):
+    est, _ = fitted["clf-str"]
+    path = tmp_path / "m.npz"
+    convexrelu.save(est, path)
+    with np.load(path, allow_pickle=False) as archive:  # no object arrays: loads without pickle
+        names = set(archive.files)
+        meta = json.loads(str(archive["metadata"][()]))
+        for name in archive.files:
+            assert archive[name].dtype != object
+    assert {"metadata", "network.W1", "network.W2", "classes"} <= names
+    assert meta["format"] == FORMAT and meta["format_version"] == FORMAT_VERSION == 1
+    assert meta["library_version"] == convexrelu.__version__
+    assert meta["estimator"] == "ConvexReLUClassifier"
+    assert meta["params"]["depth"] == 2 and meta["params"]["beta"] == 0.1
+
+
+def test_feature_names_round_trip(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, y = planted_regression(n=20, d=2)
+    frame = pd.DataFrame(X, columns=["left", "right"])
+    est = ConvexReLURegressor(depth=2, **SMALL).fit(frame, y)
+    est.save(tmp_path / "m")
+    back = ConvexReLURegressor.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.feature_names_in_, ["left", "right"])
+    np.testing.assert_array_equal(back.predict(frame), est.predict(frame))
+
+
+def test_networks_and_standardization(fitted, tmp_path):
+    est, X = fitted["reg3"]
+    save(est.network_, tmp_path / "net")
+    net = load(tmp_path / "net")
+    assert isinstance(net, ThreeLayerNetwork)
+    np.testing.assert_array_equal(net.predict(X), est.network_.predict(X))
+    two = TwoLayerNetwork(np.ones((3, 2)), np.ones((2, 1)), gates=np.eye(3)[:, :2], fit_intercept=False)
+    save(two, tmp_path / "two")
+    back = load(tmp_path / "two")
+    np.testing.assert_array_equal(back.gates, two.gates)
+    mean, scale = np.array([1.0, 2.0, 3.0]), np.array([2.0, 1.0, 0.5])
+    save(est, tmp_path / "std", standardization=(mean, scale), extra={"cli": {"features": ["a", "b", "c"]}})
+    mf = load_model_file(tmp_path / "std")
+    np.testing.assert_array_equal(mf.mean, mean)
+    np.testing.assert_array_equal(mf.scale, scale)
+    np.testing.assert_allclose(mf.transform(X), (X - mean) / scale)
+    assert mf.extra["cli"]["features"] == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="standardization"):
+        save(est, tmp_path / "bad", standardization=(mean, -scale))
+
+
+def test_save_errors(tmp_path):
+    with pytest.raises(ValueError, match="not fitted"):
+        save(ConvexReLURegressor(), tmp_path / "m")
+    with pytest.raises(TypeError, match="model"):
+        save({"not": "a model"}, tmp_path / "m")
+    est = ConvexReLURegressor(depth=2, **SMALL).fit(*planted_regression(n=15, d=2))
+    est.save(tmp_path / "m")
+    with pytest.raises(ValueError, match="ConvexReLURegressor, not a ConvexReLUClassifier"):
+        ConvexReLUClassifier.load(tmp_path / "m")
+
+
+def _rewrite(path, out, mutate):
+    """Copy the archive at ``path`` to ``out`` with its arrays changed by ``mutate(dict)``."""
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    mutate(arrays)
+    with open(out, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def test_corrupt_and_foreign_files(fitted, tmp_path):
+    est, _ = fitted["reg3"]
+    good = tmp_path / "good"
+    est.save(good)
+    raw = good.read_bytes()
+
+    cases = {}
+    (tmp_path / "text").write_text("hello, this is not a model\n")
+    cases["text"] = "not a convexrelu model file"
+    (tmp_path / "truncated").write_bytes(raw[: len(raw) // 2])
+    cases["truncated"] = "not a convexrelu model file"
+    (tmp_path / "empty").write_bytes(b"")
+    cases["empty"] = "not a convexrelu model file"
+    np.save(tmp_path / "single.npy", np.arange(3))
+    cases["single.npy"] = "not a convexrelu model file"
+    with open(tmp_path / "foreign", "wb") as fh:
+        np.savez(fh, weights=np.ones(3))
+    cases["foreign"] = "no 'metadata'"
+    with zipfile.ZipFile(tmp_path / "zip", "w") as zf:
+        zf.writestr("readme.txt", "a zip, not npz")
+    cases["zip"] = "not a convexrelu model file"
+    pickled = tmp_path / "pickled"
+    with open(pickled, "wb") as fh:
+        np.savez(fh, metadata=np.array([{"format": FORMAT}], dtype=object))
+    cases["pickled"] = "not a convexrelu model file"
+
+    def other_format(a):
+        a["metadata"] = np.asarray(json.dumps({"format": "something-else", "format_version": 1}))
+
+    _rewrite(good, tmp_path / "other", other_format)
+    cases["other"] = "not a convexrelu model file"
+
+    def newer(a):
+        meta = json.loads(str(a["metadata"][()]))
+        meta["format_version"] = FORMAT_VERSION + 1
+        a["metadata"] = np.asarray(json.dumps(meta))
+
+    _rewrite(good, tmp_path / "newer", newer)
+    cases["newer"] = "format version 2.*upgrade"
+
+    def bad_json(a):
+        a["metadata"] = np.asarray("{not json")
+
+    _rewrite(good, tmp_path / "badjson", bad_json)
+    cases["badjson"] = "metadata is not JSON"
+
+    def missing_weights(a):
+        del a["network.w3"]
+
+    _rewrite(good, tmp_path / "noweights", missing_weights)
+    cases["noweights"] = "corrupt.*network.w3"
+
+    def wrong_shape(a):
+        a["network.w2"] = np.ones((1, 1))
+
+    _rewrite(good, tmp_path / "shape", wrong_shape)
+    cases["shape"] = "corrupt.*inconsistent"
+
+    def string_weights(a):
+        a["network.W1"] = np.array(["x"])
+
+    _rewrite(good, tmp_path / "strweights", string_weights)
+    cases["strweights"] = "corrupt.*dtype"
+
+    for name, match in cases.items():
+        with pytest.raises(ValueError, match=match):
+            load(tmp_path / name)
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "does-not-exist")
+    with pytest.raises(ValueError, match="directory"):
+        load(tmp_path)
