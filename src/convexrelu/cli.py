@@ -611,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.traceback:
             raise
         message = _first_line(exc)
-        if isinstance(exc, (CLIError, ValueError, TypeError, FileNotFoundError, NotImplementedError)):
+        if isinstance(exc, (CLIError, ValueError, TypeError, FileNotFoundError)):
             print(f"error: {message}", file=sys.stderr)
         else:
             print(f"error: {type(exc).__name__}: {message} (run with --traceback for details)", file=sys.stderr)

@@ -320,13 +320,8 @@ class _ConvexReLUBase(BaseEstimator):
 
     def _initial_patterns(self, design: np.ndarray, p: dict, rng):
         if p["patterns"] == "exact":
-            try:  # depends on the exact-enumeration module (convexrelu.patterns.enumerate_*)
-                from .patterns import enumerate_three_layer, enumerate_two_layer
-            except ImportError as exc:
-                raise NotImplementedError(
-                    "patterns: 'exact' needs convexrelu.patterns.enumerate_two_layer/enumerate_three_layer, "
-                    "which this installation does not have; use patterns='sample'"
-                ) from exc
+            from .patterns import enumerate_three_layer, enumerate_two_layer
+
             logger.info("enumerating all patterns of a %d x %d design matrix", *design.shape)
             if p["depth"] == 2:
                 return enumerate_two_layer(design)
@@ -346,13 +341,8 @@ class _ConvexReLUBase(BaseEstimator):
         return cls(X, Y, pattern_set, **common)
 
     def _run_strategy(self, program, p: dict, rng):
-        try:  # depends on the pattern-strategies module (convexrelu.strategies.run_strategy)
-            from .strategies import run_strategy
-        except ImportError as exc:
-            raise NotImplementedError(
-                f"patterns: {p['patterns']!r} needs convexrelu.strategies.run_strategy, which this installation "
-                "does not have; use patterns='sample'"
-            ) from exc
+        from .strategies import run_strategy
+
         seed = int(rng.randint(0, 2**31 - 1))
         return run_strategy(
             p["patterns"], program, p["solver"], n_patterns=p["n_patterns"], random_state=seed, verbose=bool(p["verbose"])
