@@ -1,0 +1,64 @@
+"""Planted teacher networks with noise: the data of the solver benchmarks.
+
+Inputs are standard Gaussian; targets come from a random ReLU teacher (two-layer or
+three-layer parallel) plus Gaussian noise, scaled to unit variance so that ``beta`` has
+the same meaning across sizes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+
+import numpy as np
+import torch
+
+
+def two_layer_teacher(n: int, d: int, *, width: int = 5, noise: float = 0.1, seed: int = 0):
+    """``y = sum_j a_j (x . u_j)_+ + noise``, X of shape (n, d)."""
+    r = np.random.default_rng(seed)
+    X = r.standard_normal((n, d))
+    U = r.standard_normal((d, width)) / np.sqrt(d)
+    a = r.standard_normal(width)
+    y = np.maximum(X @ U, 0) @ a
+    y = (y - y.mean()) / (y.std() + 1e-12)
+    return X, y + noise * r.standard_normal(n)
+
+
+def three_layer_teacher(n: int, d: int, *, m1: int = 3, K: int = 3, noise: float = 0.1, seed: int = 0):
+    """``y = sum_k w3_k ((X W1_k)_+ w2_k)_+ + noise`` (theory.md, "Three-layer parallel networks")."""
+    r = np.random.default_rng(seed)
+    X = r.standard_normal((n, d))
+    W1 = r.standard_normal((K, d, m1)) / np.sqrt(d)
+    w2 = r.standard_normal((K, m1))
+    w3 = r.standard_normal(K)
+    H = np.maximum(np.einsum("nd,kdm->knm", X, W1), 0)
+    y = np.einsum("k,kn->n", w3, np.maximum(np.einsum("knm,km->kn", H, w2), 0))
+    y = (y - y.mean()) / (y.std() + 1e-12)
+    return X, y + noise * r.standard_normal(n)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """CPU model, cores, torch threads, torch version, load average, date."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "load_average": "%.2f %.2f %.2f" % load,
+        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+    }

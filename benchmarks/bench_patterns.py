@@ -1,0 +1,225 @@
+"""Where the patterns come from: objective against wall time of the pattern strategies
+and of projected Adam, three-layer networks (P3 of theory.md, m1 = 3).
+
+    python benchmarks/bench_patterns.py [--quick] [--solver NAME] [--threads N] [--no-write]
+
+Problems (squared loss, summed over samples as in theory.md):
+
+- ``planted``: the planted three-layer teacher of issue 5 (n = 500, d = 10 with the
+  intercept, 3 teacher sub-networks of m1 = 3 neurons, noise 0.1, beta = 1e-2);
+- ``diabetes``: scikit-learn's diabetes regression (n = 442, d = 11), X and y
+  standardised, beta = 1;
+- ``breast_cancer``: scikit-learn's breast cancer data (n = 569, d = 31), X standardised,
+  targets +-1 with the squared loss, beta = 1.
+
+Methods: projected Adam (best of 5 starts, K in {10, 50, 200}, 5000 full-batch steps,
+lr 1e-2, the trainer's early stopping), and :func:`convexrelu.strategies.run_strategy`
+with "sample" (100 Gaussian patterns), "seeded" (Adam K = 50, 5 starts, early stopping,
+from 10 sampled patterns), "pursuit" (from 10 sampled patterns) and "seeded+pursuit".
+Pursuit strategies stop at convergence, after 15 rounds, or once they have used the
+time of the whole Adam baseline. Final objectives and times are printed and written to
+the ``## Patterns`` section of ``benchmarks/RESULTS.md`` with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from convexrelu import ThreeLayerReLUProgram
+from convexrelu.nonconvex import train_three_layer
+from convexrelu.strategies import run_strategy
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+HIDDEN = 3
+
+
+# ----------------------------------------------------------------------------- problems
+def planted(n=500, d=10, seed=0):
+    """Issue 5's teacher: X (n, d-1) Gaussian, y = sum of 3 sub-networks (m1 = 3) + noise."""
+    r = np.random.default_rng(seed)
+    X = r.standard_normal((n, d - 1))
+    W1 = r.standard_normal((3, d - 1, 3)) / np.sqrt(d)
+    w2 = r.standard_normal((3, 3))
+    w3 = r.standard_normal(3)
+    H = np.maximum(np.einsum("nd,kdm->knm", X, W1), 0)
+    y = np.einsum("k,kn->n", w3, np.maximum(np.einsum("knm,km->kn", H, w2), 0))
+    return X, y + 0.1 * r.standard_normal(n)
+
+
+def _standardise(A):
+    return (A - A.mean(axis=0)) / A.std(axis=0)
+
+
+def problems(quick: bool):
+    from sklearn.datasets import load_breast_cancer, load_diabetes
+
+    n = 200 if quick else None
+    Xd, yd = load_diabetes(return_X_y=True)
+    Xb, yb = load_breast_cancer(return_X_y=True)
+    out = {
+        "planted": (*planted(n or 500), 1e-2),
+        "diabetes": (_standardise(Xd), _standardise(yd[:, None])[:, 0], 1.0),
+        "breast_cancer": (_standardise(Xb), np.where(yb == 1, 1.0, -1.0), 1.0),
+    }
+    if quick:
+        out = {k: (X[:n], y[:n], beta) for k, (X, y, beta) in out.items()}
+    return out
+
+
+# ----------------------------------------------------------------------------- methods
+def resolve_solver(name):
+    from convexrelu.solvers import SOLVERS, get_solver
+
+    if name == "auto":
+        for key in ("auto", "auglag"):
+            if key in SOLVERS:
+                return get_solver(key)
+        return get_solver("cvxpy")
+    return get_solver(name)
+
+
+def adam(X, y, beta, K, starts, steps, seed=0):
+    res = train_three_layer(X, y, n_subnetworks=K, hidden=HIDDEN, beta=beta, n_starts=starts, max_iter=steps,
+                            lr=1e-2, random_state=seed)
+    every = 10
+    longest = max(len(h) for h in res.histories)
+    best = np.minimum.accumulate(np.min([np.pad(np.asarray(h, float), (0, longest - len(h)), constant_values=np.inf)
+                                         for h in res.histories], axis=0))
+    per_step = res.time / max(max(res.iterations), 1)
+    curve = [(i * every * per_step, float(b)) for i, b in enumerate(best)]
+    return dict(objective=res.objective, time=res.time, curve=curve, detail=f"K={K}, {starts} starts")
+
+
+def strategy(name, program, solver, *, seed, budget, cfg):
+    res = run_strategy(name, program, solver, random_state=seed, time_budget=budget, **cfg)
+    curve = [(h["time"], h["objective"]) for h in res.history if h["stage"] != "train"]
+    detail = f"{len(res.program.patterns)} patterns, {len(res.history)} rounds"
+    if res.trained_objective is not None:
+        detail += f", trained {res.trained_objective:.5g}"
+    if res.converged is not None:
+        detail += ", converged" if res.converged else ", budget"
+    return dict(objective=res.objective, time=res.time, curve=curve, detail=detail)
+
+
+def run_problem(name, X, y, beta, args, solver):
+    Ks = (10, 50) if args.quick else (10, 50, 200)
+    starts = 2 if args.quick else 5
+    steps = 1500 if args.quick else 5000
+    rows = {}
+    for K in Ks:
+        rows[f"adam K={K}"] = adam(X, y, beta, K, starts, steps)
+        print(f"  {name}: adam K={K}: {rows[f'adam K={K}']['objective']:.6g} in {rows[f'adam K={K}']['time']:.1f}s",
+              flush=True)
+    adam_total = sum(r["time"] for k, r in rows.items() if k.startswith("adam"))
+    sampled = ThreeLayerReLUProgram(X, y, 100, hidden=HIDDEN, beta=beta, random_state=0)
+    base = ThreeLayerReLUProgram(X, y, 10, hidden=HIDDEN, beta=beta, random_state=0)
+    seed_cfg = dict(n_patterns=50, n_starts=starts, seed_starts=args.seed_starts,
+                    train_kwargs=dict(max_iter=steps, lr=1e-2, tol=1e-6))
+    pursuit_cfg = dict(max_rounds=15, patterns_per_round=20, tol=1e-3, search_starts=64, search_iter=100)
+    plan = [
+        ("sample", sampled, {}),
+        ("seeded", base, seed_cfg),
+        ("pursuit", base, pursuit_cfg),
+        ("seeded+pursuit", base, {**seed_cfg, **pursuit_cfg}),
+    ]
+    for sname, prog, cfg in plan:
+        rows[sname] = strategy(sname, prog, solver, seed=0, budget=adam_total, cfg=cfg)
+        print(f"  {name}: {sname}: {rows[sname]['objective']:.6g} in {rows[sname]['time']:.1f}s "
+              f"({rows[sname]['detail']})", flush=True)
+    return rows, adam_total
+
+
+# ----------------------------------------------------------------------------- report
+def machine() -> str:
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or "unknown CPU"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} thread(s), "
+            f"Python {platform.python_version()}, {platform.system()}; load average {load:.1f} at start")
+
+
+def table(name, rows, adam_total) -> list[str]:
+    adam_rows = {k: r for k, r in rows.items() if k.startswith("adam")}
+    best_adam = min(r["objective"] for r in adam_rows.values())
+    lines = [f"### {name}", "",
+             f"Adam baseline total time {adam_total:.1f} s; best Adam objective {best_adam:.6g}.", "",
+             "| method | final objective | vs best Adam | time (s) | time / Adam total | curve (time s: objective) | details |",
+             "|---|---|---|---|---|---|---|"]
+    for k, r in rows.items():
+        pts = r["curve"]
+        pick = sorted({0, len(pts) // 3, (2 * len(pts)) // 3, len(pts) - 1}) if pts else []
+        curve = ", ".join(f"{pts[i][0]:.1f}: {pts[i][1]:.4g}" for i in pick)
+        lines.append(f"| {k} | {r['objective']:.6g} | {100 * (r['objective'] / best_adam - 1):+.1f} % | {r['time']:.1f} "
+                     f"| {r['time'] / adam_total:.2f} | {curve} | {r['detail']} |")
+    return lines + [""]
+
+
+def write_section(text: str) -> None:
+    """Replace (or append) the ``## Patterns`` section of RESULTS.md, nothing else."""
+    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    pattern = re.compile(r"^## Patterns\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(old):
+        new = pattern.sub(lambda _: text.rstrip() + "\n\n", old)
+    else:
+        new = old.rstrip() + "\n\n" + text.rstrip() + "\n"
+    RESULTS.write_text(new)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="n <= 200, K in {10, 50}, 2 starts, 1500 steps")
+    parser.add_argument("--solver", default="auto", help="solver of the convex programs (default: auto/auglag)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--only", default=None, help="comma-separated problem names")
+    parser.add_argument("--seed-starts", type=int, default=None,
+                        help="seed with the best this many trainer starts (default: all; 1 with --solver cvxpy)")
+    parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    solver = resolve_solver(args.solver)
+    if args.seed_starts is None and getattr(solver, "name", "") == "cvxpy":
+        args.seed_starts = 1  # an interior-point solve of 5 x 50 patterns at n = 500 takes minutes
+    where = machine()
+    print(f"machine: {where}\nsolver: {getattr(solver, 'name', solver)}", flush=True)
+    sections = []
+    summary = []
+    for name, (X, y, beta) in problems(args.quick).items():
+        if args.only and name not in args.only.split(","):
+            continue
+        print(f"{name}: n={X.shape[0]}, d={X.shape[1] + 1} (with intercept), beta={beta:g}", flush=True)
+        rows, adam_total = run_problem(name, X, y, beta, args, solver)
+        sections += table(f"{name} (n={X.shape[0]}, d={X.shape[1] + 1}, beta={beta:g})", rows, adam_total)
+        best_adam = min(r["objective"] for k, r in rows.items() if k.startswith("adam"))
+        for k, r in rows.items():
+            if not k.startswith("adam"):
+                summary.append((name, k, r["objective"] / best_adam - 1, r["time"] / adam_total))
+    print("\nsummary (objective vs best Adam, time / Adam total):")
+    for name, k, rel, t in summary:
+        ok = "OK" if rel < 0 and t <= 2 else "--"
+        print(f"  {ok} {name:14s} {k:15s} {100 * rel:+7.2f} %  {t:5.2f}x")
+    text = "\n".join([
+        "## Patterns", "",
+        f"`python benchmarks/bench_patterns.py{' --quick' if args.quick else ''}` on {datetime.date.today()}: {where}; "
+        f"convex solver `{getattr(solver, 'name', solver)}`. Three-layer P3 (m1 = 3), squared loss summed over "
+        "samples. 'vs best Adam' compares with the lowest objective of all Adam runs; 'time / Adam total' divides by "
+        "the time of the whole Adam baseline (all K, all starts).", "",
+        *sections,
+    ])
+    if not args.no_write:
+        write_section(text)
+        print(f"\nwrote the ## Patterns section of {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

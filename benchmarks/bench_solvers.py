@@ -1,0 +1,290 @@
+"""Solver benchmarks (issue 4): first-order solvers against CVXPY and scnn, scale, floor.
+
+Run them all through ``python benchmarks/run_all.py`` (``--quick`` for a smoke run).
+Each function returns a dict of numbers and the lines it printed.
+
+- :func:`versus_cvxpy`: time to reach the CVXPY objective within 1e-4 relative (the
+  first of a ladder of tolerances, loosest first, whose *returned, feasibility-repaired*
+  solution is within 1e-4; each run from scratch), and the default solve (target 1e-6).
+- :func:`versus_scnn`: scnn's augmented Lagrangian (ReLU) and R-FISTA (gated) on the same
+  data, gates and objective (``unitize_data=False``, ``lambda = beta / n``); its convex
+  weights are evaluated by our program (objective on our scale, cone violation).
+- :func:`floor`: time per inner iteration / time of ``X @ Q`` plus ``X.T @ T`` of the
+  same shapes, in the same process.
+- :func:`scale`: wall time and peak memory of a three-layer solve in a child process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _data import three_layer_teacher, two_layer_teacher  # noqa: E402
+
+from convexrelu import GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram  # noqa: E402
+from convexrelu.solvers import AugmentedLagrangian, ConvergenceWarning, CVXPYSolver, FISTA  # noqa: E402
+from convexrelu.solvers.auglag import constraint_scale  # noqa: E402
+from convexrelu.solvers.fista import ALPart, LossPart, fista_minimize, gradient_scale  # noqa: E402
+
+KINDS = {"three": ThreeLayerReLUProgram, "relu": TwoLayerReLUProgram, "gated": GatedReLUProgram}
+
+
+def build(kind: str, n: int, d: int, patterns: int, *, m1: int = 3, beta: float | None = None, seed: int = 0,
+          dtype=torch.float64):
+    """Program of ``kind`` on planted-teacher data; ``beta`` defaults to ``1e-3 n``
+    (scnn's ``lambda = 1e-3``)."""
+    beta = 1e-3 * n if beta is None else beta
+    if kind == "three":
+        X, y = three_layer_teacher(n, d, m1=m1, seed=seed)
+        return ThreeLayerReLUProgram(X, y, patterns, hidden=m1, beta=beta, random_state=seed, dtype=dtype)
+    X, y = two_layer_teacher(n, d, seed=seed)
+    return KINDS[kind](X, y, patterns, beta=beta, random_state=seed, dtype=dtype)
+
+
+def _rel(a, b):
+    return abs(a - b) / max(abs(b), 1e-300)
+
+
+def _relative_violation(program, Q) -> float:
+    cons = program.operator.constraints(program.as_tensor(Q))
+    if not cons:
+        return 0.0
+    return program.violation(Q) / constraint_scale(cons)
+
+
+def _solve(solver, program):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        t = time.perf_counter()
+        sol = solver.solve(program)
+        return sol, time.perf_counter() - t
+
+
+LADDER_AL = [dict(tol=1e-3, feas_tol=1e-5), dict(tol=1e-4, feas_tol=1e-6), dict(tol=1e-4, feas_tol=1e-7), {}]
+LADDER_FISTA = [dict(tol=1e-4), dict(tol=1e-5), dict(tol=1e-6), {}]
+
+
+def versus_cvxpy(kind: str, n: int, d: int, patterns: int, *, m1: int = 3, program=None, cvxpy_solution=None):
+    """Our first-order solver against CVXPY (Clarabel) on one program."""
+    prog = program or build(kind, n, d, patterns, m1=m1)
+    out = {"kind": kind, "n": n, "d": d, "patterns": len(prog.patterns), "blocks": prog.shape[1], "beta": prog.beta}
+    if cvxpy_solution is None:
+        ref, t_ref = _solve(CVXPYSolver(), prog)
+    else:
+        ref, t_ref = cvxpy_solution
+    out.update(cvxpy_time=t_ref, cvxpy_objective=ref.objective)
+    cls, ladder = (AugmentedLagrangian, LADDER_AL) if prog.has_constraints else (FISTA, LADDER_FISTA)
+    out["solver"] = cls.name
+    runs = []
+    for kw in ladder:
+        sol, t = _solve(cls(**kw), prog)
+        rel = _rel(sol.objective, ref.objective)
+        runs.append(dict(settings=kw or "default", time=t, rel=rel, iterations=sol.iterations,
+                         violation=_relative_violation(prog, sol.weights), gap=sol.relative_gap,
+                         converged=sol.converged))
+        if kw == {} or rel <= 1e-6:
+            break
+    reach = next((r for r in runs if r["rel"] <= 1e-4), None)
+    final = runs[-1]
+    out.update(runs=runs, time_to_1e4=None if reach is None else reach["time"],
+               ratio_1e4=None if reach is None else t_ref / reach["time"],
+               final_time=final["time"], final_rel=final["rel"], final_violation=final["violation"],
+               final_gap=final["gap"], ratio_final=t_ref / final["time"])
+    lines = [
+        f"{kind:6s} n={n} d={d} patterns={out['patterns']} blocks={out['blocks']} beta={prog.beta:g}: "
+        f"CVXPY {t_ref:.2f}s (objective {ref.objective:.10g})",
+    ]
+    for r in runs:
+        lines.append(
+            f"    {cls.name} {str(r['settings']):34s} {r['time']:8.2f}s  rel.err {r['rel']:.1e}  "
+            f"violation {r['violation']:.1e}  gap {r['gap']:.1e}  iterations {r['iterations']}"
+        )
+    lines.append(
+        f"    time to 1e-4: {_fmt(out['time_to_1e4'], 's')}  ratio CVXPY/ours {_fmt(out['ratio_1e4'], 'x')}; "
+        f"to {final['rel']:.0e}: ratio {out['ratio_final']:.2f}x"
+    )
+    out["lines"] = lines
+    return out
+
+
+def _fmt(v, unit):
+    return "n/a" if v is None else (f"{v:.2f}{unit}")
+
+
+# ----------------------------------------------------------------------------- scnn
+def versus_scnn(kind: str, n: int, d: int, patterns: int, *, program=None, reference_objective=None):
+    """scnn on the same data, gates (our generators) and objective."""
+    prog = program or build(kind, n, d, patterns)
+    out = {"kind": kind, "n": n}
+    try:
+        from scnn.metrics import Metrics
+        from scnn.models import ConvexGatedReLU, ConvexReLU
+        from scnn.optimize import optimize_model
+        from scnn.regularizers import NeuronGL1
+        from scnn.solvers import AL, RFISTA
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        out["error"] = f"scnn not importable: {exc!r} (pip install --no-deps pyscnn linalg_backends opt_einsum tqdm)"
+        out["lines"] = [f"scnn {kind}: {out['error']}"]
+        return out
+    X = prog.X_design  # intercept column included: scnn with bias=False sees the same design
+    y = prog.Y_np
+    G = prog.patterns.generators
+    P = G.shape[1]
+    model = ConvexReLU(G, c=1, bias=False) if kind == "relu" else ConvexGatedReLU(G, c=1, bias=False)
+    solver = AL(model) if kind == "relu" else RFISTA(model)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t = time.perf_counter()
+            cvx, _ = optimize_model(
+                model, solver, Metrics(), X, y, regularizer=NeuronGL1(prog.beta / n), return_convex=True,
+                unitize_data=False, verbose=False, dtype="float64",
+            )
+            elapsed = time.perf_counter() - t
+    except Exception as exc:  # pragma: no cover
+        out["error"] = f"scnn failed: {exc!r}"
+        out["lines"] = [f"scnn {kind}: {out['error']}"]
+        return out
+    params = cvx.parameters
+    if kind == "relu":  # our layout: v blocks then w blocks, pattern order of G
+        Q = np.hstack([params[0][0].T, params[1][0].T])
+    else:
+        Q = params[0][0].T
+    # scnn's gates are 1[X G > 0], ours 1[X G >= 0]: the same for continuous data
+    masks = (X @ G) > 0
+    same = bool(np.array_equal(masks, prog.patterns.masks))
+    obj = prog.objective(Q)
+    out.update(time=elapsed, objective=obj, violation=_relative_violation(prog, Q), same_patterns=same,
+               rel=None if reference_objective is None else (obj - reference_objective) / reference_objective)
+    out["lines"] = [
+        f"scnn {'AL' if kind == 'relu' else 'R-FISTA'} {kind} n={n} gates={P}: {elapsed:.2f}s, objective {obj:.10g} "
+        f"(ours/CVXPY scale), rel. to optimum {_fmt_e(out['rel'])}, cone violation {out['violation']:.1e}"
+        + ("" if same else "  [gate patterns differ from ours!]")
+    ]
+    return out
+
+
+def _fmt_e(v):
+    return "n/a" if v is None else f"{v:+.1e}"
+
+
+# ----------------------------------------------------------------------------- floor
+def _time(fn, repeat):
+    fn()
+    t = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t) / repeat
+
+
+def floor(program, solution=None, *, iterations: int = 200):
+    """Time per inner FISTA iteration over time of the two GEMMs ``X @ Q``, ``X.T @ T``."""
+    op = program.operator
+    Q0 = op.zeros() if solution is None else program.as_tensor(np.array(solution.weights))
+    if program.has_constraints:
+        lam = tuple(torch.zeros(s, dtype=op.dtype, device=op.device) for s in op.constraint_shapes)
+        if solution is not None and solution.multipliers:
+            lam = tuple(torch.as_tensor(m, dtype=op.dtype, device=op.device) for m in solution.multipliers)
+        part = ALPart(program, lam, rho=10.0)
+    else:
+        part = LossPart(program)
+    scale = gradient_scale(program)
+    step = 1e-6
+    fista_minimize(part, Q0, program.beta, step=step, max_iter=5, tol=0.0, scale=scale)  # warm-up
+    t = time.perf_counter()
+    res = fista_minimize(part, Q0, program.beta, step=step, max_iter=iterations, tol=0.0, scale=scale)
+    per_iter = (time.perf_counter() - t) / res.iterations
+    X = op.X
+    Q = torch.randn(op.shape, dtype=op.dtype, device=op.device)
+    T = torch.randn((op.n_samples, op.n_blocks), dtype=op.dtype, device=op.device)
+    repeat = max(3, min(200, int(0.5 / max(per_iter, 1e-6))))
+    gemm = _time(lambda: X @ Q, repeat) + _time(lambda: X.T @ T, repeat)
+    n, d = X.shape
+    return {"n": n, "d": d, "blocks": op.n_blocks, "dtype": str(op.dtype).replace("torch.", ""),
+            "per_iteration": per_iter, "two_gemms": gemm, "ratio": per_iter / gemm,
+            "backtracks_per_iteration": res.backtracks / res.iterations}
+
+
+# ----------------------------------------------------------------------------- scale
+def _scale_child(n, d, patterns, m1, dtype, max_time, threads):
+    """Runs in a child process; prints one JSON line."""
+    if threads:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    prog = build("three", n, d, patterns, m1=m1, beta=1e-3 * n, dtype=getattr(torch, dtype))
+    setup = time.perf_counter() - t0
+    solver = AugmentedLagrangian(tol=1e-4, feas_tol=1e-6, max_time=max_time)
+    sol, elapsed = _solve(solver, prog)
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    info = dict(sol.info)
+    print(json.dumps({
+        "n": n, "d": d, "patterns": len(prog.patterns), "blocks": prog.shape[1], "dtype": dtype,
+        "setup_time": setup, "solve_time": elapsed, "iterations": sol.iterations, "status": sol.status,
+        "objective": sol.objective, "stationarity": info.get("stationarity"),
+        "violation_before_repair": info.get("violation_before_repair"),
+        "violation": _relative_violation(prog, sol.weights), "relative_gap": sol.relative_gap,
+        "peak_rss_gb": rss_kb / 1024**2, "threads": torch.get_num_threads(),
+    }))
+
+
+def _mem_available_gb() -> float:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable"):
+                    return int(line.split()[1]) / 1024**2
+    except OSError:
+        pass
+    return math.inf
+
+
+def scale(n: int, d: int = 50, patterns: int = 500, m1: int = 3, *, dtype: str = "float32", max_time: float = 110.0,
+          threads: int | None = None, bytes_per_entry_estimate: float = 60.0):
+    """Three-layer solve in a child process: wall time (setup + solve) and peak memory.
+
+    Skipped (with the reason) when the estimated memory, about ``bytes_per_entry_estimate``
+    bytes per entry of the n x B constraint matrix in float32, exceeds the available memory.
+    """
+    blocks_est = 2 * patterns * m1
+    need = n * blocks_est * bytes_per_entry_estimate * (2 if dtype == "float64" else 1) / 1024**3
+    avail = _mem_available_gb()
+    if need > 0.8 * avail:
+        return {"n": n, "skipped": f"needs about {need:.1f} GB, {avail:.1f} GB available",
+                "lines": [f"scale three-layer n={n}: skipped (needs about {need:.1f} GB, {avail:.1f} GB available)"]}
+    cmd = [sys.executable, os.path.abspath(__file__), "--scale-child", str(n), str(d), str(patterns), str(m1), dtype,
+           str(max_time), str(threads or 0)]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        return {"n": n, "error": proc.stderr[-2000:], "lines": [f"scale n={n}: child failed: {proc.stderr[-500:]}"]}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["wall_time"] = wall
+    out["lines"] = [
+        f"scale three-layer n={n} d={d} m1={m1} patterns={out['patterns']} blocks={out['blocks']} {dtype}: "
+        f"wall {wall:.1f}s (setup {out['setup_time']:.1f}s, solve {out['solve_time']:.1f}s, "
+        f"{out['iterations']} iterations, {1e3 * out['solve_time'] / max(out['iterations'], 1):.0f} ms/iteration), "
+        f"peak memory {out['peak_rss_gb']:.2f} GB; status {out['status']}, stationarity {out['stationarity']:.1e}, "
+        f"violation {out['violation']:.1e} (before repair {out['violation_before_repair']:.1e}), "
+        f"relative gap {out['relative_gap']:.1e}"
+    ]
+    return out
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--scale-child":
+        n, d, P, m1 = (int(a) for a in sys.argv[2:6])
+        _scale_child(n, d, P, m1, sys.argv[6], float(sys.argv[7]), int(sys.argv[8]))
+    else:
+        print("run the benchmarks with: python benchmarks/run_all.py [--quick]")

@@ -1,0 +1,226 @@
+"""Run every benchmark and write the Solvers section of benchmarks/RESULTS.md.
+
+    python benchmarks/run_all.py            # full run (about 15-30 minutes on 2 cores)
+    python benchmarks/run_all.py --quick    # smoke run (a minute or two)
+
+Side by side in one process (issue 4, "What must be shown"):
+
+1. three-layer, n=500, d=10, m1=3, 100 patterns: time to the CVXPY objective within 1e-4
+   relative, as a ratio to CVXPY's time (target: 20x);
+2. two-layer ReLU and gated ReLU at n=500, d=10, 100 patterns: the same ratio, and scnn
+   (augmented Lagrangian / R-FISTA) on the same data, gates and objective;
+3. scale: three-layer n=20,000, d=50, m1=3, 500 patterns: wall time and peak memory
+   (target: under 2 minutes and 4 GB), and n=100,000 to show the growth;
+4. floor: time per iteration / time of the two matrix products of the same shapes
+   (target: at most 2).
+
+Only the section headed ``## Solvers`` of RESULTS.md is rewritten. Other benchmark
+scripts in this folder (e.g. ``bench_patterns.py``) run afterwards as subprocesses
+unless ``--solvers-only``; they write their own sections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import bench_solvers as bs  # noqa: E402
+from _data import machine  # noqa: E402
+
+
+def _section(text_lines):
+    return "\n".join(text_lines).rstrip() + "\n"
+
+
+def write_section(path: str, body: str, heading: str = "## Solvers") -> None:
+    """Replace (or append) the section starting at ``heading`` up to the next ``## `` heading."""
+    old = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
+    lines = old.splitlines()
+    start = next((i for i, l in enumerate(lines) if l.strip() == heading), None)
+    if start is None:
+        new = old.rstrip() + "\n\n" + body
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        new = "\n".join(lines[:start]).rstrip() + ("\n\n" if start else "") + body + (
+            "\n" + "\n".join(lines[end:]) + "\n" if end < len(lines) else "")
+    with open(path, "w") as f:
+        f.write(new.rstrip() + "\n")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
+    parser.add_argument("--skip-scnn", action="store_true")
+    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--solvers-only", action="store_true", help="do not run the other bench_*.py scripts")
+    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    info = machine()
+    if args.quick:
+        n, d, P, scale_ns, scale_d, scale_P = 150, 5, 20, [3000, 6000], 20, 50
+    else:
+        n, d, P, scale_ns, scale_d, scale_P = 500, 10, 100, [20000, 100000], 50, 500
+    printed: list[str] = []
+
+    def say(*lines):
+        for line in lines:
+            print(line, flush=True)
+            printed.append(line)
+
+    t_start = time.perf_counter()
+    say(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads), "
+        f"python {info['python']}, load average {info['load_average']}, {info['date']}")
+
+    # (1) three-layer vs CVXPY
+    say("", "(1) three-layer vs CVXPY")
+    r3 = bs.versus_cvxpy("three", n, d, P, m1=3)
+    say(*r3["lines"])
+    prog3 = bs.build("three", n, d, P, m1=3)
+
+    # (2) two-layer ReLU and gated vs CVXPY and scnn
+    say("", "(2) two-layer ReLU and gated ReLU vs CVXPY and scnn")
+    r2, s2, progs2 = {}, {}, {}
+    for kind in ("relu", "gated"):
+        prog = bs.build(kind, n, d, P)
+        progs2[kind] = prog
+        r2[kind] = bs.versus_cvxpy(kind, n, d, P, program=prog)
+        say(*r2[kind]["lines"])
+        if not args.skip_scnn:
+            s2[kind] = bs.versus_scnn(kind, n, d, P, program=prog, reference_objective=r2[kind]["cvxpy_objective"])
+            say(*s2[kind]["lines"])
+            if "time" in s2[kind]:
+                ours = r2[kind]["final_time"]
+                say(f"    scnn time / ours (ours to {r2[kind]['final_rel']:.0e}): {s2[kind]['time'] / ours:.2f}x")
+
+    # (4) floor
+    say("", "(4) floor: time per inner iteration / time of X @ Q + X.T @ T (same shapes, same process)")
+    floors = []
+    for label, prog in (("three", prog3), ("relu", progs2["relu"]), ("gated", progs2["gated"])):
+        f = bs.floor(prog)
+        f["label"] = label
+        floors.append(f)
+        say(f"    {label:6s} n={f['n']} d={f['d']} B={f['blocks']} {f['dtype']}: {1e3 * f['per_iteration']:.3f} ms/iteration, "
+            f"two GEMMs {1e3 * f['two_gemms']:.3f} ms, ratio {f['ratio']:.2f} "
+            f"({f['backtracks_per_iteration']:.2f} line-search retries per iteration)")
+
+    # (3) scale
+    scales = []
+    if not args.skip_scale:
+        say("", "(3) scale: three-layer, augmented Lagrangian (tol 1e-4, feas_tol 1e-6, max_time 110 s), child process")
+        for ns in scale_ns:
+            s = bs.scale(ns, scale_d, scale_P, 3, dtype="float32", max_time=30.0 if args.quick else 110.0,
+                         threads=args.threads)
+            scales.append(s)
+            say(*s["lines"])
+        big = [s for s in scales if "per_iteration" not in s and "iterations" in s]
+        if len(big) >= 2:
+            a, b = big[0], big[-1]
+            say(f"    growth n {a['n']} -> {b['n']} (x{b['n'] / a['n']:.0f}): time per iteration "
+                f"x{(b['solve_time'] / b['iterations']) / (a['solve_time'] / a['iterations']):.1f}, "
+                f"peak memory x{b['peak_rss_gb'] / a['peak_rss_gb']:.1f}")
+        # floor at the scale of (3), in float32
+        if not args.quick:
+            progS = bs.build("three", scale_ns[0], scale_d, scale_P, m1=3, dtype=torch.float32)
+            f = bs.floor(progS, iterations=10)
+            f["label"] = "three (scale)"
+            floors.append(f)
+            say(f"    floor at scale: n={f['n']} d={f['d']} B={f['blocks']} {f['dtype']}: "
+                f"{1e3 * f['per_iteration']:.1f} ms/iteration, two GEMMs {1e3 * f['two_gemms']:.1f} ms, ratio {f['ratio']:.2f}")
+            del progS
+    say("", f"total benchmark time {time.perf_counter() - t_start:.0f}s")
+
+    body = render(info, args, r3, r2, s2, floors, scales, printed)
+    write_section(args.output, body)
+    print(f"wrote the Solvers section of {args.output}")
+
+    if not args.solvers_only:
+        for name in sorted(os.listdir(HERE)):
+            if name.startswith("bench_") and name.endswith(".py") and name not in ("bench_solvers.py",):
+                path = os.path.join(HERE, name)
+                src = open(path).read()
+                if name == "bench_cvxpy_sizes.py":
+                    continue  # the CVXPY size ladder: long, not part of the Solvers results
+                cmd = [sys.executable, path] + (["--quick"] if args.quick and "--quick" in src else [])
+                print(f"running {' '.join(cmd)}", flush=True)
+                rc = subprocess.run(cmd).returncode
+                print(f"{name}: exit status {rc}", flush=True)
+
+
+def _s(v):
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def _x(v):
+    return "n/a" if v is None else f"{v:.2f}x"
+
+
+def render(info, args, r3, r2, s2, floors, scales, printed) -> str:
+    L = ["## Solvers", ""]
+    L.append(f"Produced by `python benchmarks/run_all.py{' --quick' if args.quick else ''}` on {info['date']}.")
+    L.append(f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} with {info['torch_threads']} "
+             f"threads, Python {info['python']}; load average at the start {info['load_average']} "
+             "(the machine is shared: other processes ran during the measurements, all timings in one run).")
+    L.append("Data: planted teachers with noise (`benchmarks/_data.py`), standardised targets, squared loss, "
+             "beta = 1e-3 n (scnn's lambda = 1e-3), float64 unless said. Relative errors are against the "
+             "CVXPY (Clarabel) objective of the same program; violations are max(0, -min K Q) / max |K Q| "
+             "of the returned point.")
+    L.append("")
+    L.append("### CVXPY vs first-order (1, 2)")
+    L.append("")
+    L.append("| program | n | patterns | blocks | CVXPY s | ours to 1e-4 s | ratio | ours default s | rel. err | violation | ratio | target |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r, target in ((r3, "20x"), (r2.get("relu"), "-"), (r2.get("gated"), "-")):
+        if r is None:
+            continue
+        L.append(f"| {r['kind']} ({r['solver']}) | {r['n']} | {r['patterns']} | {r['blocks']} | {r['cvxpy_time']:.2f} | "
+                 f"{_s(r['time_to_1e4'])} | {_x(r['ratio_1e4'])} | "
+                 f"{r['final_time']:.2f} | {r['final_rel']:.1e} | {r['final_violation']:.1e} | {r['ratio_final']:.2f}x | {target} |")
+    if s2:
+        L += ["", "### scnn on the same data, gates and objective (2)", ""]
+        L.append("| program | scnn s | objective rel. to optimum | cone violation | ours default s | ours rel. err | ours violation | scnn / ours time |")
+        L.append("|---|---|---|---|---|---|---|---|")
+        for kind, s in s2.items():
+            r = r2[kind]
+            if "time" in s:
+                L.append(f"| {kind} | {s['time']:.2f} | {_e(s['rel'])} | {s['violation']:.1e} | {r['final_time']:.2f} | "
+                         f"{r['final_rel']:.1e} | {r['final_violation']:.1e} | {s['time'] / r['final_time']:.2f}x |")
+            else:
+                L.append(f"| {kind} | {s.get('error', 'failed')} | | | | | | |")
+    L += ["", "### Floor (4): time per inner iteration / time of `X @ Q` + `X.T @ T` (target <= 2)", ""]
+    L.append("| program | n | d | blocks | dtype | ms / iteration | ms two GEMMs | ratio |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    for f in floors:
+        L.append(f"| {f['label']} | {f['n']} | {f['d']} | {f['blocks']} | {f['dtype']} | {1e3 * f['per_iteration']:.3f} | "
+                 f"{1e3 * f['two_gemms']:.3f} | {f['ratio']:.2f} |")
+    if scales:
+        L += ["", "### Scale (3): three-layer, m1=3, float32, augmented Lagrangian (tol 1e-4, feas_tol 1e-6, max_time 110 s)", ""]
+        L.append("| n | d | patterns | blocks | wall s | solve s | iterations | ms / iteration | peak GB | status | stationarity | violation |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for s in scales:
+            if "skipped" in s or "error" in s:
+                L.append(f"| {s['n']} | {s.get('skipped') or 'child failed'} | | | | | | | | | | |")
+                continue
+            L.append(f"| {s['n']} | {s['d']} | {s['patterns']} | {s['blocks']} | {s['wall_time']:.1f} | {s['solve_time']:.1f} | "
+                     f"{s['iterations']} | {1e3 * s['solve_time'] / max(s['iterations'], 1):.0f} | {s['peak_rss_gb']:.2f} | "
+                     f"{s['status']} | {s['stationarity']:.1e} | {s['violation']:.1e} |")
+    L += ["", "### Output as printed", "", "```"] + printed + ["```", ""]
+    return _section(L)
+
+
+def _e(v):
+    return "n/a" if v is None else f"{v:+.1e}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Certificates (convexrelu.certificates): on tiny exactly enumerable problems
+lower_global <= exact optimum <= upper, no non-convex training run ever goes below a
+certified lower bound, and the printed table marks what is proven."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from convexrelu import CVXPYSolver, GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram
+from convexrelu.certificates import Certificate, certificate, enumerable
+from convexrelu.nonconvex import train_three_layer, train_two_layer
+from convexrelu.patterns import enumerate_three_layer, enumerate_two_layer
+from convexrelu.strategies import run_strategy
+from conftest import targets_for
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _tiny(n, seed=0):
+    r = np.random.default_rng(seed)
+    x = np.sort(r.uniform(-2, 2, n))
+    return x[:, None], np.sin(2 * x) + 0.1 * r.standard_normal(n)
+
+
+def _case(cls, loss, n, seed=0, beta=0.05):
+    X, y = _tiny(n, seed)
+    kw = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
+    prog = cls(X, targets_for(loss, y), 3, loss=loss, beta=beta, random_state=seed, **kw)
+    patterns = enumerate_three_layer(prog.X_design, 2) if kw else enumerate_two_layer(prog.X_design)
+    return prog, patterns
+
+
+@pytest.fixture(scope="module")
+def three_layer_tiny():
+    return _case(ThreeLayerReLUProgram, "squared", 6)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, GatedReLUProgram])
+def test_bounds_sandwich_exact_optimum_two_layer(cls, loss):
+    prog, patterns = _case(cls, loss, 8, seed=1)
+    exact = CVXPYSolver().solve(prog.with_patterns(patterns)).objective
+    for program in (prog, run_strategy("pursuit", prog, CVXPYSolver(), tol=1e-6, random_state=0).program):
+        sol = CVXPYSolver().solve(program)
+        cert = certificate(program, sol, exact=patterns, random_state=0)
+        assert cert.proven
+        slack = 1e-6 * abs(exact) if loss == "squared" else 1e-4 * abs(exact)  # exp-cone accuracy
+        assert cert.lower_global <= exact + slack
+        assert exact <= cert.upper + slack
+        assert cert.lower_sampled <= sol.objective + slack
+        assert cert.upper == pytest.approx(sol.objective, rel=1e-5)
+    # at the pursuit optimum the certificate closes the gap
+    assert cert.relative_gap < (1e-5 if loss == "squared" else 1e-3)
+
+
+def test_bounds_sandwich_exact_optimum_three_layer(three_layer_tiny):
+    prog, patterns = three_layer_tiny
+    exact = CVXPYSolver().solve(prog.with_patterns(patterns)).objective
+    sol = CVXPYSolver().solve(prog)
+    cert = certificate(prog, sol, exact=patterns, random_state=0)
+    assert cert.lower_global <= exact * (1 + 1e-7) <= cert.upper * (1 + 2e-7)
+    assert cert.lower_global <= cert.lower_search * (1 + 1e-9)  # search can only miss atoms
+    assert cert.max_violation_exact >= cert.max_violation * (1 - 1e-9)
+    res = run_strategy("pursuit", prog, CVXPYSolver(), tol=1e-6, random_state=0)
+    cert = certificate(res.program, res.solution, exact=patterns, random_state=0)
+    assert cert.lower_global <= exact * (1 + 1e-7)
+    # pursuit reaches the optimum over all patterns; the three-layer global bound is looser
+    assert res.solution.objective <= exact * (1 + 1e-4)
+    assert cert.relative_gap < 1e-3
+
+
+def test_no_nonconvex_run_below_the_certificate(three_layer_tiny):
+    prog, patterns = three_layer_tiny
+    cert = certificate(prog, CVXPYSolver().solve(prog), exact=patterns, random_state=0)
+    X, y = prog.X_design, prog.Y_np[:, 0]
+    for seed, K in [(0, 2), (1, 5), (2, 10)]:
+        res = train_three_layer(X, y, n_subnetworks=K, hidden=2, beta=prog.beta, fit_intercept=False, n_starts=2,
+                                max_iter=800, lr=2e-2, random_state=seed)
+        assert min(res.objectives) >= cert.lower_global - 1e-9
+    prog2, patterns2 = _case(TwoLayerReLUProgram, "squared", 8, seed=2)
+    cert2 = certificate(prog2, CVXPYSolver().solve(prog2), exact=patterns2, random_state=0)
+    for seed, width in [(0, 2), (1, 8), (2, 30)]:
+        res = train_two_layer(prog2.X_design, prog2.Y_np[:, 0], width=width, beta=prog2.beta, fit_intercept=False,
+                              n_starts=2, max_iter=800, lr=2e-2, random_state=seed)
+        assert min(res.objectives) >= cert2.lower_global - 1e-9
+
+
+def test_multi_output_bound_holds_for_shared_hidden_units():
+    """Softmax (C = 3): the trainer's neurons feed every output; the bound combines the
+    per-output maxima in the Euclidean norm so it still holds for them."""
+    X, y = _tiny(8, seed=3)
+    labels = targets_for("softmax", y)
+    prog = TwoLayerReLUProgram(X, labels, 4, loss="softmax", beta=0.05, random_state=0)
+    cert = certificate(prog, CVXPYSolver().solve(prog), exact=enumerate_two_layer(prog.X_design), random_state=0)
+    for seed in range(2):
+        res = train_two_layer(prog.X_design, labels, width=10, loss="softmax", beta=prog.beta, fit_intercept=False,
+                              n_starts=2, max_iter=800, lr=2e-2, random_state=seed)
+        assert min(res.objectives) >= cert.lower_global - 1e-9
+
+
+def test_table_marks_unproven_numbers():
+    X, y = _tiny(8, 4)
+    prog = TwoLayerReLUProgram(X, y, 3, beta=0.05, random_state=0)
+    sol = CVXPYSolver().solve(prog)
+    cert = certificate(prog, sol, exact=False, random_state=0)
+    assert isinstance(cert, Certificate)
+    assert not cert.proven and cert.lower_global is None and cert.gap is None and cert.lower == -math.inf
+    text = str(cert)
+    assert "NOT PROVEN" in text and "not available" in text and "upper" in text
+    auto = certificate(prog, sol, random_state=0)  # 1-D input with intercept: enumerated by default
+    assert enumerable(prog) and auto.proven and "PROVEN" in str(auto)
+    assert auto.lower_global <= auto.upper
+    with pytest.raises(Exception):
+        Certificate.__setattr__(auto, "upper", 0.0)  # frozen

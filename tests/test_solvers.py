@@ -1,0 +1,307 @@
+"""Solvers: every solver x every program x every loss against CVXPY, recovery, constraints,
+certificates, warm starts, warnings and errors, float32; and the operator checks the
+first-order solvers rely on (adjoint test, finite-difference gradients of the smooth
+parts, including the augmented-Lagrangian term).
+
+Problems are small (n = 24) so that the whole file runs in about a minute on 2 cores.
+"""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from convexrelu import GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram
+from convexrelu.solvers import (
+    SOLVERS,
+    AugmentedLagrangian,
+    AutoSolver,
+    ConvergenceWarning,
+    CVXPYSolver,
+    FISTA,
+    Solution,
+    SolverError,
+    get_solver,
+)
+from convexrelu.solvers.auglag import constraint_scale, restore_feasibility
+from convexrelu.solvers.fista import ALPart, LossPart
+from conftest import planted_regression, targets_for
+
+PROGRAMS = [TwoLayerReLUProgram, GatedReLUProgram, ThreeLayerReLUProgram]
+LOSSES = ["squared", "logistic", "softmax"]
+SOLVER_NAMES = ["cvxpy", "fista", "auglag", "auto"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny problems: one thread avoids OpenMP start-up and contention costs."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+_PROGRAMS: dict = {}
+_REFERENCES: dict = {}
+_SOLUTIONS: dict = {}
+
+
+def program(cls, loss):
+    key = (cls, loss)
+    if key not in _PROGRAMS:
+        X, y = planted_regression(n=24, d=2, seed=0)
+        extra = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
+        _PROGRAMS[key] = cls(X, targets_for(loss, y), 6, loss=loss, beta=0.1, random_state=0, **extra)
+    return _PROGRAMS[key]
+
+
+def reference(cls, loss) -> Solution:
+    key = (cls, loss)
+    if key not in _REFERENCES:
+        _REFERENCES[key] = CVXPYSolver().solve(program(cls, loss))
+    return _REFERENCES[key]
+
+
+def make_solver(name, **kw):
+    if name == "auto":
+        kw.setdefault("cvxpy_max_size", 0)  # these programs are tiny: force the first-order path
+    return get_solver(name, **kw)
+
+
+def solved(name, cls, loss) -> Solution:
+    key = (name, cls, loss)
+    if key not in _SOLUTIONS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            _SOLUTIONS[key] = make_solver(name).solve(program(cls, loss))
+    return _SOLUTIONS[key]
+
+
+def _random(shape, seed, dtype=torch.float64):
+    return torch.tensor(np.random.default_rng(seed).standard_normal(shape), dtype=dtype)
+
+
+def _relative(a, b):
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+# ----------------------------------------------------------------------------- operators
+@pytest.mark.parametrize("cls", PROGRAMS)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_adjoint_identity(cls, loss):
+    """<A Q, R> + <K Q, L> == <Q, adjoint(R, L)>."""
+    op = program(cls, loss).operator
+    Q = _random(op.shape, 1)
+    R = _random((op.n_samples, op.n_outputs), 2)
+    L = tuple(_random(s, 3 + i) for i, s in enumerate(op.constraint_shapes))
+    Z, C = op.apply(Q)
+    lhs = float(torch.sum(Z * R) + sum(torch.sum(c * l) for c, l in zip(C, L)))
+    assert lhs == pytest.approx(float(torch.sum(Q * op.adjoint(R, L))), rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("cls", PROGRAMS)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_gradient_of_smooth_parts_finite_differences(cls, loss):
+    """The gradients FISTA uses: of l(A Q) and of l(A Q) + psi(K Q, lam, rho)."""
+    prog = program(cls, loss)
+    op = prog.operator
+    Q0 = 0.3 * _random(op.shape, 4)
+    D = _random(op.shape, 5)
+    parts = [LossPart(prog)]
+    if op.has_constraints:
+        lam = tuple(torch.clamp(_random(s, 6 + i), min=0) for i, s in enumerate(op.constraint_shapes))
+        parts.append(ALPart(prog, lam, rho=0.7))
+    h = 1e-6
+    for part in parts:
+        g = part.grad(part.state(Q0))
+        fd = (part.value(part.state(Q0 + h * D)) - part.value(part.state(Q0 - h * D))) / (2 * h)
+        assert fd == pytest.approx(float(torch.sum(g * D)), rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
+def test_extrapolated_state_is_the_state_of_the_extrapolated_point(cls):
+    prog = program(cls, "squared")
+    part = ALPart(prog, tuple(torch.ones(s, dtype=torch.float64) for s in prog.operator.constraint_shapes), 2.0)
+    Q0, Q1 = _random(prog.shape, 7), _random(prog.shape, 8)
+    w = 0.37
+    S = part.extrapolate(part.state(Q0), part.state(Q1), w)
+    direct = part.state(Q1 + w * (Q1 - Q0))
+    assert torch.allclose(S.Z, direct.Z) and all(torch.allclose(a, b) for a, b in zip(S.cons, direct.cons))
+    assert part.value(S) == pytest.approx(part.value(direct), rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- agreement
+@pytest.mark.parametrize("name", SOLVER_NAMES)
+@pytest.mark.parametrize("cls", PROGRAMS)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_agreement_with_cvxpy_and_recovery(name, cls, loss):
+    prog = program(cls, loss)
+    if name == "fista" and prog.has_constraints:
+        with pytest.raises(ValueError, match="unconstrained"):
+            FISTA().solve(prog)
+        return
+    ref = reference(cls, loss)
+    sol = solved(name, cls, loss)
+    assert sol.converged
+    assert _relative(sol.objective, ref.objective) <= 1e-5
+    # the solution record
+    assert sol.weights.shape == prog.shape and sol.iterations >= 1 and sol.time > 0 and len(sol.history) >= 1
+    assert sol.objective == pytest.approx(prog.objective(sol.weights), rel=1e-12)
+    assert [m.shape for m in sol.multipliers] == list(prog.operator.constraint_shapes)
+    # cone constraints: feasible to rounding, relative to the scale of X Q
+    scale = constraint_scale(prog.operator.constraints(torch.tensor(sol.weights)))
+    assert sol.constraint_violation <= 1e-9 * scale
+    # certificate
+    assert sol.lower_bound <= sol.objective + 1e-9
+    assert sol.lower_bound <= ref.objective * (1 + 1e-7) + 1e-9
+    assert sol.relative_gap <= 2e-3
+    # the recovered network reproduces objective and predictions
+    net = prog.recover(sol.weights)
+    X, y = planted_regression(n=24, d=2, seed=0)
+    yy = targets_for(loss, y)
+    assert net.objective(X, yy, loss, prog.beta) == pytest.approx(sol.objective, rel=1e-6)
+    pred = prog.predict(sol.weights)
+    np.testing.assert_allclose(net.predict(X), pred, rtol=1e-6, atol=1e-7 * np.abs(pred).max())
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_fista_certificate_is_tight_for_the_gated_program(loss):
+    sol = solved("fista", GatedReLUProgram, loss)
+    assert sol.relative_gap <= 1e-4
+
+
+# ----------------------------------------------------------------------------- warm starts
+@pytest.mark.parametrize("name", ["fista", "auglag"])
+@pytest.mark.parametrize("cls", PROGRAMS)
+def test_warm_start_from_the_solution_converges_in_few_iterations(name, cls):
+    prog = program(cls, "squared")
+    if name == "fista" and prog.has_constraints:
+        pytest.skip("FISTA solves unconstrained programs")
+    cold = solved(name, cls, "squared")
+    solver = make_solver(name)
+    warm = solver.solve(prog, init=cold)
+    assert warm.converged
+    assert warm.iterations <= max(30, cold.iterations // 5)
+    assert _relative(warm.objective, cold.objective) <= 1e-6
+    # an array init works too (weights only)
+    again = solver.solve(prog, init=cold.weights)
+    assert _relative(again.objective, reference(cls, "squared").objective) <= 1e-5
+
+
+def test_warm_start_along_decreasing_beta():
+    prog = program(TwoLayerReLUProgram, "squared")
+    sol = solved("auglag", TwoLayerReLUProgram, "squared")
+    smaller = prog.with_beta(0.5 * prog.beta)
+    warm = AugmentedLagrangian().solve(smaller, init=sol)
+    ref = CVXPYSolver().solve(smaller)
+    assert _relative(warm.objective, ref.objective) <= 1e-5
+
+
+# ----------------------------------------------------------------------------- warnings, errors
+def test_fista_max_iter_warns_with_its_residual():
+    prog = program(GatedReLUProgram, "squared")
+    with pytest.warns(ConvergenceWarning, match="max_iter=3.*residual"):
+        sol = FISTA(max_iter=3).solve(prog)
+    assert not sol.converged and sol.status == "max_iter" and sol.iterations == 3
+
+
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
+def test_auglag_max_iter_warns_with_its_residuals(cls):
+    with pytest.warns(ConvergenceWarning, match="max_iter=1 .*stationarity.*violation"):
+        sol = AugmentedLagrangian(max_iter=1, inner_max_iter=5).solve(program(cls, "squared"))
+    assert not sol.converged and sol.status == "max_iter"
+    # even then the returned point satisfies the cone constraints (repair)
+    assert "repair" in sol.info
+
+
+def test_divergence_raises_solver_error():
+    prog = program(GatedReLUProgram, "squared")
+    with pytest.raises(SolverError, match="diverged"):
+        FISTA(step_init=1e3, backtrack=False, max_iter=1000).solve(prog)
+
+
+def test_nan_raises_solver_error():
+    prog = program(GatedReLUProgram, "squared")
+    init = np.full(prog.shape, np.nan)
+    with pytest.raises(SolverError, match="not finite"):
+        FISTA().solve(prog, init=init)
+    relu = program(TwoLayerReLUProgram, "squared")
+    with pytest.raises(SolverError, match="not finite"):
+        AugmentedLagrangian().solve(relu, init=np.full(relu.shape, np.nan))
+
+
+def test_bad_init_shape_and_hyperparameters():
+    prog = program(GatedReLUProgram, "squared")
+    with pytest.raises(ValueError, match="shape"):
+        FISTA().solve(prog, init=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="restart"):
+        FISTA(restart="sometimes")
+    with pytest.raises(ValueError, match="tol"):
+        AugmentedLagrangian(tol=0)
+    with pytest.raises(TypeError, match="unknown"):
+        AutoSolver(not_a_setting=1)
+
+
+# ----------------------------------------------------------------------------- registry, auto
+def test_registry_and_get_solver():
+    assert {"cvxpy", "fista", "auglag", "auto"} <= set(SOLVERS)
+    assert isinstance(get_solver("fista", tol=1e-5), FISTA) and get_solver("fista", tol=1e-5).tol == 1e-5
+    assert isinstance(get_solver("auglag", max_iter=3), AugmentedLagrangian)
+    assert isinstance(get_solver("AUTO"), AutoSolver)
+    s = FISTA()
+    assert get_solver(s) is s
+
+
+def test_auto_picks_by_size_and_constraints():
+    auto = AutoSolver(tol=1e-4, max_iter=7)
+    assert isinstance(auto.choose(program(ThreeLayerReLUProgram, "squared")), CVXPYSolver)  # tiny
+    forced = AutoSolver(cvxpy_max_size=0, tol=1e-4, max_iter=7)
+    fista = forced.choose(program(GatedReLUProgram, "squared"))
+    al = forced.choose(program(TwoLayerReLUProgram, "squared"))
+    assert isinstance(fista, FISTA) and fista.tol == 1e-4 and fista.max_iter == 7
+    assert isinstance(al, AugmentedLagrangian) and al.tol == 1e-4
+    sol = auto.solve(program(GatedReLUProgram, "logistic"))
+    assert sol.solver.startswith("cvxpy")
+
+
+# ----------------------------------------------------------------------------- float32
+@pytest.mark.parametrize("cls", PROGRAMS)
+def test_float32(cls):
+    prog = program(cls, "squared")
+    p32 = prog.to(dtype=torch.float32)
+    solver = FISTA() if not prog.has_constraints else AugmentedLagrangian()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = solver.solve(p32)
+    ref = reference(cls, "squared")
+    assert _relative(sol.objective, ref.objective) <= 1e-3
+    # feasible when checked in float64 too, to float32 rounding
+    scale = constraint_scale(prog.operator.constraints(torch.tensor(sol.weights)))
+    assert prog.violation(sol.weights) <= 1e-6 * scale
+    assert prog.recover(sol.weights).objective(*_data("squared"), "squared", prog.beta) == pytest.approx(
+        prog.objective(sol.weights), rel=1e-5
+    )
+
+
+def _data(loss):
+    X, y = planted_regression(n=24, d=2, seed=0)
+    return X, targets_for(loss, y)
+
+
+# ----------------------------------------------------------------------------- repair
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
+def test_restore_feasibility_fixes_a_small_violation(cls):
+    prog = program(cls, "squared")
+    op = prog.operator
+    Q = torch.tensor(reference(cls, "squared").weights)
+    scale = constraint_scale(op.constraints(Q))
+    bad = Q + 1e-6 * scale / math.sqrt(op.n_samples) * _random(Q.shape, 9) * (Q.abs().sum(0) > 0)
+    assert op.violation(bad) > 1e-9 * scale
+    fixed, info = restore_feasibility(op, bad)
+    assert op.violation(fixed) <= 1e-9 * scale
+    assert info["violation_after"] <= 1e-9 and info["rounds"] >= 1
+    assert float(torch.linalg.vector_norm(fixed - bad)) <= 1e-3 * float(torch.linalg.vector_norm(Q))
+    # zero blocks stay zero
+    assert torch.all(fixed[:, Q.abs().sum(0) == 0] == 0)

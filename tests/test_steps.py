@@ -1,0 +1,116 @@
+"""Closed-form tests of the formulas of the first-order solvers (solvers/_steps.py)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from convexrelu.solvers import _steps
+
+
+def test_momentum_sequence_closed_form():
+    # t_0 = 1, t_1 = (1 + sqrt(5)) / 2, t_2 = (1 + sqrt(1 + 4 t_1^2)) / 2
+    t1 = _steps.momentum_next(1.0)
+    assert t1 == pytest.approx((1 + math.sqrt(5)) / 2)
+    assert _steps.momentum_next(t1) == pytest.approx((1 + math.sqrt(1 + 4 * t1**2)) / 2)
+    # the defining identity t+^2 - t+ = t^2, and t_k >= (k + 2) / 2
+    t = 1.0
+    for k in range(1, 50):
+        tn = _steps.momentum_next(t)
+        assert tn**2 - tn == pytest.approx(t**2)
+        assert tn >= (k + 2) / 2 - 1e-12
+        t = tn
+
+
+def test_extrapolation_coefficient():
+    assert _steps.extrapolation_coefficient(1.0, 2.0) == 0.0  # first step: no momentum
+    assert _steps.extrapolation_coefficient(3.0, 4.0) == pytest.approx(0.5)
+    t = 1.0
+    for _ in range(200):
+        tn = _steps.momentum_next(t)
+        w = _steps.extrapolation_coefficient(t, tn)
+        assert 0 <= w < 1
+        t = tn
+    assert w > 0.98  # tends to 1
+
+
+def test_sufficient_decrease_on_a_quadratic():
+    # f(x) = (L / 2) x^2 from y = 1 with gradient L: a step s passes iff s <= 1 / L
+    L = 4.0
+    f = lambda x: 0.5 * L * x * x  # noqa: E731
+    y, g = 1.0, L * 1.0
+    for s, ok in ((0.1, True), (0.25, True), (0.3, False), (1.0, False)):
+        x = y - s * g
+        assert _steps.sufficient_decrease(f(x), f(y), g * (x - y), (x - y) ** 2, s) is ok
+    # slack admits a rounding-level excess
+    x = y - 0.3 * g
+    excess = f(x) - (f(y) + g * (x - y) + (x - y) ** 2 / 0.6)
+    assert _steps.sufficient_decrease(f(x), f(y), g * (x - y), (x - y) ** 2, 0.3, slack=1.01 * excess)
+
+
+def test_local_curvature_is_exact_on_quadratics():
+    L = 3.0
+    f = lambda x: 0.5 * L * x * x + 2 * x  # noqa: E731
+    y, x = 0.7, -0.4
+    g = L * y + 2
+    assert _steps.local_curvature(f(x), f(y), g * (x - y), (x - y) ** 2) == pytest.approx(L)
+    assert _steps.local_curvature(1.0, 1.0, 0.0, 0.0) == 0.0
+
+
+def test_restart_tests():
+    y = torch.tensor([1.0, 1.0])
+    q_old = torch.tensor([0.0, 0.0])
+    q_up = torch.tensor([0.5, 0.5])  # moved towards y then stopped short: <y - q, q - q_old> > 0
+    inner = float(torch.dot(y - q_up, q_up - q_old))
+    assert inner == pytest.approx(0.5) and _steps.gradient_restart(inner)
+    q_far = torch.tensor([2.0, 2.0])
+    assert not _steps.gradient_restart(float(torch.dot(y - q_far, q_far - q_old)))
+    assert _steps.function_restart(1.0, 0.5) and not _steps.function_restart(0.5, 1.0)
+
+
+def test_al_penalty_closed_form_and_gradient():
+    lam = torch.tensor([0.0, 1.0, 2.0, 0.5], dtype=torch.float64)
+    c = torch.tensor([-1.0, 0.2, 3.0, 0.1], dtype=torch.float64)
+    rho = 2.0
+    # entrywise: lam - rho c > 0 -> -lam c + rho c^2 / 2, otherwise -lam^2 / (2 rho)
+    expected = 0.0
+    for l, ci in zip(lam.tolist(), c.tolist()):
+        expected += -l * ci + rho * ci * ci / 2 if l - rho * ci > 0 else -l * l / (2 * rho)
+    assert float(_steps.al_penalty(c, lam, rho)) == pytest.approx(expected)
+    # the definition
+    direct = (np.sum(np.maximum(lam.numpy() - rho * c.numpy(), 0) ** 2) - np.sum(lam.numpy() ** 2)) / (2 * rho)
+    assert float(_steps.al_penalty(c, lam, rho)) == pytest.approx(direct)
+    # gradient -(lam - rho c)_+ against central differences
+    g = _steps.al_penalty_grad(c, lam, rho)
+    assert torch.allclose(g, -torch.clamp(lam - rho * c, min=0))
+    h = 1e-6
+    for i in range(4):
+        e = torch.zeros(4, dtype=torch.float64)
+        e[i] = h
+        fd = (_steps.al_penalty(c + e, lam, rho) - _steps.al_penalty(c - e, lam, rho)) / (2 * h)
+        assert float(fd) == pytest.approx(float(g[i]), abs=1e-6)
+    # zero where the constraint is satisfied with margin and its multiplier is zero
+    assert float(_steps.al_penalty(torch.tensor([5.0]), torch.tensor([0.0]), 1.0)) == 0.0
+
+
+def test_multiplier_update():
+    lam = torch.tensor([0.0, 1.0, 2.0])
+    c = torch.tensor([-1.0, 1.0, 0.5])
+    assert torch.equal(_steps.multiplier_update(c, lam, 2.0), torch.tensor([2.0, 0.0, 1.0]))
+    # equals minus the gradient of the penalty
+    assert torch.equal(_steps.multiplier_update(c, lam, 2.0), -_steps.al_penalty_grad(c, lam, 2.0))
+
+
+def test_penalty_update_rule():
+    assert _steps.penalty_update(1.0, 0.2, 1.0, decrease=0.25, factor=10) == 1.0  # fell enough: keep
+    assert _steps.penalty_update(1.0, 0.3, 1.0, decrease=0.25, factor=10) == 10.0  # did not: increase
+    assert _steps.penalty_update(5.0, 1.0, 1.0, decrease=0.25, factor=10, rho_max=20.0) == 20.0  # capped
+    assert _steps.penalty_update(1.0, 0.1, math.inf) == 1.0  # first outer iteration
+
+
+def test_prox_gradient_residual():
+    y = torch.tensor([[1.0, 2.0], [0.0, 2.0]])
+    q = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    assert _steps.prox_gradient_residual(y, q, 0.5) == pytest.approx(2 * math.sqrt(8))
+    assert _steps.prox_gradient_residual(y, y, 0.1) == 0.0

@@ -1,0 +1,208 @@
+"""Pattern strategies (convexrelu.strategies): the seeded objective is never above the
+trained network's, pursuit reaches the exact optimum of tiny enumerable problems, and
+weights move between pattern sets without changing the model."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from convexrelu import CVXPYSolver, GatedReLUProgram, Solution, Solver, ThreeLayerReLUProgram, TwoLayerReLUProgram
+from convexrelu.duality import dual_lower_bound
+from convexrelu.nonconvex import train_three_layer, train_two_layer
+from convexrelu.patterns import enumerate_three_layer, enumerate_two_layer, sample_three_layer, sample_two_layer
+from convexrelu.strategies import (
+    StrategyResult,
+    embed_solution,
+    embed_weights,
+    network_objective,
+    network_patterns,
+    network_weights,
+    run_strategy,
+    solve_from,
+)
+from conftest import planted_regression, targets_for
+
+TRAIN = dict(max_iter=300)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _tiny(n=6, seed=0):
+    r = np.random.default_rng(seed)
+    x = np.sort(r.uniform(-2, 2, n))
+    return x[:, None], np.sin(2 * x) + 0.1 * r.standard_normal(n)
+
+
+def _program(depth, loss, n=30, seed=0, n_patterns=5, beta=0.1):
+    X, y = planted_regression(n=n, d=3, seed=seed)
+    if depth == 3:
+        return ThreeLayerReLUProgram(X, targets_for(loss, y), n_patterns, hidden=2, loss=loss, beta=beta,
+                                     random_state=seed)
+    return TwoLayerReLUProgram(X, targets_for(loss, y), n_patterns, loss=loss, beta=beta, random_state=seed)
+
+
+# ----------------------------------------------------------------------------- seeded
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("depth", [2, 3])
+def test_seeded_never_above_trained(depth, loss, seed):
+    prog = _program(depth, loss, seed=seed)
+    res = run_strategy("seeded", prog, CVXPYSolver(), n_patterns=6, n_starts=2, random_state=seed, train_kwargs=TRAIN)
+    assert isinstance(res, StrategyResult)
+    assert res.trained_objective is not None
+    assert res.objective <= res.trained_objective * (1 + 1e-12)
+    assert len(res.program.patterns) > len(prog.patterns)
+    # the recovered network reproduces the objective, and is a real network of the architecture
+    assert network_objective(res.program, res.network) == pytest.approx(res.objective, rel=1e-5)
+    assert [h["stage"] for h in res.history] == ["train", "solve"]
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_trained_network_maps_to_a_feasible_point(depth):
+    prog = _program(depth, "squared", seed=4)
+    X = prog.X_design
+    if depth == 3:
+        net = train_three_layer(X, prog.Y_np[:, 0], n_subnetworks=5, hidden=2, beta=prog.beta, fit_intercept=False,
+                                max_iter=200, random_state=0).network
+    else:
+        net = train_two_layer(X, prog.Y_np[:, 0], width=5, beta=prog.beta, fit_intercept=False, max_iter=200,
+                              random_state=0).network
+    grown = prog.with_patterns(prog.patterns.union(network_patterns(prog, net)))
+    Q = network_weights(grown, net)
+    assert grown.violation(Q) <= 1e-12
+    np.testing.assert_allclose(grown.predict(Q), net.predict(X), atol=1e-10)
+    assert grown.objective(Q) <= network_objective(prog, net) + 1e-12
+    with pytest.raises(ValueError, match="not in the program"):
+        network_weights(prog.with_patterns(prog.patterns.subset([0])), net)
+
+
+def test_gated_program_seeded_by_relu_network():
+    X, y = planted_regression(n=30, d=3, seed=5)
+    prog = GatedReLUProgram(X, y, 5, beta=0.1, random_state=0)
+    res = run_strategy("seeded", prog, CVXPYSolver(), n_patterns=6, n_starts=2, random_state=0, train_kwargs=TRAIN)
+    assert res.objective <= res.trained_objective * (1 + 1e-12)
+
+
+class _ZeroSolver(Solver):
+    """Returns Q = 0 whatever the start: a solver worse than its warm start."""
+
+    name = "zero"
+
+    def solve(self, program, init=None):
+        Q = np.zeros(program.shape)
+        return Solution(Q, program.objective(Q), False, "gave up", multipliers=())
+
+
+def test_solve_from_returns_a_better_feasible_start():
+    prog = _program(3, "squared", seed=6)
+    res = run_strategy("seeded", prog, _ZeroSolver(), n_patterns=5, n_starts=1, random_state=0, train_kwargs=TRAIN)
+    assert res.solution.info["returned"] == "init"
+    assert res.objective <= res.trained_objective * (1 + 1e-12)
+    infeasible = -np.ones(prog.shape)  # violates the cones: never returned
+    assert solve_from(prog, _ZeroSolver(), infeasible).status == "gave up"
+
+
+# ----------------------------------------------------------------------------- embedding
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, GatedReLUProgram, ThreeLayerReLUProgram])
+def test_embed_weights_keeps_the_model(cls):
+    X, y = planted_regression(n=25, d=3, seed=7)
+    Y = np.column_stack([y, -y])  # two outputs: the layouts interleave outputs and signs
+    kw = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
+    prog = cls(X, Y, 6, beta=0.1, random_state=0, **kw)
+    sol = CVXPYSolver().solve(prog)
+    extra = (sample_three_layer(prog.X_design, 7, 2, random_state=1) if kw
+             else sample_two_layer(prog.X_design, 7, random_state=1))
+    grown = prog.with_patterns(prog.patterns.union(extra))
+    Q = embed_weights(prog, grown, sol.weights)
+    assert Q.shape == grown.shape
+    np.testing.assert_allclose(grown.predict(Q), prog.predict(sol.weights), atol=1e-12)
+    assert grown.objective(Q) == pytest.approx(sol.objective, rel=1e-12)
+    assert grown.violation(Q) <= prog.violation(sol.weights) + 1e-12
+    # and back: the old blocks are found again
+    np.testing.assert_allclose(embed_weights(grown, prog, Q), sol.weights)
+    # multipliers follow their blocks and groups; new ones are zero
+    warm = embed_solution(prog, grown, sol)
+    assert [m.shape for m in warm.multipliers] == list(grown.operator.constraint_shapes)
+    np.testing.assert_allclose(warm.weights, Q)
+    for old, new in zip(sol.multipliers, warm.multipliers):
+        assert np.sum(new) == pytest.approx(np.sum(old), rel=1e-12)
+    assert dual_lower_bound(grown, warm.weights, warm.multipliers)[0] <= CVXPYSolver().solve(grown).objective + 1e-9
+
+
+# ----------------------------------------------------------------------------- pursuit
+@pytest.fixture(scope="module")
+def three_layer_exact():
+    X, y = _tiny(6, seed=0)
+    prog = ThreeLayerReLUProgram(X, y, 3, hidden=2, beta=0.05, random_state=0)
+    full = prog.with_patterns(enumerate_three_layer(prog.X_design, 2))
+    return prog, CVXPYSolver().solve(full).objective
+
+
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, GatedReLUProgram])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pursuit_reaches_exact_optimum_two_layer(cls, seed):
+    X, y = _tiny(8, seed)
+    prog = cls(X, y, 2, beta=0.05, random_state=seed)
+    exact = CVXPYSolver().solve(prog.with_patterns(enumerate_two_layer(prog.X_design))).objective
+    res = run_strategy("pursuit", prog, CVXPYSolver(), tol=1e-6, random_state=seed)
+    assert res.converged
+    assert res.objective == pytest.approx(exact, rel=1e-4)
+    assert res.objective >= exact * (1 - 1e-6)  # the restriction is never below the exact optimum
+
+
+def test_pursuit_reaches_exact_optimum_three_layer(three_layer_exact, caplog):
+    prog, exact = three_layer_exact
+    with caplog.at_level(logging.INFO, logger="convexrelu.strategies"):
+        res = run_strategy("pursuit", prog, CVXPYSolver(), tol=1e-6, random_state=0)
+    assert res.converged
+    assert res.objective == pytest.approx(exact, rel=1e-4)
+    assert any("pursuit round 1" in r.getMessage() for r in caplog.records)
+    h = res.history
+    assert h[0]["round"] == 0 and h[0]["max_violation"] is None
+    assert h[1]["max_violation"] > 1 and h[-1]["max_violation"] <= 1 + 1e-6
+    assert all(a["objective"] >= b["objective"] - 1e-9 for a, b in zip(h, h[1:]))  # monotone
+    assert [e["n_patterns"] for e in h] == sorted(e["n_patterns"] for e in h)
+    assert all({"round", "objective", "n_patterns", "max_violation", "time"} <= set(e) for e in h)
+
+
+def test_seeded_plus_pursuit_at_most_seeded(three_layer_exact):
+    prog, exact = three_layer_exact
+    seeded = run_strategy("seeded", prog, CVXPYSolver(), n_patterns=4, n_starts=2, random_state=0, train_kwargs=TRAIN)
+    both = run_strategy("seeded+pursuit", prog, CVXPYSolver(), n_patterns=4, n_starts=2, random_state=0,
+                        train_kwargs=TRAIN, tol=1e-6)
+    assert both.objective <= seeded.objective * (1 + 1e-9)
+    assert both.objective == pytest.approx(exact, rel=1e-4)
+    assert both.trained_objective == pytest.approx(seeded.trained_objective)
+
+
+def test_pursuit_budgets():
+    X, y = planted_regression(n=40, d=3, seed=8)
+    prog = ThreeLayerReLUProgram(X, y, 3, hidden=2, beta=0.01, random_state=0)
+    res = run_strategy("pursuit", prog, CVXPYSolver(), n_patterns=4, patterns_per_round=3, random_state=0,
+                       search_starts=16, search_iter=30)
+    assert len(res.program.patterns) <= len(prog.patterns) + 4
+    res = run_strategy("pursuit", prog, CVXPYSolver(), max_rounds=1, patterns_per_round=2, random_state=0,
+                       search_starts=16, search_iter=30)
+    assert len(res.history) == 2 and len(res.program.patterns) <= len(prog.patterns) + 2
+    res = run_strategy("pursuit", prog, CVXPYSolver(), time_budget=0.0, random_state=0)
+    assert len(res.history) == 1 and len(res.program.patterns) == len(prog.patterns)
+
+
+def test_sample_and_exact():
+    X, y = _tiny(8, 0)
+    prog = TwoLayerReLUProgram(X, y, 3, beta=0.05, random_state=0)
+    sample = run_strategy("sample", prog, CVXPYSolver())
+    assert sample.program is prog and sample.objective == pytest.approx(CVXPYSolver().solve(prog).objective)
+    exact = run_strategy("exact", prog, CVXPYSolver())
+    assert len(exact.program.patterns) == len(enumerate_two_layer(prog.X_design))
+    assert exact.objective <= sample.objective * (1 + 1e-8)
+    with pytest.raises(ValueError, match="name"):
+        run_strategy("random", prog)
