@@ -48,3 +48,12 @@ def test_solution_record_is_immutable(program):
         sol.objective = 0.0  # frozen dataclass
     assert len(sol.multipliers) == 2
     assert all(np.all(m >= 0) for m in sol.multipliers)
+
+
+def test_solution_record_pickles(program):
+    import pickle
+
+    sol = CVXPYSolver().solve(program)
+    back = pickle.loads(pickle.dumps(sol))
+    assert back.objective == sol.objective and np.array_equal(back.weights, sol.weights)
+    assert back.info["cvxpy_objective"] == sol.info["cvxpy_objective"]

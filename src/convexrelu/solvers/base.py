@@ -9,7 +9,6 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Mapping
 
 import numpy as np
@@ -80,7 +79,7 @@ class Solution:
             m.setflags(write=False)
             mults.append(m)
         object.__setattr__(self, "multipliers", tuple(mults))
-        object.__setattr__(self, "info", MappingProxyType(dict(self.info)))
+        object.__setattr__(self, "info", dict(self.info))  # a copy; plain dict so the record pickles
 
     @property
     def gap(self) -> float:
