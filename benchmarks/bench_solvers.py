@@ -71,12 +71,16 @@ def _solve(solver, program):
         return sol, time.perf_counter() - t
 
 
-LADDER_AL = [dict(tol=1e-3, feas_tol=1e-5), dict(tol=1e-4, feas_tol=1e-6), dict(tol=1e-4, feas_tol=1e-7), {}]
-LADDER_FISTA = [dict(tol=1e-4), dict(tol=1e-5), dict(tol=1e-6), {}]
+LADDER_AL = [dict(tol=1e-4, feas_tol=1e-6), {}]
+LADDER_FISTA = [dict(tol=1e-5), {}]
 
 
-def versus_cvxpy(kind: str, n: int, d: int, patterns: int, *, m1: int = 3, program=None, cvxpy_solution=None):
-    """Our first-order solver against CVXPY (Clarabel) on one program."""
+def versus_cvxpy(kind: str, n: int, d: int, patterns: int, *, m1: int = 3, program=None, cvxpy_solution=None,
+                 time_cap: float = 300.0):
+    """Our first-order solver against CVXPY (Clarabel) on one program.
+
+    Each run of the ladder is capped at ``min(time_cap, 10 x CVXPY's time)`` seconds
+    (``max_time``); a capped run reports where it stood."""
     prog = program or build(kind, n, d, patterns, m1=m1)
     out = {"kind": kind, "n": n, "d": d, "patterns": len(prog.patterns), "blocks": prog.shape[1], "beta": prog.beta}
     if cvxpy_solution is None:
@@ -87,12 +91,14 @@ def versus_cvxpy(kind: str, n: int, d: int, patterns: int, *, m1: int = 3, progr
     cls, ladder = (AugmentedLagrangian, LADDER_AL) if prog.has_constraints else (FISTA, LADDER_FISTA)
     out["solver"] = cls.name
     runs = []
+    cap = max(min(time_cap, 10 * t_ref), 30.0)
+    out["time_cap"] = cap
     for kw in ladder:
-        sol, t = _solve(cls(**kw), prog)
+        sol, t = _solve(cls(**kw, max_time=cap), prog)
         rel = _rel(sol.objective, ref.objective)
         runs.append(dict(settings=kw or "default", time=t, rel=rel, iterations=sol.iterations,
                          violation=_relative_violation(prog, sol.weights), gap=sol.relative_gap,
-                         converged=sol.converged))
+                         converged=sol.converged, status=sol.status))
         if kw == {} or rel <= 1e-6:
             break
     reach = next((r for r in runs if r["rel"] <= 1e-4), None)
@@ -108,7 +114,7 @@ def versus_cvxpy(kind: str, n: int, d: int, patterns: int, *, m1: int = 3, progr
     for r in runs:
         lines.append(
             f"    {cls.name} {str(r['settings']):34s} {r['time']:8.2f}s  rel.err {r['rel']:.1e}  "
-            f"violation {r['violation']:.1e}  gap {r['gap']:.1e}  iterations {r['iterations']}"
+            f"violation {r['violation']:.1e}  gap {r['gap']:.1e}  iterations {r['iterations']}  {r['status']}"
         )
     lines.append(
         f"    time to 1e-4: {_fmt(out['time_to_1e4'], 's')}  ratio CVXPY/ours {_fmt(out['ratio_1e4'], 'x')}; "
@@ -157,13 +163,17 @@ def versus_scnn(kind: str, n: int, d: int, patterns: int, *, program=None, refer
         out["lines"] = [f"scnn {kind}: {out['error']}"]
         return out
     params = cvx.parameters
-    if kind == "relu":  # our layout: v blocks then w blocks, pattern order of G
-        Q = np.hstack([params[0][0].T, params[1][0].T])
-    else:
-        Q = params[0][0].T
+    # scnn sorts (and deduplicates) the gates: map its columns back to ours by the gate vectors
+    Gs = np.asarray(cvx.G)
+    dist = np.linalg.norm(Gs[:, :, None] - G[:, None, :], axis=0)
+    index = dist.argmin(axis=1)
+    same = bool(np.all(dist[np.arange(len(index)), index] <= 1e-9 * np.abs(G).max()))
+    Q = np.zeros(prog.shape)
+    Q[:, index] = params[0][0].T
+    if kind == "relu":  # our layout: v blocks then w blocks
+        Q[:, P + index] = params[1][0].T
     # scnn's gates are 1[X G > 0], ours 1[X G >= 0]: the same for continuous data
-    masks = (X @ G) > 0
-    same = bool(np.array_equal(masks, prog.patterns.masks))
+    same = same and bool(np.array_equal((X @ Gs) > 0, prog.patterns.masks[:, index]))
     obj = prog.objective(Q)
     out.update(time=elapsed, objective=obj, violation=_relative_violation(prog, Q), same_patterns=same,
                rel=None if reference_objective is None else (obj - reference_objective) / reference_objective)
@@ -250,7 +260,7 @@ def _mem_available_gb() -> float:
 
 
 def scale(n: int, d: int = 50, patterns: int = 500, m1: int = 3, *, dtype: str = "float32", max_time: float = 110.0,
-          threads: int | None = None, bytes_per_entry_estimate: float = 60.0):
+          threads: int | None = None, bytes_per_entry_estimate: float = 66.0):
     """Three-layer solve in a child process: wall time (setup + solve) and peak memory.
 
     Skipped (with the reason) when the estimated memory, about ``bytes_per_entry_estimate``

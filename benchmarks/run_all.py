@@ -58,7 +58,10 @@ def write_section(path: str, body: str, heading: str = "## Solvers") -> None:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for the n=500 benchmarks (default 1: their arrays are small)")
+    parser.add_argument("--scale-threads", type=int, default=os.cpu_count(),
+                        help="torch threads for the scale benchmark (default: all cores)")
     parser.add_argument("--skip-scnn", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--solvers-only", action="store_true", help="do not run the other bench_*.py scripts")
@@ -68,9 +71,9 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     info = machine()
     if args.quick:
-        n, d, P, scale_ns, scale_d, scale_P = 150, 5, 20, [3000, 6000], 20, 50
+        n, d, P, scale_ns, scale_d, scale_P = 100, 5, 12, [3000, 6000], 20, 50
     else:
-        n, d, P, scale_ns, scale_d, scale_P = 500, 10, 100, [20000, 100000], 50, 500
+        n, d, P, scale_ns, scale_d, scale_P = 500, 10, 100, [20000, 50000, 100000], 50, 500
     printed: list[str] = []
 
     def say(*lines):
@@ -120,7 +123,7 @@ def main(argv=None):
         say("", "(3) scale: three-layer, augmented Lagrangian (tol 1e-4, feas_tol 1e-6, max_time 110 s), child process")
         for ns in scale_ns:
             s = bs.scale(ns, scale_d, scale_P, 3, dtype="float32", max_time=30.0 if args.quick else 110.0,
-                         threads=args.threads)
+                         threads=args.scale_threads)
             scales.append(s)
             say(*s["lines"])
         big = [s for s in scales if "per_iteration" not in s and "iterations" in s]
@@ -131,6 +134,7 @@ def main(argv=None):
                 f"peak memory x{b['peak_rss_gb'] / a['peak_rss_gb']:.1f}")
         # floor at the scale of (3), in float32
         if not args.quick:
+            torch.set_num_threads(args.scale_threads)
             progS = bs.build("three", scale_ns[0], scale_d, scale_P, m1=3, dtype=torch.float32)
             f = bs.floor(progS, iterations=10)
             f["label"] = "three (scale)"
@@ -168,8 +172,9 @@ def _x(v):
 def render(info, args, r3, r2, s2, floors, scales, printed) -> str:
     L = ["## Solvers", ""]
     L.append(f"Produced by `python benchmarks/run_all.py{' --quick' if args.quick else ''}` on {info['date']}.")
-    L.append(f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} with {info['torch_threads']} "
-             f"threads, Python {info['python']}; load average at the start {info['load_average']} "
+    L.append(f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} "
+             f"thread(s) for (1), (2), (4) at n=500; {args.scale_threads} for (3) and the floor at scale), "
+             f"Python {info['python']}; load average at the start {info['load_average']} "
              "(the machine is shared: other processes ran during the measurements, all timings in one run).")
     L.append("Data: planted teachers with noise (`benchmarks/_data.py`), standardised targets, squared loss, "
              "beta = 1e-3 n (scnn's lambda = 1e-3), float64 unless said. Relative errors are against the "

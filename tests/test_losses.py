@@ -109,3 +109,37 @@ def test_proba():
     np.testing.assert_allclose(P, [[0.5, 0.5], [0.0, 1.0]], atol=1e-12)
     S = SoftmaxLoss.proba(np.array([[0.0, np.log(3.0)]]))
     np.testing.assert_allclose(S, [[0.25, 0.75]])
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("t", [1e-3, 0.5, 10.0, 1e4])
+def test_prox_optimality_condition(name, t):
+    """``Z = prox(V)`` solves ``grad l(Z) + (Z - V) / t = 0``, also for large ``|V|``."""
+    loss, Z0, Y = _data(name, n=40, seed=3)
+    for scale in (0.1, 5.0, 300.0):
+        V = scale * Z0
+        Z = loss.prox(V, Y, t)
+        residual = loss.grad(Z, Y) + (Z - V) / t
+        assert float(torch.max(torch.abs(residual))) * t <= 1e-10 * (1 + scale + t)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_prox_minimises_its_objective(name):
+    """No random perturbation of the prox point has a lower prox objective."""
+    loss, V, Y = _data(name, n=10, seed=4)
+    t = 0.7
+    Z = loss.prox(V, Y, t)
+
+    def obj(W):
+        return float(loss.value(W, Y)) + float(torch.sum((W - V) ** 2)) / (2 * t)
+
+    base = obj(Z)
+    r = np.random.default_rng(0)
+    for _ in range(20):
+        assert obj(Z + 1e-3 * torch.tensor(r.standard_normal(Z.shape))) >= base
+
+
+def test_squared_prox_closed_form():
+    loss = SquaredLoss()
+    V, Y = torch.tensor([[1.0], [-2.0]]), torch.tensor([[3.0], [0.0]])
+    assert torch.allclose(loss.prox(V, Y, 1.0), torch.tensor([[2.0], [-1.0]]))

@@ -121,3 +121,56 @@ def test_norm_estimate_matches_dense_matrix():
         cols.append(op.matvec(e.reshape(d, B)).reshape(-1))
     A = torch.stack(cols, dim=1)
     assert op.norm_estimate(n_iter=200) == pytest.approx(float(torch.linalg.matrix_norm(A, ord=2)), rel=1e-4)
+
+
+def _dense(fn, shape_in, n_out):
+    cols = []
+    for k in range(int(np.prod(shape_in))):
+        e = torch.zeros(int(np.prod(shape_in)), dtype=torch.float64)
+        e[k] = 1
+        cols.append(fn(e.reshape(shape_in)).reshape(-1))
+    return torch.stack(cols, dim=1)
+
+
+@pytest.mark.parametrize("cls", PROGRAMS)
+@pytest.mark.parametrize("loss", ["squared", "softmax"])
+def test_normal_solver_against_the_dense_system(cls, loss):
+    """``(a A^T A + k K^T K + I)^{-1} R`` from the factored solver equals a dense solve."""
+    op = _program(cls, loss, n=10).operator
+    d, B = op.shape
+    A = _dense(op.matvec, (d, B), None)
+    K = _dense(lambda Q: torch.cat([c.reshape(-1) for c in op.constraints(Q)]) if op.has_constraints
+               else torch.zeros(0, dtype=torch.float64), (d, B), None)
+    ns = op.normal_solver(0.7)
+    R = _random_like((d, B), 5)
+    for a in (0.3, 2.0):  # a new a refactors the Woodbury matrix only
+        M = a * A.T @ A + 0.7 * K.T @ K + torch.eye(d * B, dtype=torch.float64)
+        expected = torch.linalg.solve(M, R.reshape(-1)).reshape(d, B)
+        got = ns.solve(R, a)
+        assert torch.allclose(got, expected, rtol=1e-9, atol=1e-11)
+        assert torch.allclose(ns.apply(got, a), R, rtol=1e-9, atol=1e-10)
+
+
+def test_contiguous_group_fast_path_equals_the_general_path():
+    """Three-layer groups are contiguous runs of one size: the reshaping path of the group
+    sums and expansions gives the same numbers as the general index path."""
+    from convexrelu.operators import BlockOperator
+
+    full = _program(ThreeLayerReLUProgram, "squared").operator
+    # keep the groups of three blocks (some groups of this program have fewer)
+    sizes = np.bincount(full.group_np)
+    groups = np.flatnonzero(sizes == 3)
+    blocks = np.flatnonzero(np.isin(full.group_np, groups))
+    renum = np.searchsorted(groups, full.group_np[blocks])
+    op = BlockOperator(full.X_np, full.first_np[:, blocks], full.signs_np[blocks], renum, full.second_np[:, groups],
+                       full.sigma_np[groups], full.output_np[groups], 1, cone_first=True, cone_second=True)
+    assert op.group_size == 3 and op.n_groups == len(groups) > 5
+    Q = _random_like(op.shape, 6)
+    R = _random_like((op.n_samples, 1), 7)
+    L = tuple(_random_like(s, 8 + i) for i, s in enumerate(op.constraint_shapes))
+    fast = op.apply(Q), op.adjoint(R, L)
+    op.group_size = 0
+    slow = op.apply(Q), op.adjoint(R, L)
+    assert torch.allclose(fast[0][0], slow[0][0], rtol=1e-13)
+    assert all(torch.allclose(a, b, rtol=1e-13) for a, b in zip(fast[0][1], slow[0][1]))
+    assert torch.allclose(fast[1], slow[1], rtol=1e-13)

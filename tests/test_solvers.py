@@ -31,7 +31,7 @@ from conftest import planted_regression, targets_for
 
 PROGRAMS = [TwoLayerReLUProgram, GatedReLUProgram, ThreeLayerReLUProgram]
 LOSSES = ["squared", "logistic", "softmax"]
-SOLVER_NAMES = ["cvxpy", "fista", "auglag", "auto"]
+SOLVER_NAMES = ["cvxpy", "fista", "auglag", "admm", "auto"]
 
 
 @pytest.fixture(autouse=True)
@@ -173,7 +173,7 @@ def test_fista_certificate_is_tight_for_the_gated_program(loss):
 
 
 # ----------------------------------------------------------------------------- warm starts
-@pytest.mark.parametrize("name", ["fista", "auglag"])
+@pytest.mark.parametrize("name", ["fista", "auglag", "admm"])
 @pytest.mark.parametrize("cls", PROGRAMS)
 def test_warm_start_from_the_solution_converges_in_few_iterations(name, cls):
     prog = program(cls, "squared")

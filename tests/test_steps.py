@@ -114,3 +114,16 @@ def test_prox_gradient_residual():
     q = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
     assert _steps.prox_gradient_residual(y, q, 0.5) == pytest.approx(2 * math.sqrt(8))
     assert _steps.prox_gradient_residual(y, y, 0.1) == 0.0
+
+
+def test_over_relax_closed_form():
+    new, old = torch.tensor([2.0, 4.0]), torch.tensor([1.0, 0.0])
+    assert torch.allclose(_steps.over_relax(new, old, 1.0), new)
+    assert torch.allclose(_steps.over_relax(new, old, 1.5), torch.tensor([2.5, 6.0]))
+
+
+def test_residual_balance():
+    assert _steps.residual_balance(1.0, 100.0, 1.0) == 2.0  # primal too large: more penalty
+    assert _steps.residual_balance(1.0, 1.0, 100.0) == 0.5  # dual too large: less
+    assert _steps.residual_balance(1.0, 5.0, 1.0) == 1.0  # within mu
+    assert _steps.residual_balance(3.0, 1.0, 20.0, mu=10, tau=3) == 1.0

@@ -8,8 +8,8 @@ Every loss is *summed* over samples, exactly as in ``theory.md`` (section "Notat
   ``l(Z, Y) = sum_i ( logsumexp(Z_i) - <Z_i, Y_i> )``.
 
 One class per loss, owning its value, gradient, convex conjugate (used by the duality
-certificate of theory.md, "Duality and certificates"), its CVXPY expression and its
-target encoding. Values and gradients take torch tensors (any dtype/device).
+certificate of theory.md, "Duality and certificates"), its proximal operator (used by
+the ADMM solver), its CVXPY expression and its target encoding. Values and gradients take torch tensors (any dtype/device).
 """
 
 from __future__ import annotations
@@ -27,6 +27,50 @@ __all__ = ["Loss", "SquaredLoss", "LogisticLoss", "SoftmaxLoss", "get_loss"]
 def _xlogx(t: torch.Tensor) -> torch.Tensor:
     """``t log t`` with the convention ``0 log 0 = 0`` (for ``t >= 0``)."""
     return torch.where(t > 0, t * torch.log(torch.clamp(t, min=torch.finfo(t.dtype).tiny)), torch.zeros_like(t))
+
+
+def _prox_newton_1d(grad, curvature, V, t):
+    """Entrywise root of ``z - v + t grad(z) = 0`` for a loss whose gradient lies in
+    [-1, 1]: Newton steps kept inside the bracket ``[v - t, v + t]`` (a step that
+    leaves the current bracket is replaced by bisection); 1-D, so exact to rounding."""
+    lo, hi = V - t, V + t
+    Z = V.clone()
+    eps = torch.finfo(V.dtype).eps
+    tol = 16 * eps * (1.0 + float(torch.max(torch.abs(V))) + t)
+    width = hi - lo
+    for _ in range(200):
+        g = Z - V + t * grad(Z)
+        if float(torch.max(torch.abs(g))) <= tol:
+            return Z
+        lo = torch.where(g > 0, lo, Z)
+        hi = torch.where(g > 0, Z, hi)
+        newton = Z - g / (1.0 + t * curvature(Z))
+        # Newton inside the bracket, unless the bracket failed to halve (slow Newton far
+        # out on the flat part of the sigmoid): then bisection
+        slow = (hi - lo) > 0.5 * width
+        width = hi - lo
+        inside = (newton >= lo) & (newton <= hi) & ~slow
+        Z_new = torch.where(inside, newton, 0.5 * (lo + hi))
+        if float(torch.max(torch.abs(Z_new - Z))) <= 4 * eps * (1.0 + float(torch.max(torch.abs(Z)))):
+            return Z_new
+        Z = Z_new
+    return Z
+
+
+def _damped(objective, Z, step):
+    """``Z - s step`` with ``s`` in {1, 1/2, 1/4, ...} per row, the first that does not
+    increase the row's ``objective`` (a vector over rows) beyond its rounding."""
+    f0 = objective(Z)
+    # rounding of the row objective: a few eps times the size of its terms
+    slack = 64 * torch.finfo(Z.dtype).eps * (torch.abs(f0) + torch.sum(torch.abs(Z), dim=1) + 1.0)
+    s = torch.ones_like(f0)
+    for _ in range(30):
+        cand = Z - s[:, None] * step
+        bad = objective(cand) > f0 + slack
+        if not bool(bad.any()):
+            return cand
+        s = torch.where(bad, 0.5 * s, s)
+    return Z - s[:, None] * step
 
 
 class Loss(abc.ABC):
@@ -53,6 +97,13 @@ class Loss(abc.ABC):
     @abc.abstractmethod
     def conjugate(self, V: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         """Convex conjugate ``l*(V) = sup_Z <V, Z> - l(Z, Y)`` (``inf`` outside its domain)."""
+
+    @abc.abstractmethod
+    def prox(self, V: torch.Tensor, Y: torch.Tensor, t: float) -> torch.Tensor:
+        """Proximal operator ``argmin_Z l(Z, Y) + ||Z - V||_F^2 / (2 t)``, shape (n, C).
+
+        The loss is separable over samples, so the prox is computed row by row; ``t > 0``.
+        """
 
     @abc.abstractmethod
     def cvxpy(self, Z: cp.Expression, Y: np.ndarray) -> cp.Expression:
@@ -98,6 +149,10 @@ class SquaredLoss(Loss):
     def conjugate(self, V, Y):
         return 0.5 * torch.sum(V**2) + torch.sum(V * Y)
 
+    def prox(self, V, Y, t):
+        """Closed form ``(V + t Y) / (1 + t)``."""
+        return (V + t * Y) / (1.0 + t)
+
     def cvxpy(self, Z, Y):
         return 0.5 * cp.sum_squares(Z - Y)
 
@@ -137,6 +192,11 @@ class LogisticLoss(Loss):
             return torch.tensor(math.inf, dtype=V.dtype, device=V.device)
         t = torch.clamp(t, 0.0, 1.0)
         return torch.sum(_xlogx(t) + _xlogx(1 - t))
+
+    def prox(self, V, Y, t):
+        """Root of ``z - v - t y sigmoid(-y z) = 0`` per entry: safeguarded Newton in the
+        bracket ``[v - t, v + t]`` (the gradient term lies in [-1, 1])."""
+        return _prox_newton_1d(lambda Z: self.grad(Z, Y), lambda Z: torch.sigmoid(Z) * torch.sigmoid(-Z), V, t)
 
     def cvxpy(self, Z, Y):
         return cp.sum(cp.logistic(-cp.multiply(Y, Z)))
@@ -189,6 +249,32 @@ class SoftmaxLoss(Loss):
         if torch.any(P < -tol) or torch.any(torch.abs(P.sum(dim=1) - 1) > 1e-8):
             return torch.tensor(math.inf, dtype=V.dtype, device=V.device)
         return torch.sum(_xlogx(torch.clamp(P, min=0.0)))
+
+    def prox(self, V, Y, t):
+        """Newton's method per row on ``logsumexp(z) - <y, z> + ||z - v||^2 / (2 t)``
+        (Hessian ``diag(p) - p p^T + I / t``, a C x C solve per row), from ``z = v``.
+        The Hessian of the loss is at most 1/2, so Newton steps are damped by the
+        line search only in the first iterations; stops when the gradient is at
+        rounding level."""
+        Z = V.clone()
+        eye = torch.eye(V.shape[1], dtype=V.dtype, device=V.device) / t
+        eps = torch.finfo(V.dtype).eps
+        scale = 1.0 + float(torch.max(torch.abs(V))) / t
+        for _ in range(100):
+            P = torch.softmax(Z, dim=1)
+            g = P - Y + (Z - V) / t
+            if float(torch.max(torch.abs(g))) <= 64 * eps * scale:
+                break
+            H = torch.diag_embed(P) - P[:, :, None] * P[:, None, :] + eye
+            step = torch.linalg.solve(H, g[:, :, None])[:, :, 0]
+            if float(torch.max(torch.abs(step))) <= 16 * eps * (1.0 + float(torch.max(torch.abs(Z)))):
+                break  # the Newton step is at rounding level
+            Z = _damped(lambda W: self._prox_objective(W, V, Y, t), Z, step)
+        return Z
+
+    def _prox_objective(self, Z, V, Y, t):
+        """Row-wise objective of :meth:`prox`, shape (n,)."""
+        return torch.logsumexp(Z, dim=1) - torch.sum(Z * Y, dim=1) + torch.sum((Z - V) ** 2, dim=1) / (2 * t)
 
     def cvxpy(self, Z, Y):
         return cp.sum(cp.log_sum_exp(Z, axis=1)) - cp.sum(cp.multiply(Y, Z))

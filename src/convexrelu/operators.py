@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-__all__ = ["BlockOperator"]
+__all__ = ["BlockOperator", "NormalSolver"]
 
 
 class BlockOperator:
@@ -95,6 +95,9 @@ class BlockOperator:
         self.cone_first = bool(cone_first)
         self.cone_second = bool(cone_second)
         self.trivial_groups = B == G and np.array_equal(self.group_np, np.arange(B))
+        # contiguous groups of one size m (three-layer programs): sums and expansions by reshaping
+        m = B // G if G else 0
+        self.group_size = m if (m and m * G == B and np.array_equal(self.group_np, np.repeat(np.arange(G), m))) else 0
         self.dtype = dtype
         self.device = torch.device(device)
         self._build_tensors()
@@ -173,12 +176,22 @@ class BlockOperator:
         """(n, B) -> (n, G): sum of the blocks of each group."""
         if self.trivial_groups:
             return H
+        if self.group_size:
+            H3 = H.view(H.shape[0], self.n_groups, self.group_size)
+            out = H3[:, :, 0].clone()
+            for j in range(1, self.group_size):
+                out += H3[:, :, j]
+            return out
         out = torch.zeros((H.shape[0], self.n_groups), dtype=H.dtype, device=H.device)
         return out.index_add_(1, self._group, H)
 
     def _group_expand(self, T: torch.Tensor) -> torch.Tensor:
         """(n, G) -> (n, B): adjoint of :meth:`_group_sum`."""
-        return T if self.trivial_groups else T[:, self._group]
+        if self.trivial_groups:
+            return T
+        if self.group_size:
+            return T[:, :, None].expand(T.shape[0], self.n_groups, self.group_size).reshape(T.shape[0], self.n_blocks)
+        return T[:, self._group]
 
     def _outputs(self, Hg: torch.Tensor) -> torch.Tensor:
         """(n, G) -> (n, C)."""
@@ -271,6 +284,11 @@ class BlockOperator:
             s = float(torch.linalg.vector_norm(Q))
         return s**0.5
 
+    def normal_solver(self, k: float) -> "NormalSolver":
+        """Solver of ``(a A^T A + k K^T K + I) Q = R`` for any ``a`` (:class:`NormalSolver`),
+        the linear system of the ADMM splitting (:mod:`convexrelu.solvers.admm`)."""
+        return NormalSolver(self, k)
+
     # ------------------------------------------------------------------ CVXPY
     def cvxpy(self, Q: cp.Variable) -> tuple[cp.Expression, list[cp.Expression]]:
         """The model and the constraint expressions for a CVXPY variable ``Q`` (d, B).
@@ -304,3 +322,131 @@ class BlockOperator:
         if self.cone_second:
             cons.append(cp.multiply(2.0 * self.second_np - 1.0, Hg))
         return Z, cons
+
+
+class NormalSolver:
+    """Direct solver of ``M Q = R`` with ``M = a A^T A + k K^T K + I`` for an operator.
+
+    ``A`` is the model map and ``K`` the stacked cone constraints of a
+    :class:`BlockOperator`; ``k >= 0`` is fixed at construction, ``a >= 0`` is given to
+    :meth:`solve` (a new ``a`` costs one ``n x n`` Cholesky factorisation per output). The structure makes ``M`` cheap to factor:
+
+    - ``K^T K`` is block diagonal over the groups: the first cone gives ``X^T X`` on every
+      block (``(2 D1 - I)^2 = I``) and the second cone couples the blocks ``p, q`` of a
+      group by ``X^T diag(s_p D1_p s_q D1_q) X``. So ``M0 = I + k K^T K`` is block diagonal
+      with one ``(m d) x (m d)`` block per group (``m`` its number of blocks), factored by
+      one batched Cholesky; without the second cone every block is ``I + k X^T X``.
+    - ``a A^T A`` has rank at most ``n C``; by the Woodbury identity
+      ``M^{-1} = M0^{-1} - M0^{-1} A^T (I / a + A M0^{-1} A^T)^{-1} A M0^{-1}``, with one
+      ``n x n`` Cholesky factor per output column (``A`` maps output ``c`` only from the
+      groups of that output).
+
+    A solve costs two block solves, one ``matvec``, one ``adjoint`` and ``C`` triangular
+    ``n x n`` solves. The set-up costs ``O(n^2 B d)`` for the Woodbury matrix (one GEMM
+    when there is no second cone) and ``n^2 C`` memory: meant for ``n`` up to a few
+    thousand.
+    """
+
+    def __init__(self, op: BlockOperator, k: float, chunk: int = 2**24):
+        if not k >= 0:
+            raise ValueError(f"k: expected a non-negative weight, got {k}")
+        self.op, self.k = op, float(k)
+        X, dt, dev = op.X, op.dtype, op.device
+        n, d = X.shape
+        B, G = op.n_blocks, op.n_groups
+        XtX = X.T @ X
+        eye_d = torch.eye(d, dtype=dt, device=dev)
+        e = op._sd1 * op._group_expand(op._d2s) if op._d2s is not None else op._sd1 * op._sigma[op._group]
+        out_of_block = op._output[op._group]
+        self.uniform = not op.cone_second
+        if self.uniform:
+            # M0 = I_B (x) (I + k [cone_first] X^T X): one d x d factor
+            P = eye_d + (self.k * XtX if op.cone_first else 0.0)
+            self.L0 = torch.linalg.cholesky(P)
+            XPX = X @ torch.cholesky_solve(X.T, self.L0)  # X P^{-1} X^T (n, n)
+            Ws = []
+            for c in range(op.n_outputs):
+                E = e[:, out_of_block == c]
+                Ws.append(XPX * (E @ E.T))
+        else:
+            # groups padded to the largest size m with a zero block (index B)
+            group = op.group_np
+            sizes = np.bincount(group, minlength=G)
+            m = int(sizes.max())
+            gidx = np.full((G, m), B, dtype=np.int64)
+            pos = np.zeros(G, dtype=np.int64)
+            for b, g in enumerate(group):
+                gidx[g, pos[g]] = b
+                pos[g] += 1
+            self.m = m
+            self.gidx = torch.as_tensor(gidx, device=dev)
+            zero_col = torch.zeros((n, 1), dtype=dt, device=dev)
+            S = torch.cat([op._sd1, zero_col], 1)[:, self.gidx]  # (n, G, m): s_p D1_p
+            Eg = torch.cat([e, zero_col], 1)[:, self.gidx]  # (n, G, m): sigma D2 s_p D1_p
+            M = torch.zeros((G, m, d, m, d), dtype=dt, device=dev)
+            idx = torch.arange(m, device=dev)
+            M[:, idx, :, idx, :] = eye_d + (self.k * XtX if op.cone_first else 0.0)
+            step = max(1, chunk // max(n * d, 1))
+            for p in range(m):
+                for q in range(p, m):
+                    for g0 in range(0, G, step):
+                        w = (S[:, g0:g0 + step, p] * S[:, g0:g0 + step, q]).T  # (g, n)
+                        blk = self.k * ((w[:, :, None] * X).transpose(1, 2) @ X)  # (g, d, d)
+                        M[g0:g0 + step, p, :, q, :] += blk
+                        if q != p:
+                            M[g0:g0 + step, q, :, p, :] += blk.transpose(1, 2)
+            self.Lg = torch.linalg.cholesky(M.reshape(G, m * d, m * d))
+            Ws = [torch.zeros((n, n), dtype=dt, device=dev) for _ in range(op.n_outputs)]
+            out_of_group = op._output
+            step = max(1, chunk // max(n * m * d, 1))
+            for g0 in range(0, G, step):
+                Ag = (Eg[:, g0:g0 + step, :, None] * X[:, None, None, :]).permute(1, 2, 3, 0)  # (g, m, d, n)
+                Ag = Ag.reshape(Ag.shape[0], m * d, n)
+                Yg = torch.linalg.solve_triangular(self.Lg[g0:g0 + step], Ag, upper=False)  # L^{-1} A_g^T
+                oc = out_of_group[g0:g0 + step]
+                for c in range(op.n_outputs):
+                    Yc = Yg[oc == c].reshape(-1, n)
+                    if Yc.numel():
+                        Ws[c] += Yc.T @ Yc
+        self.W = Ws  # A M0^{-1} A^T, one (n, n) matrix per output
+        self._a = None
+        self._Lw = None
+
+    def _factor(self, a: float):
+        """Cholesky factors of ``I / a + A M0^{-1} A^T`` (cached for the last ``a``)."""
+        if a != self._a:
+            eye = torch.eye(self.op.n_samples, dtype=self.op.dtype, device=self.op.device)
+            self._Lw = [torch.linalg.cholesky(eye / a + W) for W in self.W]
+            self._a = a
+        return self._Lw
+
+    def _block_solve(self, R: torch.Tensor) -> torch.Tensor:
+        """``M0^{-1} R`` for ``R`` of shape (d, B)."""
+        if self.uniform:
+            return torch.cholesky_solve(R, self.L0)
+        d, B = R.shape
+        G, m = self.gidx.shape
+        Rp = torch.cat([R, torch.zeros((d, 1), dtype=R.dtype, device=R.device)], 1)[:, self.gidx]  # (d, G, m)
+        Rg = Rp.permute(1, 2, 0).reshape(G, m * d, 1)
+        Sg = torch.cholesky_solve(Rg, self.Lg).reshape(G, m, d)
+        out = torch.zeros((d, B + 1), dtype=R.dtype, device=R.device)
+        out[:, self.gidx.reshape(-1)] = Sg.permute(2, 0, 1).reshape(d, G * m)
+        return out[:, :B]
+
+    def solve(self, R: torch.Tensor, a: float) -> torch.Tensor:
+        """``Q = M^{-1} R`` for ``M = a A^T A + k K^T K + I``, shape (d, B)."""
+        if not a >= 0:
+            raise ValueError(f"a: expected a non-negative weight, got {a}")
+        y = self._block_solve(R)
+        if a == 0:
+            return y
+        t = self.op.matvec(y)
+        s = torch.stack([torch.cholesky_solve(t[:, c:c + 1], L)[:, 0] for c, L in enumerate(self._factor(float(a)))], 1)
+        return y - self._block_solve(self.op.adjoint(s))
+
+    def apply(self, Q: torch.Tensor, a: float) -> torch.Tensor:
+        """``M Q`` through the operator (for checks)."""
+        out = Q + a * self.op.adjoint(self.op.matvec(Q))
+        if self.op.has_constraints and self.k:
+            out = out + self.k * self.op.adjoint(None, self.op.constraints(Q))
+        return out

@@ -448,10 +448,14 @@ def _pursue(program, solution, solver, *, rounds, tol, per_round, budget, time_b
     added_total = 0
     beta = program.beta
     converged = False
+    # a round costs about one solve: the last one estimates the next
+    last = history[-1]["time"] - (history[-2]["time"] if len(history) > 1 else 0.0)
     for r in range(first_round, first_round + rounds):
-        if time_budget is not None and time.perf_counter() - start > time_budget:
-            log("pursuit: time budget %.1fs spent", time_budget)
+        elapsed = time.perf_counter() - start
+        if time_budget is not None and elapsed + last > time_budget:
+            log("pursuit: time budget %.1fs: %.1fs spent, a round takes about %.1fs", time_budget, elapsed, last)
             break
+        round_start = time.perf_counter()
         found = search_program(program, solution.weights, threshold=beta * (1 + tol),
                                random_state=rng, **search)
         ratio = _violation_ratio(found.best_value, beta)
@@ -473,6 +477,7 @@ def _pursue(program, solution, solver, *, rounds, tol, per_round, budget, time_b
         program = grown
         history.append(dict(round=r, stage="solve", objective=float(solution.objective), n_patterns=len(program.patterns),
                             max_violation=ratio, added=added, time=time.perf_counter() - start))
+        last = time.perf_counter() - round_start
         log("pursuit round %d: max violation %.6f, +%d patterns -> %d, objective %.10g, %.2fs", r, ratio, added,
             len(program.patterns), solution.objective, history[-1]["time"])
     return program, solution, converged
@@ -536,7 +541,8 @@ def run_strategy(
     max_rounds : int
         Pursuit rounds at most.
     time_budget : float or None
-        Seconds; pursuit starts no new round once they are spent.
+        Seconds from the start; pursuit starts no new round that would end after it
+        (a round is predicted to take as long as the previous one).
     n_starts : int
         Random starts of the non-convex trainer (seeded).
     width : int or None

@@ -10,6 +10,8 @@ Notation (theory.md, "Duality and certificates"; the programs are
 - FISTA (Beck and Teboulle, 2009) with momentum ``t_{k+1} = (1 + sqrt(1 + 4 t_k^2)) / 2``
   and extrapolation ``Y = Q_{k+1} + ((t_k - 1) / t_{k+1}) (Q_{k+1} - Q_k)``;
 - adaptive restart (O'Donoghue and Candes, 2015);
+- ADMM (Boyd et al. 2011, sec. 3.4.1 and 3.4.3): over-relaxation and the residual-
+  balancing penalty rule;
 - augmented Lagrangian of ``c >= 0`` with multipliers ``lam >= 0`` and penalty ``rho``
   (Rockafellar's form of the method of multipliers for inequalities):
   ``psi(c, lam, rho) = (1 / (2 rho)) (||(lam - rho c)_+||^2 - ||lam||^2)``.
@@ -33,6 +35,8 @@ __all__ = [
     "multiplier_update",
     "penalty_update",
     "prox_gradient_residual",
+    "over_relax",
+    "residual_balance",
 ]
 
 
@@ -127,3 +131,20 @@ def prox_gradient_residual(y: torch.Tensor, q_new: torch.Tensor, step: float) ->
     ``q_new`` is the prox point; the mapping is zero exactly at the minimisers.
     """
     return float(torch.linalg.vector_norm(y - q_new)) / step
+
+
+def over_relax(new: torch.Tensor, old: torch.Tensor, alpha: float) -> torch.Tensor:
+    """ADMM over-relaxation ``alpha new + (1 - alpha) old`` (``alpha`` in (0, 2))."""
+    return torch.lerp(old, new, alpha)
+
+
+def residual_balance(rho: float, primal: float, dual: float, *, mu: float = 10.0, tau: float = 2.0) -> float:
+    """ADMM penalty rule: ``rho * tau`` if the primal residual exceeds ``mu`` times the
+    dual one, ``rho / tau`` in the opposite case, ``rho`` otherwise (Boyd et al. 2011,
+    eq. 3.13). Scaled duals must be divided by the returned factor ``rho+ / rho``."""
+    if primal > mu * dual:
+        return rho * tau
+    if dual > mu * primal:
+        return rho / tau
+    return rho
+

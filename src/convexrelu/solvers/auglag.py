@@ -161,35 +161,51 @@ class AugmentedLagrangian(Solver):
 
     Parameters
     ----------
-    max_iter : int, default 200
+    max_iter : int, default 500
         Outer iterations (multiplier updates).
-    tol : float, default 1e-7
-        Stationarity: the prox-gradient residual of the Lagrangian at the current
-        multipliers, relative to :func:`.fista.gradient_scale`.
-    feas_tol : float or None, default None (= ``tol``)
-        Constraint violation ``max(0, -min K Q)`` relative to ``max |K Q|`` before repair.
-    inner_max_iter : int, default 2000
+    tol : float, default 1e-5
+        Stationarity: the prox-gradient residual of the inner problem at the end of an
+        inner solve (the stationarity residual of the Lagrangian at the updated
+        multipliers), relative to :func:`.fista.gradient_scale`.
+    feas_tol : float, default 1e-9
+        Residual of the method of multipliers ``max |lam+ - lam| / rho`` (it bounds the
+        violation ``max(0, -min K Q)`` and the complementarity), relative to ``max |K Q|``.
+        The repair moves the objective by about this much, so keep it well below the
+        accuracy wanted. Both tolerances are floored at 1000 machine epsilons.
+    inner_max_iter : int, default 1000
     inner_tol : float, default 1e-3
         Tolerance of the first inner solve; divided by ``inner_tol_decrease`` after every
         outer iteration, never below ``tol``.
     inner_tol_decrease : float, default 10
     rho_init : float or None
-        Initial penalty; default ``rho_scale * loss.smoothness``.
-    rho_scale : float, default 1
-    rho_factor : float, default 5
-        Penalty increase when the violation did not fall below ``rho_decrease`` times
-        its previous value.
-    rho_decrease : float, default 0.25
+        Initial penalty; default ``rho_scale * smoothness * ||A||^2 / ||K||^2`` (power
+        iterations), which balances the curvature of the penalty term with the loss's.
+    rho_scale : float, default 10
+    rho_factor : float, default 2
+        Penalty increase (:func:`._steps.penalty_update`) when the multiplier residual
+        did not fall below ``rho_decrease`` times its previous value ...
+    rho_decrease : float, default 0.5
     rho_max : float, default 1e8
+    rho_max_ratio : float, default 100
+        ... up to ``min(rho_max, rho_max_ratio * rho_init)``: a larger penalty slows the
+        inner solves more than it speeds the outer ones.
     step_init, backtrack, restart, step_increase, backtrack_factor : inner FISTA settings
-        (see :class:`.fista.FISTA`).
+        (see :class:`.fista.FISTA`); the step and the line search carry over between
+        inner solves.
     repair : bool, default True
         Make the returned point feasible to ``repair_tol`` (:func:`restore_feasibility`).
     repair_tol : float, default 1e-10
+        Violation target of the repair, relative to ``max |K Q|``.
+    max_time : float or None
+        Wall-time limit in seconds (status "max_time", with a ConvergenceWarning).
     verbose : bool, default False
+        Log every outer iteration at INFO level (logger ``convexrelu.solvers.auglag``).
 
     ``solve(program, init)``: ``init`` an array (d, B) or a :class:`Solution` whose
-    weights, multipliers and penalty (``info["rho"]``) are reused.
+    weights and multipliers are reused (the penalty restarts from its rule).
+
+    ``Solution.info`` holds ``stationarity``, ``violation_before_repair``,
+    ``multiplier_residual``, ``rho``, ``outer_iterations``, ``repair`` (what the repair did).
     """
 
     name = "auglag"

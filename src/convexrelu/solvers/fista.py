@@ -66,8 +66,10 @@ class LossPart:
         Z = self.op.matvec(Q)
         return _State(Z, ())
 
-    def extrapolate(self, old: _State, new: _State, w: float) -> _State:
-        """State at ``Q_new + w (Q_new - Q_old)`` (the operator is linear)."""
+    def extrapolate(self, old: _State, new: _State, w: float, spare: _State | None = None) -> _State:
+        """State at ``Q_new + w (Q_new - Q_old)`` (the operator is linear).
+
+        ``spare``: a state no longer used, whose arrays are overwritten (no allocation)."""
         return _State(torch.lerp(old.Z, new.Z, 1.0 + w), ())
 
     def value(self, s: _State) -> float:
@@ -115,9 +117,17 @@ class ALPart(LossPart):
         Z, cons = self.op.apply(Q)
         return _State(Z, cons)
 
-    def extrapolate(self, old, new, w):
+    def extrapolate(self, old, new, w, spare=None):
         a = 1.0 + w
-        return _State(torch.lerp(old.Z, new.Z, a), tuple(torch.lerp(co, cn, a) for co, cn in zip(old.cons, new.cons)))
+        if spare is None or spare.L is None:
+            cons = tuple(torch.lerp(co, cn, a) for co, cn in zip(old.cons, new.cons))
+            return _State(torch.lerp(old.Z, new.Z, a), cons)
+        # large problems: reuse the arrays of the previous extrapolated state (no page faults)
+        cons = tuple(torch.lerp(co, cn, a, out=buf) for co, cn, buf in zip(old.cons, new.cons, spare.cons))
+        s = _State(torch.lerp(old.Z, new.Z, a), cons)
+        s.L = tuple(torch.add(m, c, alpha=self.rho, out=buf).clamp_(max=0.0)
+                    for m, c, buf in zip(self.neg_lam, cons, spare.L))
+        return s
 
     def cotangents(self, s: _State):
         """``L = -(lam - rho c)_+ = min(rho c - lam, 0)`` for every constraint (cached)."""
@@ -210,6 +220,7 @@ def fista_minimize(
     F_start = fQ + beta * _block_norm_sum(Q)
     FQ = F_start
     Y, SY, fY = Q, SQ, fQ
+    SY_is_extrapolated = False
     t = 1.0
     eps = torch.finfo(Q.dtype).eps
     residual = math.inf
@@ -273,15 +284,19 @@ def fista_minimize(
             restarts += 1
             t = 1.0
             Y, SY, fY = Qn, Sn, fn
+            SY_is_extrapolated = False
         else:
             t_next = _steps.momentum_next(t)
             w = _steps.extrapolation_coefficient(t, t_next)
             t = t_next
             if w == 0.0:
                 Y, SY, fY = Qn, Sn, fn
+                SY_is_extrapolated = False
             else:
                 Y = torch.add(Qn, E, alpha=w)
-                SY = part.extrapolate(SQ, Sn, w)
+                # the previous extrapolated state is dead here: its arrays are reused
+                SY = part.extrapolate(SQ, Sn, w, spare=SY if SY_is_extrapolated else None)
+                SY_is_extrapolated = True
                 fY = part.value(SY)
         if grow:
             step *= step_increase
