@@ -16,7 +16,7 @@ from convexrelu._progress import StatusLine, log_to_stream, stream_is_terminal
 from convexrelu.cli import CLIError, main, read_table
 from convexrelu.io import load_model_file
 
-FAST = ["--n-patterns", "5", "--no-certificate"]
+FAST = ["--n-patterns", "5", "--patterns", "sample", "--no-certificate"]
 
 
 def run_cli(*args, cwd=None):

@@ -15,7 +15,7 @@ from convexrelu.estimators import PATTERN_STRATEGIES, resolve_solver_name
 from convexrelu.solvers import SOLVERS, CVXPYSolver
 from conftest import planted_regression
 
-SMALL = dict(n_patterns=6, random_state=0)
+SMALL = dict(n_patterns=6, patterns="sample", random_state=0)
 
 
 def _blobs(n=40, n_classes=2, seed=0, d=2):
@@ -39,7 +39,8 @@ def _strategies_available():
 # the first-order augmented Lagrangian (minutes per fit); the checks test the sklearn API.
 @pytest.mark.parametrize(
     "estimator",
-    [ConvexReLURegressor(n_patterns=4, solver="cvxpy"), ConvexReLUClassifier(n_patterns=4, solver="cvxpy")],
+    [ConvexReLURegressor(n_patterns=4, patterns="sample", solver="cvxpy"),
+     ConvexReLUClassifier(n_patterns=4, patterns="sample", solver="cvxpy")],
     ids=["regressor", "classifier"],
 )
 def test_check_estimator(estimator):
@@ -52,7 +53,7 @@ def test_check_estimator_softmax_two_layer():
     """predict_proba / decision_function consistency checks run for a probabilistic loss."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        check_estimator(ConvexReLUClassifier(depth=2, loss="softmax", n_patterns=8, solver="cvxpy"))
+        check_estimator(ConvexReLUClassifier(depth=2, loss="softmax", n_patterns=8, patterns="sample", solver="cvxpy"))
 
 
 def test_default_parameters_are_the_issue_api():
@@ -124,9 +125,9 @@ def test_beta_controls_sparsity_and_objective():
 
 def test_n_patterns_and_random_state():
     X, y = planted_regression(n=30, d=3)
-    a = ConvexReLURegressor(depth=2, n_patterns=3, random_state=1).fit(X, y)
-    b = ConvexReLURegressor(depth=2, n_patterns=3, random_state=1).fit(X, y)
-    c = ConvexReLURegressor(depth=2, n_patterns=12, random_state=1).fit(X, y)
+    a = ConvexReLURegressor(depth=2, n_patterns=3, patterns="sample", random_state=1).fit(X, y)
+    b = ConvexReLURegressor(depth=2, n_patterns=3, patterns="sample", random_state=1).fit(X, y)
+    c = ConvexReLURegressor(depth=2, n_patterns=12, patterns="sample", random_state=1).fit(X, y)
     assert a.n_patterns_ == 3 and c.n_patterns_ == 12
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
     assert np.isfinite(c.objective_)
@@ -139,7 +140,7 @@ def test_exact_patterns_reach_the_sampled_optimum_or_better():
     X = np.sort(r.uniform(-1, 1, 8))[:, None]
     y = np.sin(3 * X[:, 0])
     exact = ConvexReLURegressor(depth=2, beta=0.05, patterns="exact", random_state=0).fit(X, y)
-    sampled = ConvexReLURegressor(depth=2, beta=0.05, n_patterns=4, random_state=0).fit(X, y)
+    sampled = ConvexReLURegressor(depth=2, beta=0.05, n_patterns=4, patterns="sample", random_state=0).fit(X, y)
     assert exact.objective_ <= sampled.objective_ + 1e-6
     exact3 = ConvexReLURegressor(depth=3, hidden=1, beta=0.05, patterns="exact", random_state=0).fit(X, y)
     assert np.isfinite(exact3.objective_) and exact3.n_patterns_ >= 1
@@ -357,3 +358,20 @@ def test_predict_validation():
         est.predict(np.zeros((4, 3)))
     with pytest.raises(ValueError, match="NaN"):
         est.predict(np.full((4, 2), np.nan))
+
+
+def test_default_patterns_are_seeded_and_beat_the_trained_network():
+    """The default strategy seeds the program with a trained network's patterns on top of
+    the sampled ones: the fitted objective is at most that network's objective (the
+    network is a feasible point of the program) and at most the sampled-only optimum
+    (a superset of patterns)."""
+    assert ConvexReLURegressor().patterns == "seeded"
+    X, y = planted_regression(n=40, d=3, seed=2)
+    est = ConvexReLURegressor(n_patterns=8, solver="cvxpy", random_state=0).fit(X, y)
+    assert est.n_patterns_ > 8
+    trained = est.solver_info_["trained_objective"]
+    assert est.objective_ <= trained * (1 + 1e-7)
+    sampled = ConvexReLURegressor(n_patterns=8, patterns="sample", solver="cvxpy", random_state=0).fit(X, y)
+    assert est.objective_ <= sampled.objective_ * (1 + 1e-7)
+    # the recovered network reproduces the objective
+    assert est.network_.objective(X, y.reshape(-1, 1), "squared", est.beta) == pytest.approx(est.objective_, rel=1e-6)

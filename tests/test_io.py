@@ -12,7 +12,7 @@ from convexrelu import ConvexReLUClassifier, ConvexReLURegressor, ThreeLayerNetw
 from convexrelu.io import FORMAT, FORMAT_VERSION, load, load_model_file, save
 from conftest import planted_regression
 
-SMALL = dict(n_patterns=5, random_state=0, beta=0.1)
+SMALL = dict(n_patterns=5, patterns="sample", random_state=0, beta=0.1)
 
 
 def _blobs(n=30, n_classes=2, seed=0):
