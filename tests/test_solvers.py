@@ -1,7 +1,7 @@
 """Solvers: every solver x every program x every loss against CVXPY, recovery, constraints,
-certificates, warm starts, warnings and errors, float32; and the operator checks the
-first-order solvers rely on (adjoint test, finite-difference gradients of the smooth
-parts, including the augmented-Lagrangian term).
+certificates, warm starts, warnings and errors, float32; and the checks the first-order
+solvers rely on (finite-difference gradients of the smooth parts, including the
+augmented-Lagrangian term; the operator's adjoint test is in test_operators.py).
 
 Problems are small (n = 24) so that the whole file runs in about a minute on 2 cores.
 """
@@ -15,6 +15,7 @@ import torch
 
 from convexrelu import GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram
 from convexrelu.solvers import (
+    ADMM,
     SOLVERS,
     AugmentedLagrangian,
     AutoSolver,
@@ -88,19 +89,7 @@ def _relative(a, b):
 
 
 # ----------------------------------------------------------------------------- operators
-@pytest.mark.parametrize("cls", PROGRAMS)
-@pytest.mark.parametrize("loss", LOSSES)
-def test_adjoint_identity(cls, loss):
-    """<A Q, R> + <K Q, L> == <Q, adjoint(R, L)>."""
-    op = program(cls, loss).operator
-    Q = _random(op.shape, 1)
-    R = _random((op.n_samples, op.n_outputs), 2)
-    L = tuple(_random(s, 3 + i) for i, s in enumerate(op.constraint_shapes))
-    Z, C = op.apply(Q)
-    lhs = float(torch.sum(Z * R) + sum(torch.sum(c * l) for c, l in zip(C, L)))
-    assert lhs == pytest.approx(float(torch.sum(Q * op.adjoint(R, L))), rel=1e-12, abs=1e-12)
-
-
+# the adjoint identity itself is tested in test_operators.py (test_adjoint)
 @pytest.mark.parametrize("cls", PROGRAMS)
 @pytest.mark.parametrize("loss", LOSSES)
 def test_gradient_of_smooth_parts_finite_differences(cls, loss):
@@ -230,6 +219,23 @@ def test_nan_raises_solver_error():
     relu = program(TwoLayerReLUProgram, "squared")
     with pytest.raises(SolverError, match="not finite"):
         AugmentedLagrangian().solve(relu, init=np.full(relu.shape, np.nan))
+    with pytest.raises(SolverError, match="not finite"):
+        ADMM().solve(relu, init=np.full(relu.shape, np.nan))
+
+
+@pytest.mark.parametrize("cls", PROGRAMS)
+def test_admm_max_iter_warns_with_its_residuals(cls):
+    with pytest.warns(ConvergenceWarning, match=r"ADMM: stopped at max_iter=3 .*primal residual .*dual residual"):
+        sol = ADMM(max_iter=3).solve(program(cls, "squared"))
+    assert not sol.converged and sol.status == "max_iter" and sol.iterations == 3
+    assert sol.lower_bound <= sol.objective
+
+
+def test_admm_hyperparameters_are_checked():
+    for kw, name in ((dict(tol=0), "tol"), (dict(alpha=2.0), "alpha"), (dict(max_iter=0), "max_iter"),
+                     (dict(rho_init=-1.0), "rho_init"), (dict(mu=1.0), "mu"), (dict(rho_model=0.0), "rho_model")):
+        with pytest.raises(ValueError, match=name):
+            ADMM(**kw)
 
 
 def test_bad_init_shape_and_hyperparameters():
@@ -305,3 +311,15 @@ def test_restore_feasibility_fixes_a_small_violation(cls):
     assert float(torch.linalg.vector_norm(fixed - bad)) <= 1e-3 * float(torch.linalg.vector_norm(Q))
     # zero blocks stay zero
     assert torch.all(fixed[:, Q.abs().sum(0) == 0] == 0)
+
+
+@pytest.mark.parametrize("name", ["admm", "auglag"])
+def test_a_converged_but_infeasible_point_is_reported(name):
+    """Without the repair and at a loose tolerance the point violates the cones: the
+    solve says so (status "infeasible", a warning with the violation), never "optimal"."""
+    prog = program(ThreeLayerReLUProgram, "squared")
+    kw = dict(tol=1e-2, repair=False) if name == "admm" else dict(tol=1e-2, feas_tol=1e-2, repair=False)
+    with pytest.warns(ConvergenceWarning, match="violates the cone constraints"):
+        sol = make_solver(name, **kw).solve(prog)
+    assert sol.status == "infeasible" and not sol.converged
+    assert sol.constraint_violation > 0

@@ -43,7 +43,7 @@ import torch
 from ..duality import dual_lower_bound
 from ..regularizers import group_soft_threshold
 from . import _steps
-from .auglag import constraint_norm_estimate, restore_feasibility
+from .auglag import FEASIBLE, constraint_norm_estimate, relative_violation, restore_feasibility, warn_infeasible
 from .base import ConvergenceWarning, Solution, Solver, SolverError
 from .fista import _dtype_tol, _initial_point
 
@@ -174,6 +174,9 @@ class ADMM(Solver):
         dtype, device = program.dtype, program.device
         tol = _dtype_tol(self.tol, dtype)
         Q, mults, info0 = _initial_point(program, init)
+        if not bool(torch.isfinite(Q).all()):
+            raise SolverError("ADMM: the objective is not finite at the starting point (init has NaN or infinite "
+                              "entries); check the data and init")
         k = 0.0
         if op.has_constraints:
             norm_k = constraint_norm_estimate(op, n_iter=15)
@@ -268,10 +271,12 @@ class ADMM(Solver):
                 "weight_constraints": k, "setup_time": setup}
         Qout = V
         if op.has_constraints:
-            cons = op.constraints(Qout)
-            scale = max((float(torch.max(torch.abs(ci))) for ci in cons if ci.numel()), default=0.0) or 1.0
-            info["violation_before_repair"] = max((max(0.0, -float(torch.min(ci))) for ci in cons if ci.numel()),
-                                                  default=0.0) / scale
+            # V is exactly group sparse, Q nearly satisfies K Q = c >= 0: of V and Q restricted
+            # to the support of V, keep the one with the smaller violation, then repair it
+            Qs = Q * (torch.sum(V * V, dim=0, keepdim=True) > 0).to(Q.dtype)
+            rel = [relative_violation(op, C) for C in (V, Qs)]
+            Qout = V if rel[0] <= rel[1] else Qs
+            info["violation_before_repair"] = min(rel)
             if self.repair:
                 Qout, info["repair"] = restore_feasibility(op, Qout, target=self.repair_tol)
         weights = Qout.detach().cpu().numpy().astype(np.float64)
@@ -279,11 +284,16 @@ class ADMM(Solver):
         lam_np = tuple(m.detach().cpu().numpy().astype(np.float64) for m in lam_t)
         lower, _ = dual_lower_bound(program, Qout, lam_np)
         status = "optimal" if converged else ("max_time" if timed_out else "max_iter")
-        if not converged:
+        violation_after = relative_violation(op, Qout) if op.has_constraints else 0.0
+        if converged and violation_after > FEASIBLE:
+            converged, status = False, "infeasible"
+            warn_infeasible("ADMM", violation_after, "tol")
+        elif not converged:
             why = f"max_time={self.max_time}s" if timed_out else f"max_iter={self.max_iter}"
             warnings.warn(
                 f"ADMM: stopped at {why} after {it} iterations with primal residual {r_rel:.3e} and dual residual "
-                f"{s_rel:.3e} (tol {tol:.1e}); objective {obj:.10g}, duality gap {obj - lower:.3e}",
+                f"{s_rel:.3e} (tol {tol:.1e}); objective {obj:.10g}, duality gap {obj - lower:.3e}, relative cone "
+                f"violation {violation_after:.1e}",
                 ConvergenceWarning,
                 stacklevel=2,
             )

@@ -47,6 +47,28 @@ def _violation(cons) -> float:
     return max((max(0.0, -float(torch.min(c))) for c in cons if c.numel()), default=0.0)
 
 
+#: Relative cone violation above which a converged solve is reported as infeasible
+#: (status "infeasible", with a ConvergenceWarning): the repair did not reach it.
+FEASIBLE = 1e-6
+
+
+def relative_violation(op, Q) -> float:
+    """``max(0, -min K Q) / max |K Q|`` of a point (0 without constraints)."""
+    cons = op.constraints(Q)
+    return _violation(cons) / constraint_scale(cons)
+
+
+def warn_infeasible(solver: str, violation: float, knob: str) -> None:
+    """ConvergenceWarning for a solve that converged but whose repaired point still
+    violates the cone constraints by more than :data:`FEASIBLE`."""
+    warnings.warn(
+        f"{solver}: converged, but the returned point violates the cone constraints by {violation:.3e} "
+        f"(relative to max |K Q|) after the repair; lower {knob} for an accurate network",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
+
+
 def constraint_norm_estimate(op, n_iter: int = 8, seed: int = 0) -> float:
     """Estimate of ``||K||`` (spectral norm of the constraint map) by power iteration."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -357,7 +379,11 @@ class AugmentedLagrangian(Solver):
         lower, _ = dual_lower_bound(program, Q, lam_np)
         elapsed = time.perf_counter() - start
         status = "optimal" if converged else ("max_time" if timed_out else "max_iter")
-        if not converged:
+        violation_after = relative_violation(op, Q) if op.has_constraints else 0.0
+        if converged and violation_after > FEASIBLE:
+            converged, status = False, "infeasible"
+            warn_infeasible("AugmentedLagrangian", violation_after, "feas_tol")
+        elif not converged:
             why = f"max_time={self.max_time}s" if timed_out else f"max_iter={self.max_iter}"
             warnings.warn(
                 f"AugmentedLagrangian: stopped at {why} after {outer} outer iterations ({total_iter} inner) with "
