@@ -323,3 +323,17 @@ def test_a_converged_but_infeasible_point_is_reported(name):
         sol = make_solver(name, **kw).solve(prog)
     assert sol.status == "infeasible" and not sol.converged
     assert sol.constraint_violation > 0
+
+
+@pytest.mark.parametrize("tol", [1e-2, 1e-3, 1e-4])
+def test_restore_feasibility_never_raises_the_violation(tol):
+    """Loose ADMM points (many tiny blocks, violations in both cones): the repair returns
+    a point whose violation is at most the one it was given."""
+    prog = program(ThreeLayerReLUProgram, "squared")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        Q = ADMM(tol=tol, repair=False).solve(prog).weights
+    before = prog.violation(Q)
+    repaired, info = restore_feasibility(prog.operator, torch.tensor(Q))
+    assert prog.violation(repaired.numpy()) <= before * (1 + 1e-12) + 1e-300
+    assert info["violation_after"] <= info["violation_before"] * (1 + 1e-12) + 1e-300

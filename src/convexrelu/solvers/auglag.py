@@ -126,10 +126,14 @@ def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_round
         kappa = scale / float(norms.max()) if float(norms.max()) > 0 else 0.0
         tiny = (norms > 0) & (norms * kappa < tau)
         if bool(tiny.any()):
-            Q = Q * (~tiny).to(dtype)
-            info["zeroed_blocks"] += int(tiny.sum())
-            cons = op.constraints(Q)
-            viol = _violation(cons)
+            # kept only if it does not raise the violation (zeroing a block of a group
+            # moves the second-layer constraint values of the group)
+            Qz = Q * (~tiny).to(dtype)
+            cons_z = op.constraints(Qz)
+            viol_z = _violation(cons_z)
+            if viol_z <= viol:
+                Q, cons, viol = Qz, cons_z, viol_z
+                info["zeroed_blocks"] += int(tiny.sum())
             if viol <= target * scale:
                 break
         colmask = (torch.sqrt(torch.sum(Q * Q, dim=0)) > 0).to(dtype)
