@@ -35,16 +35,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-import warnings
 
 import numpy as np
 import torch
 
-from ..duality import dual_lower_bound
 from ..regularizers import group_soft_threshold
 from . import _steps
-from .auglag import FEASIBLE, constraint_norm_estimate, relative_violation, restore_feasibility, warn_infeasible
-from .base import ConvergenceWarning, Solution, Solver, SolverError
+from .auglag import constrained_solution, constraint_norm_estimate, relative_violation, restore_feasibility
+from .base import Solution, Solver, SolverError
 from .fista import _dtype_tol, _initial_point
 
 __all__ = ["ADMM"]
@@ -279,35 +277,10 @@ class ADMM(Solver):
             info["violation_before_repair"] = min(rel)
             if self.repair:
                 Qout, info["repair"] = restore_feasibility(op, Qout, target=self.repair_tol)
-        weights = Qout.detach().cpu().numpy().astype(np.float64)
-        obj = program.objective(Qout)
-        lam_np = tuple(m.detach().cpu().numpy().astype(np.float64) for m in lam_t)
-        lower, _ = dual_lower_bound(program, Qout, lam_np)
-        status = "optimal" if converged else ("max_time" if timed_out else "max_iter")
-        violation_after = relative_violation(op, Qout) if op.has_constraints else 0.0
-        if converged and violation_after > FEASIBLE:
-            converged, status = False, "infeasible"
-            warn_infeasible("ADMM", violation_after, "tol")
-        elif not converged:
-            why = f"max_time={self.max_time}s" if timed_out else f"max_iter={self.max_iter}"
-            warnings.warn(
-                f"ADMM: stopped at {why} after {it} iterations with primal residual {r_rel:.3e} and dual residual "
-                f"{s_rel:.3e} (tol {tol:.1e}); objective {obj:.10g}, duality gap {obj - lower:.3e}, relative cone "
-                f"violation {violation_after:.1e}",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        return Solution(
-            weights=weights,
-            objective=obj,
-            converged=converged,
-            status=status,
-            iterations=it,
-            time=time.perf_counter() - start,
-            history=tuple(history),
-            constraint_violation=program.violation(Qout),
-            multipliers=lam_np,
-            lower_bound=min(lower, obj),
-            solver="admm",
-            info=info,
+        stop = None if converged else (f"max_time={self.max_time}s" if timed_out else f"max_iter={self.max_iter}")
+        return constrained_solution(
+            program, Qout, lam_t, solver="admm", label="ADMM", knob="tol", converged=converged, stop=stop,
+            iterations=it, start=start, history=history, info=info,
+            residuals=f"after {it} iterations with primal residual {r_rel:.3e} and dual residual {s_rel:.3e} "
+                      f"(tol {tol:.1e})",
         )

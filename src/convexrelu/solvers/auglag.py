@@ -28,7 +28,7 @@ import torch
 
 from ..duality import dual_lower_bound
 from . import _steps
-from .base import ConvergenceWarning, Solution, Solver, SolverError
+from .base import ConvergenceWarning, Solution, Solver
 from .fista import _RESTARTS, ALPart, _dtype_tol, _initial_point, fista_minimize, gradient_scale
 
 __all__ = ["AugmentedLagrangian", "restore_feasibility", "constraint_scale"]
@@ -66,6 +66,41 @@ def warn_infeasible(solver: str, violation: float, knob: str) -> None:
         f"(relative to max |K Q|) after the repair; lower {knob} for an accurate network",
         ConvergenceWarning,
         stacklevel=3,
+    )
+
+
+def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, label: str, knob: str,
+                         converged: bool, stop: str | None, residuals: str, iterations: int, start: float,
+                         history: list, info: dict) -> Solution:
+    """The :class:`Solution` of a cone-constrained first-order solve at its final
+    (repaired) point ``Q``, with the dual bound of the multipliers, the status and the
+    warnings (theory.md, "Duality and certificates").
+
+    ``stop``: why an unconverged solve stopped (e.g. ``"max_iter=200"``); ``residuals``:
+    the solver's own account of them, for the warning; ``knob``: the tolerance to lower
+    when the repaired point is still infeasible.
+    """
+    op = program.operator
+    obj = program.objective(Q)
+    lam_np = tuple(m.detach().cpu().numpy().astype(np.float64) for m in multipliers)
+    lower, _ = dual_lower_bound(program, Q, lam_np)
+    status = "optimal" if converged else ("max_time" if stop.startswith("max_time") else "max_iter")
+    violation_after = relative_violation(op, Q) if op.has_constraints else 0.0
+    if converged and violation_after > FEASIBLE:
+        converged, status = False, "infeasible"
+        warn_infeasible(label, violation_after, knob)
+    elif not converged:
+        warnings.warn(
+            f"{label}: stopped at {stop} {residuals}; objective {obj:.10g}, duality gap {obj - lower:.3e}, "
+            f"relative cone violation {violation_after:.1e}",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return Solution(
+        weights=Q.detach().cpu().numpy().astype(np.float64), objective=obj, converged=converged, status=status,
+        iterations=iterations, time=time.perf_counter() - start, history=tuple(history),
+        constraint_violation=program.violation(Q), multipliers=lam_np, lower_bound=min(lower, obj), solver=solver,
+        info=info,
     )
 
 
@@ -376,37 +411,10 @@ class AugmentedLagrangian(Solver):
         if self.repair and op.has_constraints:
             Q, rinfo = restore_feasibility(op, Q, target=self.repair_tol)
             info["repair"] = rinfo
-        weights = Q.detach().cpu().numpy().astype(np.float64)
-        obj = program.objective(Q)
-        violation = program.violation(Q)
-        lam_np = tuple(m.detach().cpu().numpy().astype(np.float64) for m in lam)
-        lower, _ = dual_lower_bound(program, Q, lam_np)
-        elapsed = time.perf_counter() - start
-        status = "optimal" if converged else ("max_time" if timed_out else "max_iter")
-        violation_after = relative_violation(op, Q) if op.has_constraints else 0.0
-        if converged and violation_after > FEASIBLE:
-            converged, status = False, "infeasible"
-            warn_infeasible("AugmentedLagrangian", violation_after, "feas_tol")
-        elif not converged:
-            why = f"max_time={self.max_time}s" if timed_out else f"max_iter={self.max_iter}"
-            warnings.warn(
-                f"AugmentedLagrangian: stopped at {why} after {outer} outer iterations ({total_iter} inner) with "
-                f"stationarity residual {stat:.3e} (tol {tol:.1e}) and constraint violation {viol:.3e} "
-                f"(feas_tol {feas_tol:.1e}) before repair; objective {obj:.10g}, duality gap {obj - lower:.3e}",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        return Solution(
-            weights=weights,
-            objective=obj,
-            converged=converged,
-            status=status,
-            iterations=total_iter,
-            time=elapsed,
-            history=tuple(history),
-            constraint_violation=violation,
-            multipliers=lam_np,
-            lower_bound=min(lower, obj),
-            solver="auglag",
-            info=info,
+        stop = None if converged else (f"max_time={self.max_time}s" if timed_out else f"max_iter={self.max_iter}")
+        return constrained_solution(
+            program, Q, lam, solver="auglag", label="AugmentedLagrangian", knob="feas_tol", converged=converged,
+            stop=stop, iterations=total_iter, start=start, history=history, info=info,
+            residuals=f"after {outer} outer iterations ({total_iter} inner) with stationarity residual {stat:.3e} "
+                      f"(tol {tol:.1e}) and constraint violation {viol:.3e} (feas_tol {feas_tol:.1e}) before repair",
         )
