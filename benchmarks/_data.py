@@ -39,6 +39,20 @@ def three_layer_teacher(n: int, d: int, *, m1: int = 3, K: int = 3, noise: float
     return X, y + noise * r.standard_normal(n)
 
 
+def planted_three_layer(n: int, d: int, seed: int = 0):
+    """The planted teacher of issues 4 and 5, as they describe it: X (n, d - 1) Gaussian
+    (``d`` counts the intercept), y = sum of 3 three-layer sub-networks (m1 = 3) plus
+    noise 0.1, not standardised."""
+    r = np.random.default_rng(seed)
+    X = r.standard_normal((n, d - 1))
+    W1 = r.standard_normal((3, d - 1, 3)) / np.sqrt(d)
+    w2 = r.standard_normal((3, 3))
+    w3 = r.standard_normal(3)
+    H = np.maximum(np.einsum("nd,kdm->knm", X, W1), 0)
+    y = np.einsum("k,kn->n", w3, np.maximum(np.einsum("knm,km->kn", H, w2), 0))
+    return X, y + 0.1 * r.standard_normal(n)
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:

@@ -14,20 +14,9 @@ import argparse
 import platform
 import time
 
-import numpy as np
 
+from _data import planted_three_layer  # noqa: E402  (the script's folder is on sys.path)
 from convexrelu import CVXPYSolver, GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram
-
-
-def teacher(n, d, seed=0):
-    r = np.random.default_rng(seed)
-    X = r.standard_normal((n, d - 1))
-    W1 = r.standard_normal((3, d - 1, 3)) / np.sqrt(d)
-    w2 = r.standard_normal((3, 3))
-    w3 = r.standard_normal(3)
-    H = np.maximum(np.einsum("nd,kdm->knm", X, W1), 0)
-    y = np.einsum("k,kn->n", w3, np.maximum(np.einsum("knm,km->kn", H, w2), 0))
-    return X, y + 0.1 * r.standard_normal(n)
 
 
 LADDER_3 = [(100, 5, 2, 20), (200, 10, 3, 50), (300, 10, 3, 50), (300, 10, 3, 100), (500, 10, 3, 100),
@@ -43,7 +32,7 @@ def main(argv=None):
     print("three-layer (C3), CVXPY + Clarabel")
     print(f"{'n':>6} {'d':>4} {'m1':>3} {'patterns':>8} {'blocks':>7} {'time s':>8}")
     for n, d, m1, P in LADDER_3:
-        X, y = teacher(n, d)
+        X, y = planted_three_layer(n, d)
         prog = ThreeLayerReLUProgram(X, y, P, hidden=m1, beta=1e-2, random_state=0)
         t = time.perf_counter()
         CVXPYSolver().solve(prog)
@@ -55,7 +44,7 @@ def main(argv=None):
         print(f"{cls.__name__}, CVXPY + Clarabel")
         print(f"{'n':>6} {'d':>4} {'patterns':>8} {'time s':>8}")
         for n, d, P in LADDER_2:
-            X, y = teacher(n, d)
+            X, y = planted_three_layer(n, d)
             prog = cls(X, y, P, beta=1e-2, random_state=0)
             t = time.perf_counter()
             CVXPYSolver().solve(prog)

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _data import cpu_model, planted_three_layer  # noqa: E402  (the script's folder is on sys.path)
 from convexrelu import ThreeLayerReLUProgram
 from convexrelu.nonconvex import train_three_layer
 from convexrelu.strategies import run_strategy
@@ -43,16 +44,6 @@ HIDDEN = 3
 
 
 # ----------------------------------------------------------------------------- problems
-def planted(n=500, d=10, seed=0):
-    """Issue 5's teacher: X (n, d-1) Gaussian, y = sum of 3 sub-networks (m1 = 3) + noise."""
-    r = np.random.default_rng(seed)
-    X = r.standard_normal((n, d - 1))
-    W1 = r.standard_normal((3, d - 1, 3)) / np.sqrt(d)
-    w2 = r.standard_normal((3, 3))
-    w3 = r.standard_normal(3)
-    H = np.maximum(np.einsum("nd,kdm->knm", X, W1), 0)
-    y = np.einsum("k,kn->n", w3, np.maximum(np.einsum("knm,km->kn", H, w2), 0))
-    return X, y + 0.1 * r.standard_normal(n)
 
 
 def _standardise(A):
@@ -66,7 +57,7 @@ def problems(quick: bool):
     Xd, yd = load_diabetes(return_X_y=True)
     Xb, yb = load_breast_cancer(return_X_y=True)
     out = {
-        "planted": (*planted(n or 500), 1e-2),
+        "planted": (*planted_three_layer(n or 500, 10), 1e-2),
         "diabetes": (_standardise(Xd), _standardise(yd[:, None])[:, 0], 1.0),
         "breast_cancer": (_standardise(Xb), np.where(yb == 1, 1.0, -1.0), 1.0),
     }
@@ -141,10 +132,7 @@ def run_problem(name, X, y, beta, args, solver):
 
 # ----------------------------------------------------------------------------- report
 def machine() -> str:
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or "unknown CPU"
+    cpu = cpu_model()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} thread(s), "
             f"Python {platform.python_version()}, {platform.system()}; load average {load:.1f} at start")

@@ -34,7 +34,7 @@ from _data import three_layer_teacher, two_layer_teacher  # noqa: E402
 
 from convexrelu import GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram  # noqa: E402
 from convexrelu.solvers import ADMM, AugmentedLagrangian, ConvergenceWarning, CVXPYSolver, FISTA  # noqa: E402
-from convexrelu.solvers.auglag import constraint_scale  # noqa: E402
+from convexrelu.solvers.auglag import relative_violation  # noqa: E402
 from convexrelu.solvers.fista import ALPart, LossPart, fista_minimize, gradient_scale  # noqa: E402
 
 KINDS = {"three": ThreeLayerReLUProgram, "relu": TwoLayerReLUProgram, "gated": GatedReLUProgram}
@@ -57,10 +57,7 @@ def _rel(a, b):
 
 
 def _relative_violation(program, Q) -> float:
-    cons = program.operator.constraints(program.as_tensor(Q))
-    if not cons:
-        return 0.0
-    return program.violation(Q) / constraint_scale(cons)
+    return relative_violation(program.operator, program.as_tensor(Q))
 
 
 def _solve(solver, program):

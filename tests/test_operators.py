@@ -174,3 +174,11 @@ def test_contiguous_group_fast_path_equals_the_general_path():
     assert torch.allclose(fast[0][0], slow[0][0], rtol=1e-13)
     assert all(torch.allclose(a, b, rtol=1e-13) for a, b in zip(fast[0][1], slow[0][1]))
     assert torch.allclose(fast[1], slow[1], rtol=1e-13)
+
+
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
+def test_constraint_norm_estimate_matches_dense_matrix(cls):
+    op = _program(cls, "squared", n=10).operator
+    K = _dense(lambda Q: torch.cat([c.reshape(-1) for c in op.constraints(Q)]), op.shape, None)
+    assert op.constraint_norm_estimate(n_iter=300) == pytest.approx(float(torch.linalg.matrix_norm(K, ord=2)), rel=1e-4)
+    assert _program(GatedReLUProgram, "squared", n=10).operator.constraint_norm_estimate() == 0.0

@@ -273,16 +273,28 @@ class BlockOperator:
                 worst = max(worst, float(torch.clamp(-c, min=0).max()))
         return worst
 
-    def norm_estimate(self, n_iter: int = 30, seed: int = 0) -> float:
-        """Estimate of the spectral norm of ``A`` by power iteration (deterministic)."""
+    def _power_norm(self, gram, n_iter: int, seed: int) -> float:
+        """``sqrt(||G||)`` for a Gram map ``G = M^T M`` of ``Q`` by power iteration
+        (deterministic: a seeded start on the CPU)."""
         gen = torch.Generator(device="cpu").manual_seed(seed)
         Q = torch.randn(self.shape, generator=gen, dtype=torch.float64).to(self.device, self.dtype)
         s = 0.0
         for _ in range(n_iter):
             Q = Q / torch.clamp(torch.linalg.vector_norm(Q), min=torch.finfo(self.dtype).tiny)
-            Q = self.adjoint(self.matvec(Q))
+            Q = gram(Q)
             s = float(torch.linalg.vector_norm(Q))
         return s**0.5
+
+    def norm_estimate(self, n_iter: int = 30, seed: int = 0) -> float:
+        """Estimate of the spectral norm of ``A`` by power iteration (deterministic)."""
+        return self._power_norm(lambda Q: self.adjoint(self.matvec(Q)), n_iter, seed)
+
+    def constraint_norm_estimate(self, n_iter: int = 8, seed: int = 0) -> float:
+        """Estimate of the spectral norm of ``K`` (all cones stacked) by power iteration;
+        0 without constraints."""
+        if not self.has_constraints:
+            return 0.0
+        return self._power_norm(lambda Q: self.adjoint(None, self.constraints(Q)), n_iter, seed)
 
     def normal_solver(self, k: float) -> "NormalSolver":
         """Solver of ``(a A^T A + k K^T K + I) Q = R`` for any ``a`` (:class:`NormalSolver`),

@@ -41,7 +41,7 @@ import torch
 
 from ..regularizers import group_soft_threshold
 from . import _steps
-from .auglag import constrained_solution, constraint_norm_estimate, relative_violation, restore_feasibility
+from .auglag import constrained_solution, relative_violation, restore_feasibility
 from .base import Solution, Solver, SolverError
 from .fista import _dtype_tol, _initial_point
 
@@ -177,7 +177,7 @@ class ADMM(Solver):
                               "entries); check the data and init")
         k = 0.0
         if op.has_constraints:
-            norm_k = constraint_norm_estimate(op, n_iter=15)
+            norm_k = op.constraint_norm_estimate(n_iter=15)
             norm_x = float(torch.linalg.matrix_norm(op.X, ord=2))
             k = self.weight_constraints or self.constraint_scale * ((norm_x / norm_k) ** 2 if norm_k > 0 else 1.0)
         solver = op.normal_solver(k)

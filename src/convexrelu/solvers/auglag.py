@@ -31,7 +31,7 @@ from . import _steps
 from .base import ConvergenceWarning, Solution, Solver
 from .fista import _RESTARTS, ALPart, _dtype_tol, _initial_point, fista_minimize, gradient_scale
 
-__all__ = ["AugmentedLagrangian", "restore_feasibility", "constraint_scale"]
+__all__ = ["AugmentedLagrangian", "restore_feasibility", "constraint_scale", "relative_violation"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,18 +102,6 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
         constraint_violation=program.violation(Q), multipliers=lam_np, lower_bound=min(lower, obj), solver=solver,
         info=info,
     )
-
-
-def constraint_norm_estimate(op, n_iter: int = 8, seed: int = 0) -> float:
-    """Estimate of ``||K||`` (spectral norm of the constraint map) by power iteration."""
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    Q = torch.randn(op.shape, generator=gen, dtype=torch.float64).to(op.device, op.dtype)
-    s = 0.0
-    for _ in range(n_iter):
-        Q = Q / torch.clamp(torch.linalg.vector_norm(Q), min=torch.finfo(op.dtype).tiny)
-        Q = op.adjoint(None, op.constraints(Q))
-        s = float(torch.linalg.vector_norm(Q))
-    return math.sqrt(s)
 
 
 def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_rounds: int = 4, cg_iter: int = 100):
@@ -350,7 +338,7 @@ class AugmentedLagrangian(Solver):
         if rho is None or step is None:
             # balance the curvature of the penalty, rho ||K||^2, with the loss's, L ||A||^2
             a2 = program.operator.norm_estimate(n_iter=8) ** 2 * program.loss.smoothness
-            k2 = constraint_norm_estimate(op) ** 2 if op.has_constraints else 1.0
+            k2 = op.constraint_norm_estimate() ** 2 if op.has_constraints else 1.0
             if rho is None:
                 rho = self.rho_scale * a2 / k2 if a2 > 0 and k2 > 0 else self.rho_scale
             if step is None:
