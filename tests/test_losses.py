@@ -143,3 +143,17 @@ def test_squared_prox_closed_form():
     loss = SquaredLoss()
     V, Y = torch.tensor([[1.0], [-2.0]]), torch.tensor([[3.0], [0.0]])
     assert torch.allclose(loss.prox(V, Y, 1.0), torch.tensor([[2.0], [-1.0]]))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_hessian_factor_against_autograd(name):
+    """``F F^T`` is the Hessian of the loss row by row (and zero across rows)."""
+    loss, Z, Y = _data(name)
+    n, C = Z.shape
+    H = torch.autograd.functional.hessian(lambda z: loss.value(z, Y), Z).reshape(n, C, n, C)
+    F = loss.hessian_factor(Z, Y)
+    assert F.shape == (n, C, C)
+    for i in range(n):
+        assert torch.allclose(F[i] @ F[i].T, H[i, :, i, :], rtol=1e-10, atol=1e-12)
+        H[i, :, i, :] = 0
+    assert torch.count_nonzero(H) == 0

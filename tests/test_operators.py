@@ -182,3 +182,68 @@ def test_constraint_norm_estimate_matches_dense_matrix(cls):
     K = _dense(lambda Q: torch.cat([c.reshape(-1) for c in op.constraints(Q)]), op.shape, None)
     assert op.constraint_norm_estimate(n_iter=300) == pytest.approx(float(torch.linalg.matrix_norm(K, ord=2)), rel=1e-4)
     assert _program(GatedReLUProgram, "squared", n=10).operator.constraint_norm_estimate() == 0.0
+
+
+def _dense_constraints(op):
+    return _dense(lambda Q: torch.cat([c.reshape(-1) for c in op.constraints(Q)]) if op.has_constraints
+                  else torch.zeros(0, dtype=torch.float64), op.shape, None)
+
+
+@pytest.mark.parametrize("cls", PROGRAMS)
+@pytest.mark.parametrize("loss", ["squared", "softmax"])
+def test_model_coefficients_reproduce_the_model(cls, loss):
+    op = _program(cls, loss, n=10).operator
+    coef, out = op.model_coefficients()
+    Q = _random_like(op.shape, 3)
+    XQ = op.X @ Q  # (n, B): <x_r, q_b>
+    Z = torch.zeros((op.n_samples, op.n_outputs), dtype=torch.float64)
+    Z.index_add_(1, out, coef * XQ)
+    assert torch.allclose(Z, op.matvec(Q), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
+def test_constraint_gram_is_the_weighted_gram_of_the_dense_constraints(cls):
+    """Every group's block of ``K^T diag(w) K`` (in the padded layout), with the rest of
+    the dense matrix zero: ``K`` is block diagonal over the groups."""
+    op = _program(cls, "squared", n=10).operator
+    d, B = op.shape
+    K = _dense_constraints(op)
+    w = tuple(torch.tensor(np.random.default_rng(i).random(s)) for i, s in enumerate(op.constraint_shapes))
+    full = K.T @ (torch.cat([x.reshape(-1) for x in w])[:, None] * K)  # variables indexed e * B + b
+    gram = op.constraint_gram(w)
+    gidx = op.padded_groups()
+    G, m = gidx.shape
+    assert gram.shape == (G, m * d, m * d)
+    seen = torch.zeros_like(full, dtype=torch.bool)
+    for g in range(G):
+        for j in range(m):
+            for k in range(m):
+                bj, bk = int(gidx[g, j]), int(gidx[g, k])
+                blk = gram[g, j * d:(j + 1) * d, k * d:(k + 1) * d]
+                if bj == B or bk == B:  # padding slot
+                    assert torch.count_nonzero(blk) == 0
+                    continue
+                rows, cols = torch.arange(d) * B + bj, torch.arange(d) * B + bk
+                assert torch.allclose(blk, full[rows][:, cols], rtol=1e-12, atol=1e-12)
+                seen[rows[:, None], cols[None, :]] = True
+    assert torch.count_nonzero(full[~seen]) == 0  # nothing outside the groups' blocks
+
+
+@pytest.mark.parametrize("cls", PROGRAMS)
+def test_constraint_support_marks_the_nonzero_rows(cls):
+    op = _program(cls, "squared", n=10).operator
+    K = _dense_constraints(op)
+    support = torch.cat([s.reshape(-1) for s in op.constraint_support()]) if op.has_constraints else \
+        torch.zeros(0, dtype=torch.bool)
+    assert torch.equal(support, torch.linalg.vector_norm(K, dim=1) > 0)
+    if cls is ThreeLayerReLUProgram:
+        assert not bool(support.all())  # second-layer rows of inactive samples are empty
+
+
+def test_padded_groups_list_every_block_once():
+    op = _program(ThreeLayerReLUProgram, "squared").operator
+    gidx = op.padded_groups()
+    real = gidx[gidx < op.n_blocks]
+    assert sorted(real.tolist()) == list(range(op.n_blocks))
+    for g in range(op.n_groups):
+        assert set(gidx[g][gidx[g] < op.n_blocks].tolist()) == set(np.flatnonzero(op.group_np == g).tolist())

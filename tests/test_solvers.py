@@ -22,6 +22,7 @@ from convexrelu.solvers import (
     ConvergenceWarning,
     CVXPYSolver,
     FISTA,
+    InteriorPoint,
     Solution,
     SolverError,
     get_solver,
@@ -32,7 +33,7 @@ from conftest import planted_regression, targets_for
 
 PROGRAMS = [TwoLayerReLUProgram, GatedReLUProgram, ThreeLayerReLUProgram]
 LOSSES = ["squared", "logistic", "softmax"]
-SOLVER_NAMES = ["cvxpy", "fista", "auglag", "admm", "auto"]
+SOLVER_NAMES = ["cvxpy", "fista", "auglag", "admm", "ipm", "auto"]
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +68,9 @@ def reference(cls, loss) -> Solution:
 
 def make_solver(name, **kw):
     if name == "auto":
-        kw.setdefault("cvxpy_max_size", 0)  # these programs are tiny: force the first-order path
+        # these programs are tiny: force the first-order path (the interior point is tested as "ipm")
+        kw.setdefault("cvxpy_max_size", 0)
+        kw.setdefault("ipm", False)
     return get_solver(name, **kw)
 
 
@@ -162,7 +165,7 @@ def test_fista_certificate_is_tight_for_the_gated_program(loss):
 
 
 # ----------------------------------------------------------------------------- warm starts
-@pytest.mark.parametrize("name", ["fista", "auglag", "admm"])
+@pytest.mark.parametrize("name", ["fista", "auglag", "admm", "ipm"])
 @pytest.mark.parametrize("cls", PROGRAMS)
 def test_warm_start_from_the_solution_converges_in_few_iterations(name, cls):
     prog = program(cls, "squared")
@@ -221,6 +224,8 @@ def test_nan_raises_solver_error():
         AugmentedLagrangian().solve(relu, init=np.full(relu.shape, np.nan))
     with pytest.raises(SolverError, match="not finite"):
         ADMM().solve(relu, init=np.full(relu.shape, np.nan))
+    with pytest.raises(SolverError, match="not finite"):
+        InteriorPoint().solve(relu, init=np.full(relu.shape, np.nan))
 
 
 @pytest.mark.parametrize("cls", PROGRAMS)
@@ -250,6 +255,69 @@ def test_bad_init_shape_and_hyperparameters():
         AutoSolver(not_a_setting=1)
 
 
+@pytest.mark.parametrize("cls", PROGRAMS)
+def test_ipm_max_iter_warns_with_its_residuals(cls):
+    with pytest.warns(ConvergenceWarning, match=r"InteriorPoint: stopped at max_iter=3 .*complementarity .*primal "
+                                                r"residual .*dual residual"):
+        sol = InteriorPoint(max_iter=3).solve(program(cls, "squared"))
+    assert not sol.converged and sol.status == "max_iter" and sol.iterations == 3
+    assert sol.lower_bound <= sol.objective
+    assert sol.constraint_violation <= 1e-9 * max(1.0, constraint_scale(
+        program(cls, "squared").operator.constraints(torch.tensor(sol.weights))))
+
+
+def test_ipm_certificate_and_feasibility():
+    """The interior-point solution is feasible to rounding and its certified gap meets
+    the tolerance: the bound of its multipliers is within tol of the objective."""
+    for cls in PROGRAMS:
+        sol = solved("ipm", cls, "squared")
+        assert sol.relative_gap <= 1e-6
+        assert sol.info["certified_gap"] <= 1e-7 or sol.info["dual_residual"] <= 1e-7
+
+
+def test_ipm_needs_beta_and_checks_its_hyperparameters():
+    with pytest.raises(ValueError, match="beta > 0"):
+        InteriorPoint().solve(program(TwoLayerReLUProgram, "squared").with_beta(0.0))
+    for kw, name in ((dict(tol=0), "tol"), (dict(max_iter=0), "max_iter"), (dict(step_fraction=1.0), "step_fraction"),
+                     (dict(correctors=-1), "correctors"), (dict(max_stall=0), "max_stall"),
+                     (dict(max_time=0), "max_time")):
+        with pytest.raises(ValueError, match=name):
+            InteriorPoint(**kw)
+
+
+def test_ipm_float32_program_is_solved_in_float64():
+    prog = program(ThreeLayerReLUProgram, "squared")
+    sol = InteriorPoint().solve(prog.to(dtype=torch.float32))
+    assert sol.converged and _relative(sol.objective, reference(ThreeLayerReLUProgram, "squared").objective) <= 1e-5
+
+
+@pytest.mark.parametrize("woodbury", [True, False])
+def test_ipm_newton_system_against_a_dense_solve(woodbury):
+    """``(H + U U^T) x = r`` by the preconditioned solver, H block diagonal with blocks
+    of very different scales (as near an optimum), against a dense solve."""
+    from convexrelu.solvers.ipm import _NewtonSystem
+
+    r = np.random.default_rng(0)
+    G, p = 6, 4
+    k = 5 if woodbury else 40
+    blocks = []
+    for g in range(G):
+        Qm = np.linalg.qr(r.standard_normal((p, p)))[0]
+        blocks.append(Qm @ np.diag(10.0 ** r.uniform(-6, 8, p)) @ Qm.T)
+    H = torch.tensor(np.stack(blocks))
+    U = torch.tensor(r.standard_normal((G, p, k)))
+    rhs = torch.tensor(r.standard_normal((G, p)))
+    system = _NewtonSystem(H, U)
+    assert system.woodbury is woodbury
+    M = torch.block_diag(*H) + U.reshape(G * p, k) @ U.reshape(G * p, k).T
+    expected = torch.linalg.solve(M, rhs.reshape(-1)).reshape(G, p)
+    got = system.solve(rhs)
+    # backward stable: the residual is at rounding level of ||M|| ||x||
+    scale = float(torch.linalg.matrix_norm(M, ord=2)) * float(torch.linalg.vector_norm(got))
+    assert float(torch.linalg.vector_norm(system.apply(got) - rhs)) <= 1e-13 * scale
+    assert torch.allclose(got, expected, rtol=1e-6, atol=1e-9 * float(expected.abs().max()))
+
+
 # ----------------------------------------------------------------------------- registry, auto
 def test_registry_and_get_solver():
     assert {"cvxpy", "fista", "auglag", "auto"} <= set(SOLVERS)
@@ -261,9 +329,22 @@ def test_registry_and_get_solver():
 
 
 def test_auto_picks_by_size_and_constraints():
+    from convexrelu.solvers import auto as auto_module
+
     auto = AutoSolver(tol=1e-4, max_iter=7)
+    ipm = auto.choose(program(ThreeLayerReLUProgram, "squared"))
+    assert isinstance(ipm, InteriorPoint) and ipm.tol == 1e-4 and ipm.max_iter == 7
+    # beta = 0 or a Newton system too large: CVXPY for small programs
+    assert isinstance(auto.choose(program(TwoLayerReLUProgram, "squared").with_beta(0.0)), CVXPYSolver)
+    old = auto_module.IPM_MAX_ROWS
+    try:
+        auto_module.IPM_MAX_ROWS = 10
+        assert isinstance(auto.choose(program(ThreeLayerReLUProgram, "squared")), CVXPYSolver)
+    finally:
+        auto_module.IPM_MAX_ROWS = old
+    auto = AutoSolver(ipm=False, tol=1e-4, max_iter=7)
     assert isinstance(auto.choose(program(ThreeLayerReLUProgram, "squared")), CVXPYSolver)  # tiny
-    forced = AutoSolver(cvxpy_max_size=0, tol=1e-4, max_iter=7)
+    forced = AutoSolver(cvxpy_max_size=0, ipm=False, tol=1e-4, max_iter=7)
     fista = forced.choose(program(GatedReLUProgram, "squared"))
     al = forced.choose(program(TwoLayerReLUProgram, "squared"))
     assert isinstance(fista, FISTA) and fista.tol == 1e-4 and fista.max_iter == 7

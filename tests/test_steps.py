@@ -127,3 +127,83 @@ def test_residual_balance():
     assert _steps.residual_balance(1.0, 1.0, 100.0) == 0.5  # dual too large: less
     assert _steps.residual_balance(1.0, 5.0, 1.0) == 1.0  # within mu
     assert _steps.residual_balance(3.0, 1.0, 20.0, mu=10, tau=3) == 1.0
+
+
+# ----------------------------------------------------------------------------- interior point
+def test_max_step_closed_form():
+    v = (torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.5]))
+    dv = (torch.tensor([-4.0, 1.0, -1.0]), torch.tensor([-0.1]))
+    assert _steps.max_step(v, dv) == pytest.approx(0.25)  # the first entry hits 0 at 1 / 4
+    assert _steps.max_step((torch.tensor([1.0]),), (torch.tensor([2.0]),)) == 1.0  # capped at a full step
+    assert _steps.max_step((torch.tensor([0.0]),), (torch.tensor([-1.0]),)) == 0.0
+    assert _steps.max_step((torch.zeros(0),), (torch.zeros(0),)) == 1.0
+
+
+def test_mehrotra_centering():
+    assert _steps.mehrotra_centering(0.1, 1.0) == pytest.approx(1e-3)
+    assert _steps.mehrotra_centering(2.0, 1.0) == 1.0  # clipped
+    assert _steps.mehrotra_centering(-1.0, 1.0) == 0.0
+    assert _steps.mehrotra_centering(0.5, 0.0) == 0.0
+
+
+def _cone_points(d, B, seed):
+    r = np.random.default_rng(seed)
+    u1 = torch.tensor(r.standard_normal((d, B)))
+    return torch.linalg.vector_norm(u1, dim=0) + torch.tensor(r.random(B)) + 0.1, u1
+
+
+def test_soc_product_and_divide():
+    # (2, 1) o (3, 4) = (2*3 + 1*4, 2*4 + 3*1) = (10, 11)
+    p0, p1 = _steps.soc_product(torch.tensor([2.0]), torch.tensor([[1.0]]), torch.tensor([3.0]), torch.tensor([[4.0]]))
+    assert float(p0) == 10.0 and float(p1) == 11.0
+    l0, l1 = _cone_points(4, 6, 0)
+    r = np.random.default_rng(1)
+    r0, r1 = torch.tensor(r.standard_normal(6)), torch.tensor(r.standard_normal((4, 6)))
+    w0, w1 = _steps.soc_divide(l0, l1, r0, r1)
+    q0, q1 = _steps.soc_product(l0, l1, w0, w1)
+    assert torch.allclose(q0, r0, atol=1e-12) and torch.allclose(q1, r1, atol=1e-12)
+    # the identity e = (1, 0) is the unit of the product
+    e0, e1 = torch.ones(6, dtype=torch.float64), torch.zeros((4, 6), dtype=torch.float64)
+    q0, q1 = _steps.soc_product(e0, e1, r0, r1)
+    assert torch.equal(q0, r0) and torch.equal(q1, r1)
+
+
+def test_soc_norm_and_max_step():
+    assert float(_steps.soc_norm(torch.tensor([5.0]), torch.tensor([[3.0]]))) == pytest.approx(4.0)
+    # from (1, 0) towards (-1, 0) ... (x0 + a d0) = |x1 + a d1|: x = (2, 0), d = (-1, 1) -> 2 - a = a -> a = 1
+    x0, x1 = torch.tensor([2.0]), torch.tensor([[0.0]])
+    assert _steps.soc_max_step(x0, x1, torch.tensor([-1.0]), torch.tensor([[1.0]])) == pytest.approx(1.0)
+    assert _steps.soc_max_step(x0, x1, torch.tensor([-2.0]), torch.tensor([[2.0]])) == pytest.approx(0.5)
+    assert _steps.soc_max_step(x0, x1, torch.tensor([1.0]), torch.tensor([[0.5]])) == 1.0  # stays inside
+    # random: the returned step is on the boundary of the first cone it leaves (or 1)
+    X0, X1 = _cone_points(3, 50, 2)
+    r = np.random.default_rng(3)
+    D0, D1 = torch.tensor(r.standard_normal(50)) * 3, torch.tensor(r.standard_normal((3, 50))) * 3
+    a = _steps.soc_max_step(X0, X1, D0, D1)
+    margin = (X0 + a * D0) - torch.linalg.vector_norm(X1 + a * D1, dim=0)
+    assert float(margin.min()) >= -1e-12
+    if a < 1:
+        assert float(margin.min()) <= 1e-10
+        b = min(1.0, 1.001 * a)
+        assert float(((X0 + b * D0) - torch.linalg.vector_norm(X1 + b * D1, dim=0)).min()) < 0
+
+
+def test_nesterov_todd_scaling():
+    """``W z = W^{-1} s`` (the scaled point), ``W W^{-1} = I``, and ``W^{-2}`` as a matrix."""
+    s0, s1 = _cone_points(4, 7, 4)
+    z0, z1 = _cone_points(4, 7, 5)
+    nt = _steps.nt_scaling(s0, s1, z0, z1)
+    a0, a1 = _steps.nt_apply(*nt, z0, z1)
+    b0, b1 = _steps.nt_apply(*nt, s0, s1, inverse=True)
+    assert torch.allclose(a0, b0, atol=1e-12) and torch.allclose(a1, b1, atol=1e-12)
+    c0, c1 = _steps.nt_apply(*nt, *_steps.nt_apply(*nt, s0, s1, inverse=True))
+    assert torch.allclose(c0, s0, atol=1e-12) and torch.allclose(c1, s1, atol=1e-12)
+    W2 = _steps.nt_inverse_square(*nt)
+    u = torch.cat([s0[None], s1]).T[:, :, None]
+    v0, v1 = _steps.nt_apply(*nt, *_steps.nt_apply(*nt, s0, s1, inverse=True), inverse=True)
+    got = (W2 @ u)[:, :, 0].T
+    assert torch.allclose(got[0], v0, atol=1e-12) and torch.allclose(got[1:], v1, atol=1e-12)
+    # the scaled point lies inside the cone and lambda o lambda = (s^T z, ...)
+    assert bool((a0 > torch.linalg.vector_norm(a1, dim=0)).all())
+    l0, _ = _steps.soc_product(a0, a1, a0, a1)
+    assert torch.allclose(l0, s0 * z0 + torch.sum(s1 * z1, dim=0), rtol=1e-12)

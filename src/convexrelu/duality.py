@@ -42,7 +42,9 @@ def dual_lower_bound(program, Q, multipliers=()) -> tuple[float, float]:
     Q = program.as_tensor(Q)
     v = program.loss.grad(op.matvec(Q), program.Y)
     lams = tuple(
-        -torch.clamp(torch.as_tensor(np.array(m), dtype=op.dtype, device=op.device), min=0) for m in multipliers
+        -torch.clamp(torch.as_tensor(m if isinstance(m, torch.Tensor) else np.array(m), dtype=op.dtype, device=op.device),
+                     min=0)
+        for m in multipliers
     )
     if lams and len(lams) != len(op.constraint_shapes):
         lams = ()

@@ -106,6 +106,12 @@ class Loss(abc.ABC):
         """
 
     @abc.abstractmethod
+    def hessian_factor(self, Z: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """Factor of the Hessian, row by row: ``F`` of shape (n, C, C) with
+        ``F[i] F[i]^T = d^2 l / dZ_i^2`` (the loss is separable over rows). Used by the
+        Newton systems of the interior-point solver."""
+
+    @abc.abstractmethod
     def cvxpy(self, Z: cp.Expression, Y: np.ndarray) -> cp.Expression:
         """The same loss as a CVXPY expression of the (n, C) expression ``Z``."""
 
@@ -153,6 +159,11 @@ class SquaredLoss(Loss):
         """Closed form ``(V + t Y) / (1 + t)``."""
         return (V + t * Y) / (1.0 + t)
 
+    def hessian_factor(self, Z, Y):
+        """The identity per row."""
+        n, C = Z.shape
+        return torch.eye(C, dtype=Z.dtype, device=Z.device).expand(n, C, C)
+
     def cvxpy(self, Z, Y):
         return 0.5 * cp.sum_squares(Z - Y)
 
@@ -197,6 +208,10 @@ class LogisticLoss(Loss):
         """Root of ``z - v - t y sigmoid(-y z) = 0`` per entry: safeguarded Newton in the
         bracket ``[v - t, v + t]`` (the gradient term lies in [-1, 1])."""
         return _prox_newton_1d(lambda Z: self.grad(Z, Y), lambda Z: torch.sigmoid(Z) * torch.sigmoid(-Z), V, t)
+
+    def hessian_factor(self, Z, Y):
+        """``sqrt(sigmoid(z) sigmoid(-z))`` (``y^2 = 1``), shape (n, 1, 1)."""
+        return torch.sqrt(torch.sigmoid(Z) * torch.sigmoid(-Z))[:, :, None]
 
     def cvxpy(self, Z, Y):
         return cp.sum(cp.logistic(-cp.multiply(Y, Z)))
@@ -275,6 +290,13 @@ class SoftmaxLoss(Loss):
     def _prox_objective(self, Z, V, Y, t):
         """Row-wise objective of :meth:`prox`, shape (n,)."""
         return torch.logsumexp(Z, dim=1) - torch.sum(Z * Y, dim=1) + torch.sum((Z - V) ** 2, dim=1) / (2 * t)
+
+    def hessian_factor(self, Z, Y):
+        """``F = diag(sqrt(p)) - p sqrt(p)^T`` per row, ``p = softmax(z)``: since
+        ``sum(p) = 1``, ``F F^T = diag(p) - p p^T``."""
+        P = torch.softmax(Z, dim=1)
+        r = torch.sqrt(P)
+        return torch.diag_embed(r) - P[:, :, None] * r[:, None, :]
 
     def cvxpy(self, Z, Y):
         return cp.sum(cp.log_sum_exp(Z, axis=1)) - cp.sum(cp.multiply(Y, Z))

@@ -265,6 +265,19 @@ class BlockOperator:
             T = T + self._s1 * multipliers[0]
         return self.X.T @ T
 
+    def constraint_support(self) -> tuple[torch.Tensor, ...]:
+        """Where the rows of ``K`` are not identically zero: bool tensors with shapes
+        :attr:`constraint_shapes`. A first-cone row ``(r, b)`` is ``(2 D1_b[r] - 1) x_r``
+        (zero only if ``x_r = 0``); a second-cone row ``(r, g)`` is zero when no block of
+        the group is active on sample ``r`` (``D1_b[r] = 0`` for every ``b`` in ``g``)."""
+        row = torch.linalg.vector_norm(self.X, dim=1) > 0
+        out = []
+        if self.cone_first:
+            out.append(row[:, None].expand(self.n_samples, self.n_blocks).clone())
+        if self.cone_second:
+            out.append(row[:, None] & (self._group_sum(self._sd1 * self._sd1) > 0))
+        return tuple(out)
+
     def violation(self, Q: torch.Tensor) -> float:
         """Largest constraint violation ``max(0, -K(Q))`` (0.0 without constraints)."""
         worst = 0.0
@@ -295,6 +308,73 @@ class BlockOperator:
         if not self.has_constraints:
             return 0.0
         return self._power_norm(lambda Q: self.adjoint(None, self.constraints(Q)), n_iter, seed)
+
+    # ------------------------------------------------------------------ dense pieces
+    def padded_groups(self) -> torch.Tensor:
+        """Blocks of each group, shape (G, m) with ``m`` the largest group size; shorter
+        groups are padded with the index ``B`` (no block)."""
+        if self.group_size:
+            return torch.arange(self.n_blocks, device=self.device).reshape(self.n_groups, self.group_size)
+        sizes = np.bincount(self.group_np, minlength=self.n_groups)
+        m = int(sizes.max()) if len(sizes) else 0
+        gidx = np.full((self.n_groups, m), self.n_blocks, dtype=np.int64)
+        pos = np.zeros(self.n_groups, dtype=np.int64)
+        for b, g in enumerate(self.group_np):
+            gidx[g, pos[g]] = b
+            pos[g] += 1
+        return torch.as_tensor(gidx, device=self.device)
+
+    def model_coefficients(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model as a weighted sum of rows: ``(coef, out)`` with
+
+            A(Q)[r, k] = sum_{b : out[b] = k} coef[r, b] <x_r, q_b>,
+
+        ``coef[r, b] = sigma_g D2_g[r] s_b D1_b[r]`` (shape (n, B)) and ``out[b]`` the output
+        column of block ``b``'s group (shape (B,))."""
+        if self._d2s is None:
+            coef = self._sd1 * self._sigma[self._group]
+        else:
+            coef = self._sd1 * self._group_expand(self._d2s)
+        return coef, self._output[self._group]
+
+    def constraint_gram(self, weights, chunk: int = 2**24) -> torch.Tensor:
+        """``K_g^T diag(w) K_g`` for every group ``g``, shape (G, m d, m d).
+
+        ``K`` is block diagonal over the groups (:class:`NormalSolver`): the first cone
+        gives ``X^T diag(w1[:, b]) X`` on block ``b`` (``(2 D1 - I)^2 = I``), the second
+        couples blocks ``p, q`` of a group by ``X^T diag(w2[:, g] s_p D1_p s_q D1_q) X``.
+        Rows and columns follow :meth:`padded_groups` (block ``j`` of the group at
+        ``j d .. (j + 1) d``; padding slots are zero).
+
+        Parameters
+        ----------
+        weights : tuple of tensors, shapes :attr:`constraint_shapes` (non-negative)
+        chunk : int
+            Groups are processed in chunks of about this many ``(n, m, m)`` entries.
+        """
+        weights = tuple(weights)
+        if len(weights) != len(self.constraint_shapes):
+            raise ValueError(f"weights: expected {len(self.constraint_shapes)} arrays, got {len(weights)}")
+        X = self.X
+        n, d = X.shape
+        gidx = self.padded_groups()
+        G, m = gidx.shape
+        zero_col = torch.zeros((n, 1), dtype=self.dtype, device=self.device)
+        w1 = torch.cat([weights[0], zero_col], 1)[:, gidx] if self.cone_first else None  # (n, G, m)
+        S = torch.cat([self._sd1, zero_col], 1)[:, gidx] if self.cone_second else None  # (n, G, m): s_p D1_p
+        w2 = weights[-1] if self.cone_second else None
+        XX = (X[:, :, None] * X[:, None, :]).reshape(n, d * d)
+        out = torch.zeros((G, m, m, d, d), dtype=self.dtype, device=self.device)
+        step = max(1, chunk // max(n * m * m, 1))
+        for g0 in range(0, G, step):
+            sl = slice(g0, g0 + step)
+            C = torch.zeros((n, min(step, G - g0), m, m), dtype=self.dtype, device=self.device)
+            if w1 is not None:
+                C = C + torch.diag_embed(w1[:, sl])
+            if w2 is not None:
+                C = C + w2[:, sl, None, None] * S[:, sl, :, None] * S[:, sl, None, :]
+            out[sl] = (C.reshape(n, -1).T @ XX).reshape(-1, m, m, d, d)
+        return out.permute(0, 1, 3, 2, 4).reshape(G, m * d, m * d)
 
     def normal_solver(self, k: float) -> "NormalSolver":
         """Solver of ``(a A^T A + k K^T K + I) Q = R`` for any ``a`` (:class:`NormalSolver`),
@@ -368,8 +448,7 @@ class NormalSolver:
         B, G = op.n_blocks, op.n_groups
         XtX = X.T @ X
         eye_d = torch.eye(d, dtype=dt, device=dev)
-        e = op._sd1 * op._group_expand(op._d2s) if op._d2s is not None else op._sd1 * op._sigma[op._group]
-        out_of_block = op._output[op._group]
+        e, out_of_block = op.model_coefficients()
         self.uniform = not op.cone_second
         if self.uniform:
             # M0 = I_B (x) (I + k [cone_first] X^T X): one d x d factor
@@ -382,31 +461,14 @@ class NormalSolver:
                 Ws.append(XPX * (E @ E.T))
         else:
             # groups padded to the largest size m with a zero block (index B)
-            group = op.group_np
-            sizes = np.bincount(group, minlength=G)
-            m = int(sizes.max())
-            gidx = np.full((G, m), B, dtype=np.int64)
-            pos = np.zeros(G, dtype=np.int64)
-            for b, g in enumerate(group):
-                gidx[g, pos[g]] = b
-                pos[g] += 1
-            self.m = m
-            self.gidx = torch.as_tensor(gidx, device=dev)
+            self.gidx = op.padded_groups()
+            m = self.m = self.gidx.shape[1]
             zero_col = torch.zeros((n, 1), dtype=dt, device=dev)
-            S = torch.cat([op._sd1, zero_col], 1)[:, self.gidx]  # (n, G, m): s_p D1_p
             Eg = torch.cat([e, zero_col], 1)[:, self.gidx]  # (n, G, m): sigma D2 s_p D1_p
-            M = torch.zeros((G, m, d, m, d), dtype=dt, device=dev)
+            ones = tuple(torch.ones(shape, dtype=dt, device=dev) for shape in op.constraint_shapes)
+            M = (self.k * op.constraint_gram(ones, chunk=chunk)).reshape(G, m, d, m, d)
             idx = torch.arange(m, device=dev)
-            M[:, idx, :, idx, :] = eye_d + (self.k * XtX if op.cone_first else 0.0)
-            step = max(1, chunk // max(n * d, 1))
-            for p in range(m):
-                for q in range(p, m):
-                    for g0 in range(0, G, step):
-                        w = (S[:, g0:g0 + step, p] * S[:, g0:g0 + step, q]).T  # (g, n)
-                        blk = self.k * ((w[:, :, None] * X).transpose(1, 2) @ X)  # (g, d, d)
-                        M[g0:g0 + step, p, :, q, :] += blk
-                        if q != p:
-                            M[g0:g0 + step, q, :, p, :] += blk.transpose(1, 2)
+            M[:, idx, :, idx, :] += eye_d  # padding slots (zero in the gram): identity
             self.Lg = torch.linalg.cholesky(M.reshape(G, m * d, m * d))
             Ws = [torch.zeros((n, n), dtype=dt, device=dev) for _ in range(op.n_outputs)]
             out_of_group = op._output

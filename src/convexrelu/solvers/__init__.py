@@ -9,6 +9,8 @@
   for cone-constrained programs;
 - ``"admm"``: :class:`ADMM`, splitting with a factored linear system, every program
   (fastest for n up to a few thousand);
+- ``"ipm"``: :class:`InteriorPoint`, primal-dual interior point with structured Newton
+  systems, every program (fastest and most accurate for n up to a few thousand);
 - ``"auto"``: :class:`AutoSolver`, CVXPY for tiny programs, otherwise one of the two above.
 """
 
@@ -20,18 +22,20 @@ from .auto import AutoSolver
 from .base import ConvergenceWarning, Solution, Solver, SolverError
 from .cvxpy_solver import CVXPYSolver
 from .fista import FISTA
+from .ipm import InteriorPoint
 
 SOLVERS: dict[str, type] = {
     "cvxpy": CVXPYSolver,
     "fista": FISTA,
     "auglag": AugmentedLagrangian,
     "admm": ADMM,
+    "ipm": InteriorPoint,
     "auto": AutoSolver,
 }
 
 __all__ = [
     "Solution", "Solver", "SolverError", "ConvergenceWarning", "CVXPYSolver", "FISTA", "AugmentedLagrangian",
-    "ADMM", "AutoSolver", "SOLVERS", "get_solver",
+    "ADMM", "InteriorPoint", "AutoSolver", "SOLVERS", "get_solver",
 ]
 
 

@@ -14,7 +14,9 @@ Notation (theory.md, "Duality and certificates"; the programs are
   balancing penalty rule;
 - augmented Lagrangian of ``c >= 0`` with multipliers ``lam >= 0`` and penalty ``rho``
   (Rockafellar's form of the method of multipliers for inequalities):
-  ``psi(c, lam, rho) = (1 / (2 rho)) (||(lam - rho c)_+||^2 - ||lam||^2)``.
+  ``psi(c, lam, rho) = (1 / (2 rho)) (||(lam - rho c)_+||^2 - ||lam||^2)``;
+- interior point (Nocedal and Wright 2006, sec. 14.2): the largest step keeping
+  positive variables positive, Mehrotra's centring parameter ``(mu_aff / mu)^3``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,15 @@ __all__ = [
     "prox_gradient_residual",
     "over_relax",
     "residual_balance",
+    "max_step",
+    "mehrotra_centering",
+    "soc_product",
+    "soc_divide",
+    "soc_max_step",
+    "soc_norm",
+    "nt_scaling",
+    "nt_apply",
+    "nt_inverse_square",
 ]
 
 
@@ -148,3 +159,103 @@ def residual_balance(rho: float, primal: float, dual: float, *, mu: float = 10.0
         return rho / tau
     return rho
 
+
+
+def max_step(values, directions) -> float:
+    """Largest ``a`` in [0, 1] with ``v + a dv >= 0`` for every pair of tensors
+    ``(v, dv)`` (``v >= 0``): ``min(1, min_{dv < 0} -v / dv)``."""
+    a = 1.0
+    for v, dv in zip(values, directions):
+        if v.numel():
+            a = min(a, float(torch.min(torch.where(dv < 0, v / torch.clamp(-dv, min=torch.finfo(dv.dtype).tiny),
+                                                   math.inf))))
+    return max(a, 0.0)
+
+
+def mehrotra_centering(mu_affine: float, mu: float) -> float:
+    """Mehrotra's centring parameter ``sigma = (mu_aff / mu)^3``, clipped to [0, 1]:
+    the target of the corrector step is ``sigma mu``."""
+    if not mu > 0:
+        return 0.0
+    return min(1.0, max(0.0, mu_affine / mu)) ** 3
+
+
+
+# ------------------------------------------------------------------ second-order cones
+# A vector u = (u0, u1) of the cone {u0 >= ||u1||} is stored as its scalar parts (B,)
+# and its vector parts (d, B), one cone per column: the cones of the group norms
+# ``t_b >= ||q_b||``.
+
+
+def soc_product(u0: torch.Tensor, u1: torch.Tensor, v0: torch.Tensor, v1: torch.Tensor):
+    """Jordan product ``u o v = (u^T v, u0 v1 + v0 u1)`` of every cone."""
+    return u0 * v0 + torch.sum(u1 * v1, dim=0), u0 * v1 + v0 * u1
+
+
+def soc_divide(l0: torch.Tensor, l1: torch.Tensor, r0: torch.Tensor, r1: torch.Tensor):
+    """``w`` with ``l o w = r`` (``l`` inside the cone): ``w0 = (l0 r0 - l1^T r1) /
+    (l0^2 - ||l1||^2)``, ``w1 = (r1 - w0 l1) / l0``."""
+    w0 = (l0 * r0 - torch.sum(l1 * r1, dim=0)) / (l0 * l0 - torch.sum(l1 * l1, dim=0))
+    return w0, (r1 - w0 * l1) / l0
+
+
+def soc_max_step(x0: torch.Tensor, x1: torch.Tensor, d0: torch.Tensor, d1: torch.Tensor) -> float:
+    """Largest ``a`` in [0, 1] with ``x + a d`` in every cone (``x`` inside): the first
+    positive root of ``(x0 + a d0)^2 - ||x1 + a d1||^2 = c + 2 b a + a' a^2``."""
+    qa = d0 * d0 - torch.sum(d1 * d1, dim=0)
+    qb = x0 * d0 - torch.sum(x1 * d1, dim=0)
+    qc = x0 * x0 - torch.sum(x1 * x1, dim=0)
+    disc = torch.clamp(qb * qb - qa * qc, min=0.0)
+    # stable roots q / qa and qc / q with q = -(qb + sign(qb) sqrt(disc))
+    q = -(qb + torch.where(qb >= 0, 1.0, -1.0) * torch.sqrt(disc))
+    inf = torch.full_like(x0, math.inf)
+    r1 = torch.where(qa != 0, q / torch.where(qa != 0, qa, 1.0), inf)
+    r2 = torch.where(q != 0, qc / torch.where(q != 0, q, 1.0), inf)
+    r1 = torch.where(r1 > 0, r1, inf)
+    r2 = torch.where(r2 > 0, r2, inf)
+    root = torch.minimum(r1, r2)
+    # no real root and an opening parabola: the whole ray stays inside
+    root = torch.where((qb * qb - qa * qc < 0) & (qa >= 0), inf, root)
+    return max(0.0, min(1.0, float(root.min()))) if root.numel() else 1.0
+
+
+def soc_norm(u0: torch.Tensor, u1: torch.Tensor) -> torch.Tensor:
+    """``sqrt(u0^2 - ||u1||^2)`` of every cone, computed as
+    ``sqrt((u0 - ||u1||) (u0 + ||u1||))`` (less cancellation) and kept positive."""
+    r = torch.linalg.vector_norm(u1, dim=0)
+    return torch.sqrt(torch.clamp((u0 - r) * (u0 + r), min=torch.finfo(u0.dtype).tiny))
+
+
+def nt_scaling(s0: torch.Tensor, s1: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor):
+    """Nesterov-Todd scaling of every pair ``(s, z)`` inside the cone: ``(eta, w0, w1)``
+    with ``W = eta [[w0, w1^T], [w1, I + w1 w1^T / (1 + w0)]]`` such that
+    ``W z = W^{-1} s`` (Vandenberghe, *The CVXOPT linear and quadratic cone program
+    solvers*, 2010, sec. 4): ``s_ = s / sqrt(s^T J s)``, ``z_ = z / sqrt(z^T J z)``,
+    ``gamma = sqrt((1 + s_^T z_) / 2)``, ``w = (s_ + J z_) / (2 gamma)``,
+    ``eta = (s^T J s / z^T J z)^(1/4)``."""
+    sn, zn = soc_norm(s0, s1), soc_norm(z0, z1)
+    a0, a1, b0, b1 = s0 / sn, s1 / sn, z0 / zn, z1 / zn
+    gamma = torch.sqrt((1.0 + a0 * b0 + torch.sum(a1 * b1, dim=0)) / 2.0)
+    return torch.sqrt(sn / zn), (a0 + b0) / (2.0 * gamma), (a1 - b1) / (2.0 * gamma)
+
+
+def nt_apply(eta, w0, w1, u0, u1, inverse: bool = False):
+    """``W u`` (or ``W^{-1} u``, where ``w1`` changes sign and ``eta`` is inverted) for the
+    scaling of :func:`nt_scaling`."""
+    if inverse:
+        eta, w1 = 1.0 / eta, -w1
+    wu = torch.sum(w1 * u1, dim=0)
+    return eta * (w0 * u0 + wu), eta * (u1 + (u0 + wu / (1.0 + w0)) * w1)
+
+
+def nt_inverse_square(eta, w0, w1) -> torch.Tensor:
+    """``W^{-2}`` of every cone as dense matrices, shape (B, d + 1, d + 1)."""
+    d, B = w1.shape
+    Wi = torch.zeros((B, d + 1, d + 1), dtype=w1.dtype, device=w1.device)
+    Wi[:, 0, 0] = w0
+    Wi[:, 0, 1:] = -w1.T
+    Wi[:, 1:, 0] = -w1.T
+    Wi[:, 1:, 1:] = torch.eye(d, dtype=w1.dtype, device=w1.device) + w1.T[:, :, None] * w1.T[:, None, :] / (
+        1.0 + w0)[:, None, None]
+    Wi = Wi / eta[:, None, None]
+    return Wi @ Wi

@@ -71,10 +71,13 @@ def warn_infeasible(solver: str, violation: float, knob: str) -> None:
 
 def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, label: str, knob: str,
                          converged: bool, stop: str | None, residuals: str, iterations: int, start: float,
-                         history: list, info: dict) -> Solution:
+                         history: list, info: dict, lower_bound: float = -math.inf) -> Solution:
     """The :class:`Solution` of a cone-constrained first-order solve at its final
     (repaired) point ``Q``, with the dual bound of the multipliers, the status and the
     warnings (theory.md, "Duality and certificates").
+
+    ``lower_bound``: a bound the solver certified on the way (e.g. before a last
+    clean-up of ``Q``); the larger of it and the bound at ``Q`` is reported.
 
     ``stop``: why an unconverged solve stopped (e.g. ``"max_iter=200"``); ``residuals``:
     the solver's own account of them, for the warning; ``knob``: the tolerance to lower
@@ -83,8 +86,9 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
     op = program.operator
     obj = program.objective(Q)
     lam_np = tuple(m.detach().cpu().numpy().astype(np.float64) for m in multipliers)
-    lower, _ = dual_lower_bound(program, Q, lam_np)
-    status = "optimal" if converged else ("max_time" if stop.startswith("max_time") else "max_iter")
+    lower = max(dual_lower_bound(program, Q, lam_np)[0], lower_bound)
+    status = "optimal" if converged else (
+        "max_time" if stop.startswith("max_time") else "stalled" if stop.startswith("stall") else "max_iter")
     violation_after = relative_violation(op, Q) if op.has_constraints else 0.0
     if converged and violation_after > FEASIBLE:
         converged, status = False, "infeasible"

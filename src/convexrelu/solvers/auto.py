@@ -1,18 +1,22 @@
-"""``solver="auto"``: CVXPY for small programs, the first-order path otherwise.
+"""``solver="auto"``: the interior-point method where it fits, otherwise CVXPY for small
+programs and the first-order path for large ones.
 
-The choice uses only the program's size and ``program.has_constraints``:
+The choice uses only the program's sizes, ``beta`` and ``program.has_constraints``:
 
-- ``n * B`` at most a threshold (``n`` samples, ``B`` blocks): :class:`.CVXPYSolver`;
+- ``beta > 0`` and the interior-point Newton systems fit (``n C`` at most
+  :data:`IPM_MAX_ROWS` and ``n C B (d + 1)`` at most :data:`IPM_MAX_ENTRIES`, ``n``
+  samples, ``C`` outputs, ``B`` blocks, ``d`` features): :class:`.InteriorPoint`;
+- otherwise ``n * B`` at most a threshold: :class:`.CVXPYSolver`;
 - otherwise :class:`.FISTA` for unconstrained programs (gated ReLU) and
   :class:`.AugmentedLagrangian` for cone-constrained ones (two-layer ReLU, C3).
 
-The thresholds are where the first-order path stops being slower, measured on a
-2-core machine (``benchmarks/RESULTS.md``, section Solvers): the gated program
-(n = 500, 100 patterns, ``n * B = 5e4``) takes about as long with FISTA as with
-Clarabel; the cone-constrained programs at ``n * B = 1e5`` (two-layer ReLU, n = 500,
-100 patterns) take about as long with the augmented Lagrangian as with Clarabel, and
-Clarabel's time grows much faster beyond (three-layer n = 1000, 200 patterns does not
-finish in 15 minutes).
+Measured on a 2-core machine (``benchmarks/RESULTS.md``, section Solvers): the
+interior-point method reaches the CVXPY (Clarabel) optimum to 1e-7 faster than Clarabel
+on every program and loss tried (n = 300 to 500), by 3 to 20 times; its cost per iteration
+grows as ``n^2 C^2 B d`` (one ``n C x n C`` Woodbury matrix), hence the limits. The CVXPY
+threshold is where the first-order path stops being slower than Clarabel (the gated
+program, n = 500, 100 patterns, ``n * B = 5e4``; the cone-constrained programs at
+``n * B = 1e5``).
 """
 
 from __future__ import annotations
@@ -23,8 +27,14 @@ from .auglag import AugmentedLagrangian
 from .base import Solution, Solver
 from .cvxpy_solver import CVXPYSolver
 from .fista import FISTA
+from .ipm import InteriorPoint
 
 __all__ = ["AutoSolver"]
+
+#: Largest ``n * C`` (rows of the Woodbury matrix) solved by the interior-point method.
+IPM_MAX_ROWS = 4000
+#: Largest ``n * C * B * (d + 1)`` (entries of its low-rank factor) solved by it.
+IPM_MAX_ENTRIES = 30_000_000
 
 #: Largest ``n * B`` solved by CVXPY, unconstrained programs.
 CVXPY_MAX_SIZE_UNCONSTRAINED = 50_000
@@ -43,8 +53,12 @@ class AutoSolver(Solver):
     Parameters
     ----------
     cvxpy_max_size : int or None
-        Programs with ``n_samples * n_blocks`` at most this go to CVXPY; None uses
+        Programs that the interior-point method does not take, with
+        ``n_samples * n_blocks`` at most this, go to CVXPY; None uses
         :data:`CVXPY_MAX_SIZE_UNCONSTRAINED` or :data:`CVXPY_MAX_SIZE_CONSTRAINED`.
+    ipm : bool
+        Whether the interior-point method may be chosen (False: the previous rule, CVXPY
+        or the first-order solvers).
     **hyperparameters
         Passed to the chosen solver, each to the solvers whose constructor accepts it
         (e.g. ``tol``, ``max_iter``, ``verbose``); others are ignored by that solver.
@@ -52,22 +66,28 @@ class AutoSolver(Solver):
 
     name = "auto"
 
-    def __init__(self, cvxpy_max_size: int | None = None, **hyperparameters):
+    def __init__(self, cvxpy_max_size: int | None = None, ipm: bool = True, **hyperparameters):
         self.cvxpy_max_size = None if cvxpy_max_size is None else int(cvxpy_max_size)
+        self.ipm = bool(ipm)
         self.hyperparameters = dict(hyperparameters)
         unknown = set(self.hyperparameters) - set().union(
-            *(set(inspect.signature(c.__init__).parameters) for c in (CVXPYSolver, FISTA, AugmentedLagrangian))
+            *(set(inspect.signature(c.__init__).parameters)
+              for c in (CVXPYSolver, FISTA, AugmentedLagrangian, InteriorPoint))
         )
         if unknown:
             raise TypeError(f"AutoSolver: unknown hyperparameters {sorted(unknown)}")
 
     def choose(self, program) -> Solver:
         """The solver :meth:`solve` uses for ``program``."""
-        n, B = program.operator.n_samples, program.operator.n_blocks
+        op = program.operator
+        n, B = op.n_samples, op.n_blocks
+        rows = n * op.n_outputs
         limit = self.cvxpy_max_size
         if limit is None:
             limit = CVXPY_MAX_SIZE_CONSTRAINED if program.has_constraints else CVXPY_MAX_SIZE_UNCONSTRAINED
-        if n * B <= limit:
+        if self.ipm and program.beta > 0 and rows <= IPM_MAX_ROWS and rows * B * (op.n_features + 1) <= IPM_MAX_ENTRIES:
+            cls = InteriorPoint
+        elif n * B <= limit:
             cls = CVXPYSolver
         elif program.has_constraints:
             cls = AugmentedLagrangian

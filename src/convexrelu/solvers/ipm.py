@@ -1,0 +1,477 @@
+"""Primal-dual interior-point method with structured Newton systems (every program).
+
+The programs (theory.md, "Two-layer networks" and "Three-layer parallel networks") are
+
+    min_Q  l(A Q, Y) + beta sum_b ||q_b||     s.t.  K Q >= 0 .
+
+Each group norm is replaced by its variational form
+``||q|| = min_{eta > 0} (||q||^2 / eta + eta) / 2``, which gives the same optimum and a
+*smooth* convex objective in ``(Q, eta)``
+
+    f(Q, eta) = l(A Q, Y) + (beta / 2) sum_b ( ||q_b||^2 / eta_b + eta_b )
+
+with only linear inequalities, ``K Q >= 0`` and ``eta >= 0``. The method is the
+infeasible primal-dual path-following method with Mehrotra's predictor-corrector
+(Nocedal and Wright, *Numerical Optimization*, sec. 14.2 and 19.3): slacks ``s = K Q``,
+multipliers ``z >= 0`` of ``K Q >= 0`` and ``zeta >= 0`` of ``eta >= 0``, Newton steps on
+
+    grad_Q f - K^T z = 0,   d f / d eta - zeta = 0,   K Q - s = 0,
+    s * z = sigma mu,       eta * zeta = sigma mu .
+
+After eliminating the slacks and multipliers, each step solves one linear system in
+``(Q, eta)`` whose matrix is
+
+    A^T F F^T A  +  blockdiag_g ( K_g^T diag(z / s) K_g + perspective Hessian + zeta / eta ),
+
+``F F^T`` the Hessian of the loss row by row (:meth:`Loss.hessian_factor`). The second
+term is block diagonal over the operator's groups (one ``m (d + 1)`` block per group of
+``m`` blocks, from :meth:`BlockOperator.constraint_gram`), the first has rank ``n C``:
+the system is solved by one batched Cholesky of the blocks and the Woodbury identity
+with one ``n C x n C`` Cholesky (or, when ``n C`` exceeds the number of unknowns, one
+dense Cholesky). Cost per iteration: ``O(n^2 C^2 d B)`` flops for the Woodbury matrix
+(one GEMM) and ``O(n d^2 m B)`` for the blocks; memory ``O(n C d B)``. Meant for ``n``
+up to a few thousand; it reaches ``1e-8`` relative accuracy in a few tens of
+iterations, whatever the conditioning, which first-order methods cannot.
+
+The multipliers ``z`` are the dual variables of the cone constraints: the returned
+:class:`~.base.Solution` carries them and the certified lower bound of theory.md,
+"Duality and certificates" (:func:`~convexrelu.duality.dual_lower_bound`). Nothing here
+knows the architecture: the operator gives the model coefficients and the group Gram
+matrices of the constraints.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import torch
+
+from . import _steps
+from .auglag import constrained_solution, relative_violation, restore_feasibility
+from ..duality import dual_lower_bound
+from .base import Solution, Solver, SolverError
+from .fista import _dtype_tol, _initial_point
+
+__all__ = ["InteriorPoint"]
+
+logger = logging.getLogger(__name__)
+
+
+def _cholesky(M: torch.Tensor) -> torch.Tensor:
+    """Cholesky factor of a (batch of) symmetric positive definite matrices, with a
+    growing diagonal shift if rounding made one of them indefinite."""
+    L, info = torch.linalg.cholesky_ex(M)
+    if not bool((info > 0).any()):
+        return L
+    diag = torch.diagonal(M, dim1=-2, dim2=-1)
+    scale = torch.clamp(diag.abs().amax(dim=-1, keepdim=True), min=torch.finfo(M.dtype).tiny)
+    eye = torch.eye(M.shape[-1], dtype=M.dtype, device=M.device)
+    for k in range(1, 8):
+        shift = (10.0 ** (k - 14)) * scale[..., None] * eye
+        L, info = torch.linalg.cholesky_ex(M + shift)
+        if not bool((info > 0).any()):
+            return L
+    raise SolverError("InteriorPoint: the Newton matrix is not positive definite (check the data for duplicates "
+                      "or a degenerate design)")
+
+
+class _NewtonSystem:
+    """Solver of ``M x = r`` with ``M = H + U U^T``, ``H`` block diagonal.
+
+    Near the optimum the blocks of ``H`` alone are nearly singular (the barrier terms of
+    an active neuron span twenty orders of magnitude; the loss term ``U U^T`` supplies
+    the missing curvature), so the Woodbury identity applied to ``H`` itself loses all
+    accuracy. Each block is shifted by ``shift`` times its largest diagonal entry, the
+    Woodbury factorisation of ``H + delta I + U U^T`` is used as the preconditioner of
+    conjugate gradients on ``M`` (which converge in a few steps, the shift being tiny
+    against the spectrum of ``M``).
+
+    Parameters
+    ----------
+    H : tensor (G, p, p), symmetric positive semi-definite blocks
+    U : tensor (G, p, k), the low-rank factor split along the blocks
+    """
+
+    def __init__(self, H: torch.Tensor, U: torch.Tensor, shift: float = 1e-14):
+        G, p, _ = H.shape
+        k = U.shape[2]
+        self.G, self.p = G, p
+        self.H, self.Uf = H, U.reshape(G * p, k)
+        diag = torch.diagonal(H, dim1=1, dim2=2)
+        delta = shift * torch.clamp(diag.amax(dim=1), min=1.0)
+        Hs = H + delta[:, None, None] * torch.eye(p, dtype=H.dtype, device=H.device)
+        self.woodbury = k <= G * p
+        if self.woodbury:
+            self.L = _cholesky(Hs)
+            self.Vf = torch.linalg.solve_triangular(self.L, U, upper=False).reshape(G * p, k)  # L^{-1} U
+            Vf = self.Vf
+            cap = Vf.T @ Vf
+            cap.diagonal().add_(1.0)
+            self.Lc = _cholesky(cap)  # I + U^T H^{-1} U
+        else:
+            self.Lf = _cholesky(torch.block_diag(*Hs) + self.Uf @ self.Uf.T)
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """``M x`` for ``x`` of shape (G, p)."""
+        return (self.H @ x[:, :, None])[:, :, 0] + (self.Uf @ (self.Uf.T @ x.reshape(-1))).reshape(self.G, self.p)
+
+    def solve(self, r: torch.Tensor, max_iter: int = 25, rtol: float = 1e-13) -> torch.Tensor:
+        """``x`` of shape (G, p) for ``r`` of shape (G, p): preconditioned conjugate
+        gradients from the preconditioner's solution."""
+        x = self._precondition(r)
+        res = r - self.apply(x)
+        rn0 = float(torch.linalg.vector_norm(r))
+        if rn0 == 0:
+            return x
+        y = self._precondition(res)
+        p = y
+        ry = float(torch.sum(res * y))
+        self.cg_iterations = 0
+        for _ in range(max_iter):
+            if float(torch.linalg.vector_norm(res)) <= rtol * rn0 or not ry > 0:
+                break
+            self.cg_iterations += 1
+            Mp = self.apply(p)
+            pMp = float(torch.sum(p * Mp))
+            if not pMp > 0:
+                break
+            a = ry / pMp
+            x = x + a * p
+            res = res - a * Mp
+            y = self._precondition(res)
+            ry_new = float(torch.sum(res * y))
+            p = y + (ry_new / ry) * p
+            ry = ry_new
+        return x
+
+    def _precondition(self, r: torch.Tensor) -> torch.Tensor:
+        if not self.woodbury:
+            return torch.cholesky_solve(r.reshape(-1, 1), self.Lf).reshape(self.G, self.p)
+        y = torch.linalg.solve_triangular(self.L, r[:, :, None], upper=False).reshape(-1, 1)
+        y = y - self.Vf @ torch.cholesky_solve(self.Vf.T @ y, self.Lc)
+        return torch.linalg.solve_triangular(self.L.mT, y.reshape(self.G, self.p, 1), upper=True)[:, :, 0]
+
+
+class InteriorPoint(Solver):
+    """Primal-dual interior-point solver (Mehrotra predictor-corrector) of every program.
+
+    Solves ``min_Q l(A Q, Y) + beta sum_b ||q_b||  s.t.  K Q >= 0`` through the smooth
+    reformulation of the module docstring; ``beta > 0``. Stops when the relative
+    complementarity gap, the relative primal residual ``||K Q - s||_inf / max(1,
+    ||K Q||_inf)`` and the relative dual residual are all at most ``tol``; the final point
+    is then made exactly feasible (``K Q >= 0`` up to ``1e-10`` relative, by
+    :func:`~.auglag.restore_feasibility`), blocks of negligible norm are set to zero when
+    that does not raise the objective, and the certified duality gap of the multipliers is
+    reported (``Solution.lower_bound``).
+
+    Parameters
+    ----------
+    tol : float
+        Relative tolerance of the three residuals (floored at ``1000 eps`` of the dtype).
+    max_iter : int
+        Newton iterations at most (each: one factorisation, two solves).
+    step_fraction : float in (0, 1)
+        Fraction of the step to the boundary of the positive orthant taken at most.
+    max_stall : int
+        Once the complementarity and primal residuals are below ``tol``, stop (with a
+        warning, status "stalled") when the certified gap has not halved in this many
+        iterations.
+    max_time : float or None
+        Wall-time budget in seconds (the solve stops unconverged, with a warning).
+    verbose : bool
+        Log every iteration (``logging.getLogger("convexrelu.solvers.ipm")``).
+
+    Notes
+    -----
+    ``Solution.info`` holds ``mu`` (the complementarity gap per pair), ``primal_residual``,
+    ``dual_residual``, ``gap_residual``, ``system`` ("woodbury" or "dense") and
+    ``repair`` (what the feasibility repair did). A warm start gives the starting ``Q``
+    (the multipliers restart): interior-point methods gain little from one.
+    """
+
+    name = "ipm"
+
+    def __init__(self, tol: float = 1e-7, max_iter: int = 100, step_fraction: float = 0.99, correctors: int = 1,
+                 max_stall: int = 5, max_time: float | None = None, verbose: bool = False):
+        for name, value in (("max_iter", max_iter), ("max_stall", max_stall)):
+            if int(value) < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {value}")
+        if not tol > 0:
+            raise ValueError(f"tol: expected a positive number, got {tol}")
+        if not 0 < step_fraction < 1:
+            raise ValueError(f"step_fraction: expected a number in (0, 1), got {step_fraction}")
+        if max_time is not None and not max_time > 0:
+            raise ValueError(f"max_time: expected a positive number or None, got {max_time}")
+        self.tol = float(tol)
+        self.max_iter = int(max_iter)
+        self.step_fraction = float(step_fraction)
+        self.max_stall = int(max_stall)
+        if int(correctors) < 0:
+            raise ValueError(f"correctors: expected an integer >= 0, got {correctors}")
+        self.correctors = int(correctors)
+        self.max_time = None if max_time is None else float(max_time)
+        self.verbose = bool(verbose)
+
+    def solve(self, program, init=None) -> Solution:
+        start = time.perf_counter()
+        if program.dtype != torch.float64:
+            program = program.to(dtype=torch.float64)  # the Newton systems need float64
+        op, loss, Y, beta = program.operator, program.loss, program.Y, program.beta
+        if not beta > 0:
+            raise ValueError(f"InteriorPoint: needs beta > 0 (the penalty keeps the Newton systems definite), got "
+                             f"beta={beta}; use solver='cvxpy' or 'admm'")
+        dtype, device = program.dtype, program.device
+        kw = dict(dtype=dtype, device=device)
+        tol = _dtype_tol(self.tol, dtype)
+        X = op.X
+        n, d = X.shape
+        B = op.n_blocks
+        gidx = op.padded_groups()
+        G, m = gidx.shape
+        md = m * d
+        coef, out = op.model_coefficients()
+
+        def to_groups(RQ, Rt):
+            """(d, B) and (B,) -> (G, m (d + 1)): each group's blocks, then its t's."""
+            Qg = torch.cat([RQ, torch.zeros((d, 1), **kw)], 1)[:, gidx].permute(1, 2, 0).reshape(G, md)
+            return torch.cat([Qg, torch.cat([Rt, torch.zeros(1, **kw)])[gidx]], 1)
+
+        def from_groups(V):
+            Qp = torch.zeros((d, B + 1), **kw)
+            Qp[:, gidx.reshape(-1)] = V[:, :md].reshape(G, m, d).permute(2, 0, 1).reshape(d, G * m)
+            tp = torch.zeros(B + 1, **kw)
+            tp[gidx.reshape(-1)] = V[:, md:].reshape(-1)
+            return Qp[:, :B], tp[:B]
+
+        Q, _, _ = _initial_point(program, init)
+        if not bool(torch.isfinite(Q).all()):
+            raise SolverError("InteriorPoint: the starting point is not finite (init has NaN or infinite entries)")
+        # start: (t, q) = (||q|| + 1, q) and its dual (y0, y1) = (beta, 0) for the group-norm
+        # cones (y0 = beta at every optimum), slacks and multipliers at one for the linear cones
+        t = torch.linalg.vector_norm(Q, dim=0) + 1.0
+        y0, y1 = beta * torch.ones(B, **kw), torch.zeros((d, B), **kw)  # dual of t_b >= ||q_b||
+        cons = op.constraints(Q)
+        # rows of K that are identically zero (e.g. a second-layer row where no block of
+        # the group is active) are left out: their constraint 0 >= 0 has no interior
+        support = tuple(m.to(dtype) for m in op.constraint_support())
+        s = tuple(torch.clamp(c, min=1.0) for c in cons)
+        z = tuple(m.clone() for m in support)
+        n_pairs = sum(float(m.sum()) for m in support) + B
+        g0 = op.adjoint(loss.grad(op.matvec(torch.zeros_like(Q)), Y))
+        dual_scale = max(1.0, float(torch.max(torch.abs(g0))), beta)
+        tau = self.step_fraction
+        history: list = []
+        converged = timed_out = False
+        res = {"mu": math.inf, "primal_residual": math.inf, "dual_residual": math.inf, "gap_residual": math.inf}
+        system = None
+        it = 0
+        deadline = None if self.max_time is None else start + self.max_time
+        stalled, best_cert, short = 0, math.inf, 0
+        for it in range(1, self.max_iter + 1):
+            Z, cons = op.apply(Q)
+            norms = torch.linalg.vector_norm(Q, dim=0)
+            # residuals: stationarity in Q and t, linear feasibility, complementarity
+            rQ = op.adjoint(loss.grad(Z, Y), tuple(-zi for zi in z)) - y1
+            rt = beta - y0
+            rp = tuple((c - si) * m for c, si, m in zip(cons, s, support))
+            gap = sum(float(torch.sum(si * zi)) for si, zi in zip(s, z)) + float(torch.sum(t * y0 + torch.sum(Q * y1, 0)))
+            mu = gap / n_pairs
+            obj = float(loss.value(Z, Y)) + beta * float(torch.sum(norms))
+            if not math.isfinite(obj) or not math.isfinite(gap):
+                raise SolverError(f"InteriorPoint: the iterates are not finite at iteration {it}; check the data")
+            history.append(obj)
+            kscale = max((float(torch.max(torch.abs(c))) for c in cons if c.numel()), default=0.0)
+            res = {
+                "mu": mu,
+                "primal_residual": max((float(torch.max(torch.abs(r))) for r in rp if r.numel()), default=0.0)
+                / max(1.0, kscale),
+                "dual_residual": max(float(torch.max(torch.abs(rQ))), float(torch.max(torch.abs(rt)))) / dual_scale,
+                "gap_residual": gap / max(1.0, abs(obj)),
+            }
+            if self.verbose:
+                logger.info("IPM it %d: objective %.12g, mu %.2e, primal %.2e, dual %.2e, gap %.2e", it, obj, mu,
+                            res["primal_residual"], res["dual_residual"], res["gap_residual"])
+            if max(res["primal_residual"], res["gap_residual"]) <= tol:
+                # the certified gap of the multipliers (what the solution reports) decides
+                lower, _ = dual_lower_bound(program, Q, z)
+                res["certified_gap"] = (obj - lower) / max(1.0, abs(obj))
+                if self.verbose:
+                    logger.info("IPM it %d: certified relative gap %.2e", it, res["certified_gap"])
+                if res["dual_residual"] <= tol or res["certified_gap"] <= tol:
+                    converged = True
+                    break
+                stalled = stalled + 1 if res["certified_gap"] > 0.5 * best_cert else 0
+                best_cert = min(best_cert, res["certified_gap"])
+                if stalled >= self.max_stall:
+                    break
+            if deadline is not None and time.perf_counter() > deadline:
+                timed_out = True
+                break
+            # Nesterov-Todd scaling of the cones t_b >= ||q_b|| and the scaled point lambda
+            nt = _steps.nt_scaling(t, Q, y0, y1)
+            lam0, lam1 = _steps.nt_apply(*nt, y0, y1)
+            Winv2 = _steps.nt_inverse_square(*nt)
+            try:
+                system = self._newton_system(op, loss, Z, Y, Winv2, s, z, coef, out, gidx)
+            except SolverError:
+                if it == 1:
+                    raise
+                stalled = self.max_stall  # rounding ended the progress: keep the last point
+                break
+
+            def direction(rc, rc0, rc1):
+                """Newton direction for the complementarity residuals ``rc`` (linear cones)
+                and ``(rc0, rc1)`` (second-order cones, scaled: lambda o (...) = -rc)."""
+                w = tuple((rci + zi * rpi) / si for rci, zi, rpi, si in zip(rc, z, rp, s))
+                # second-order cones: W^{-1} (lambda <> rc), with G = -I on (t, q) and s = (t, q)
+                e0, e1 = _steps.nt_apply(*nt, *_steps.soc_divide(lam0, lam1, rc0, rc1), inverse=True)
+                RQ = -rQ - e1 - (op.adjoint(None, w) if cons else 0.0)
+                Rt = -rt - e0
+                dQ, dt = from_groups(system.solve(to_groups(RQ, Rt)))
+                ds = tuple(k + rpi for k, rpi in zip(op.constraints(dQ), rp))
+                dz = tuple(-(rci + zi * dsi) / si for rci, zi, dsi, si in zip(rc, z, ds, s))
+                # dy = W^{-2} (dx) ... from W^{-1}(lambda <> rc) + W^{-2} d(t, q) = -dy
+                dx = torch.cat([dt[None], dQ]).T[:, :, None]
+                Wd = (Winv2 @ dx)[:, :, 0].T
+                dy0, dy1 = -e0 - Wd[0], -e1 - Wd[1:]
+                return dQ, dt, ds, dz, dy0, dy1
+
+            def steps(dQ, dt, ds, dz, dy0, dy1):
+                ap = min(_steps.max_step(s, ds), _steps.soc_max_step(t, Q, dt, dQ))
+                ad = min(_steps.max_step(z, dz), _steps.soc_max_step(y0, y1, dy0, dy1))
+                return ap, ad
+
+            # predictor (affine scaling), then Mehrotra's centring and corrector
+            sz = tuple(si * zi for si, zi in zip(s, z))
+            ll0, ll1 = _steps.soc_product(lam0, lam1, lam0, lam1)
+            aff = direction(sz, ll0, ll1)
+            dQ, dt, ds, dz, dy0, dy1 = aff
+            ap, ad = steps(*aff)
+            gap_aff = sum(float(torch.sum((si + ap * dsi) * (zi + ad * dzi))) for si, dsi, zi, dzi in zip(s, ds, z, dz))
+            gap_aff += float(torch.sum((t + ap * dt) * (y0 + ad * dy0) + torch.sum((Q + ap * dQ) * (y1 + ad * dy1), 0)))
+            sigma = _steps.mehrotra_centering(gap_aff / n_pairs, mu)
+            target = sigma * mu
+            rc = tuple((a + dsi * dzi - target) * m for a, dsi, dzi, m in zip(sz, ds, dz, support))
+            # second-order correction in the scaled space: (W^{-T} ds) o (W dz)
+            u0, u1 = _steps.nt_apply(*nt, dt, dQ, inverse=True)
+            v0, v1 = _steps.nt_apply(*nt, dy0, dy1)
+            c0, c1 = _steps.soc_product(u0, u1, v0, v1)
+            rc0, rc1 = ll0 + c0 - target, ll1 + c1
+            full = direction(rc, rc0, rc1)
+            ap, ad = steps(*full)
+            alpha = min(1.0, tau * ap, tau * ad)
+            # Gondzio's centrality correctors on the linear cones: push the complementarity
+            # products of a longer trial step into [0.1, 10] sigma mu, keep a corrector
+            # only if it lengthens the step enough
+            for _ in range(self.correctors if cons else 0):
+                trial = min(1.0, 1.5 * alpha + 0.1)
+                _, _, ds_, dz_, _, _ = full
+                v = tuple((si + trial * a) * (zi + trial * b) for si, a, zi, b in zip(s, ds_, z, dz_))
+                corr = tuple(((torch.clamp(vi, 0.1 * target, 10.0 * target) - vi).clamp(min=-10.0 * target)) * m
+                             for vi, m in zip(v, support))
+                cand = direction(tuple(a - c for a, c in zip(rc, corr)), rc0, rc1)
+                ap_c, ad_c = steps(*cand)
+                alpha_c = min(1.0, tau * ap_c, tau * ad_c)
+                if alpha_c < alpha + 0.1 * (trial - alpha):
+                    break
+                full, alpha = cand, alpha_c
+                rc = tuple(a - c for a, c in zip(rc, corr))
+            dQ, dt, ds, dz, dy0, dy1 = full
+            if self.verbose:
+                logger.info("IPM step %.3g sigma %.3g (primal %.3g dual %.3g)", alpha, sigma, ap, ad)
+            if not all(bool(torch.isfinite(v).all()) for v in (dQ, dt, dy0, dy1, *ds, *dz)):
+                stalled = self.max_stall  # rounding ended the progress: keep the last point
+                break
+            # the loss is not quadratic (logistic, softmax): Newton steps are damped until
+            # the stationarity residual decreases (it is linear in the step for the squared loss)
+            r_now = _stationarity(op, loss, Q, Y, z, y1, y0, beta)
+            floor = 10.0 * tol * dual_scale
+            for _ in range(40):
+                r_new = _stationarity(op, loss, Q + alpha * dQ, Y, tuple(zi + alpha * dzi for zi, dzi in zip(z, dz)),
+                                      y1 + alpha * dy1, y0 + alpha * dy0, beta)
+                if r_new <= max((1.0 - 0.01 * alpha) * r_now, floor):
+                    break
+                alpha *= 0.5
+            short = short + 1 if alpha < 1e-3 else 0
+            if short >= 5:
+                stalled = self.max_stall
+                break
+            Q = Q + alpha * dQ
+            t = t + alpha * dt
+            s = tuple(si + alpha * dsi for si, dsi in zip(s, ds))
+            z = tuple(zi + alpha * dzi for zi, dzi in zip(z, dz))
+            y0 = y0 + alpha * dy0
+            y1 = y1 + alpha * dy1
+        lower = dual_lower_bound(program, Q, z)[0]  # before the clean-up below moves Q slightly
+        info = dict(res)
+        info["system"] = None if system is None else ("woodbury" if system.woodbury else "dense")
+        if op.has_constraints:
+            info["violation_before_repair"] = relative_violation(op, Q)
+            Q, info["repair"] = restore_feasibility(op, Q)
+        Q, info["zeroed_blocks"] = _drop_negligible_blocks(program, Q, tol)
+        stop = None if converged else (f"max_time={self.max_time}s" if timed_out else (
+            f"stall (no progress at certified gap {res.get('certified_gap', math.inf):.2e})"
+            if stalled >= self.max_stall else f"max_iter={self.max_iter}"))
+        return constrained_solution(
+            program, Q, z, solver="ipm", label="InteriorPoint", knob="tol", converged=converged, stop=stop,
+            iterations=it, start=start, history=history, info=info, lower_bound=lower,
+            residuals=f"after {it} iterations with complementarity {res['gap_residual']:.3e}, primal residual "
+                      f"{res['primal_residual']:.3e} and dual residual {res['dual_residual']:.3e} (tol {tol:.1e})",
+        )
+
+    @staticmethod
+    def _newton_system(op, loss, Z, Y, Winv2, s, z, coef, out, gidx) -> _NewtonSystem:
+        """The matrix of the reduced Newton system at the current point (module docstring):
+        group blocks ordered ``(q_1, ..., q_m, t_1, ..., t_m)``."""
+        G, m = gidx.shape
+        d, n, B = op.n_features, op.n_samples, op.n_blocks
+        md = m * d
+        kw = dict(dtype=Winv2.dtype, device=Winv2.device)
+        H = torch.zeros((G, m * (d + 1), m * (d + 1)), **kw)
+        if op.has_constraints:
+            H[:, :md, :md] = op.constraint_gram(tuple(zi / si for zi, si in zip(z, s)))
+        # W^{-2} of each cone t_b >= ||q_b|| (padding slots: identity)
+        pad = torch.eye(d + 1, **kw)[None]
+        Wp = torch.cat([Winv2, pad])[gidx]  # (G, m, d + 1, d + 1)
+        idx = torch.arange(m, device=Winv2.device)
+        H5 = H[:, :md, :md].view(G, m, d, m, d)
+        H5[:, idx, :, idx, :] += Wp[:, :, 1:, 1:].transpose(0, 1)
+        cross = torch.diag_embed(Wp[:, :, 1:, 0].transpose(1, 2)).permute(0, 2, 1, 3).reshape(G, md, m)
+        H[:, :md, md:] = cross
+        H[:, md:, :md] = cross.transpose(1, 2)
+        H.diagonal(dim1=1, dim2=2)[:, md:] += Wp[:, :, 0, 0]
+        # the loss: U = A^T F, split along the groups (zero on the t rows)
+        F = loss.hessian_factor(Z, Y)  # (n, C, C)
+        C = F.shape[2]
+        cf = coef[:, :, None] * F[:, out, :]  # (n, B, C): row r of block b, factor column c
+        cfg = torch.cat([cf, torch.zeros((n, 1, C), **kw)], 1)[:, gidx, :]  # (n, G, m, C)
+        U = torch.zeros((G, m * (d + 1), n * C), **kw)
+        U[:, :md, :] = torch.einsum("rgjc,re->gjerc", cfg, op.X).reshape(G, md, n * C)
+        return _NewtonSystem(H, U)
+
+
+def _stationarity(op, loss, Q, Y, z, y1, y0, beta) -> float:
+    """``max |grad_(Q, t) Lagrangian|``: ``A^T grad l(A Q) - K^T z - y1`` and ``beta - y0``."""
+    rQ = op.adjoint(loss.grad(op.matvec(Q), Y), tuple(-zi for zi in z)) - y1
+    r = float(torch.max(torch.abs(rQ))) if rQ.numel() else 0.0
+    return max(r, float(torch.max(torch.abs(beta - y0))) if y0.numel() else 0.0)
+
+
+def _drop_negligible_blocks(program, Q: torch.Tensor, tol: float):
+    """Zero the blocks whose norm is below ``tol`` times the largest (interior
+    points leave them tiny but non-zero), when that neither raises the objective by more
+    than ``tol`` relative nor the cone violation. Returns ``(Q, number zeroed)``."""
+    norms = torch.linalg.vector_norm(Q, dim=0)
+    top = float(norms.max()) if norms.numel() else 0.0
+    small = (norms > 0) & (norms <= tol * top)
+    if top == 0 or not bool(small.any()):
+        return Q, 0
+    Qz = Q * (~small).to(Q.dtype)
+    f0, f1 = program.objective(Q), program.objective(Qz)
+    op = program.operator
+    if f1 <= f0 + tol * max(1.0, abs(f0)) and (not op.has_constraints or
+                                                relative_violation(op, Qz) <= max(relative_violation(op, Q), 1e-10)):
+        return Qz, int(small.sum())
+    return Q, 0
