@@ -33,7 +33,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _data import three_layer_teacher, two_layer_teacher  # noqa: E402
 
 from convexrelu import GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram  # noqa: E402
-from convexrelu.solvers import ADMM, AugmentedLagrangian, ConvergenceWarning, CVXPYSolver, FISTA  # noqa: E402
+from convexrelu.solvers import (  # noqa: E402
+    ADMM, AugmentedLagrangian, ConvergenceWarning, CVXPYSolver, FISTA, InteriorPoint,
+)
 from convexrelu.solvers.auglag import relative_violation  # noqa: E402
 from convexrelu.solvers.fista import ALPart, LossPart, fista_minimize, gradient_scale  # noqa: E402
 
@@ -71,17 +73,36 @@ def _solve(solver, program):
 LADDER_AL = [dict(tol=1e-4, feas_tol=1e-6), {}]
 LADDER_FISTA = [dict(tol=1e-5), {}]
 LADDER_ADMM = [dict(tol=1e-4), dict(tol=1e-5), {}]
+LADDER_IPM = [dict(tol=1e-4), dict(tol=1e-6), {}]
+
+
+def _threads(n):
+    """Context: torch uses ``n`` threads inside (None: unchanged)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def ctx():
+        old = torch.get_num_threads()
+        if n:
+            torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(old)
+    return ctx()
 
 
 def versus_cvxpy(kind: str, n: int, d: int, patterns: int, *, m1: int = 3, program=None, cvxpy_solution=None,
-                 time_cap: float = 300.0):
-    """Our first-order solvers against CVXPY (Clarabel) on one program.
+                 time_cap: float = 300.0, ipm_threads: int | None = None):
+    """Our solvers against CVXPY (Clarabel) on one program.
 
-    For each solver (ADMM, and the augmented Lagrangian or FISTA), a ladder of
-    tolerances, loosest first, each run from scratch and capped at
+    For each solver (the interior point, ADMM, and the augmented Lagrangian or FISTA),
+    a ladder of tolerances, loosest first, each run from scratch and capped at
     ``max(min(time_cap, 2 x CVXPY's time), 30)`` seconds (``max_time``); the time to
     1e-4 is that of the first run whose returned (feasibility-repaired) objective is
-    within 1e-4 relative of CVXPY's."""
+    within 1e-4 relative of CVXPY's, the time to 1e-6 that of the first run within 1e-6
+    with a relative cone violation below 1e-9. The interior point runs with
+    ``ipm_threads`` torch threads (its Woodbury product is a large GEMM)."""
     prog = program or build(kind, n, d, patterns, m1=m1)
     out = {"kind": kind, "n": n, "d": d, "patterns": len(prog.patterns), "blocks": prog.shape[1], "beta": prog.beta}
     if cvxpy_solution is None:
@@ -97,10 +118,11 @@ def versus_cvxpy(kind: str, n: int, d: int, patterns: int, *, m1: int = 3, progr
     ]
     other = (AugmentedLagrangian, LADDER_AL) if prog.has_constraints else (FISTA, LADDER_FISTA)
     out["solvers"] = {}
-    for cls, ladder in ((ADMM, LADDER_ADMM), other):
+    for cls, ladder in ((InteriorPoint, LADDER_IPM), (ADMM, LADDER_ADMM), other):
         runs = []
         for kw in ladder:
-            sol, t = _solve(cls(**kw, max_time=cap), prog)
+            with _threads(ipm_threads if cls is InteriorPoint else None):
+                sol, t = _solve(cls(**kw, max_time=cap), prog)
             rel = _rel(sol.objective, ref.objective)
             runs.append(dict(settings=kw or "default", time=t, rel=rel, iterations=sol.iterations,
                              violation=_relative_violation(prog, sol.weights), gap=sol.relative_gap,
@@ -108,8 +130,10 @@ def versus_cvxpy(kind: str, n: int, d: int, patterns: int, *, m1: int = 3, progr
             if kw == {} or rel <= 1e-6:
                 break
         reach = next((r for r in runs if r["rel"] <= 1e-4), None)
+        reach6 = next((r for r in runs if r["rel"] <= 1e-6 and r["violation"] <= 1e-9), None)
         final = runs[-1]
         res = dict(runs=runs, time_to_1e4=None if reach is None else reach["time"],
+                   time_to_1e6=None if reach6 is None else reach6["time"],
                    ratio_1e4=None if reach is None else t_ref / reach["time"], final_time=final["time"],
                    final_rel=final["rel"], final_violation=final["violation"], final_gap=final["gap"],
                    ratio_final=t_ref / final["time"])
@@ -121,7 +145,8 @@ def versus_cvxpy(kind: str, n: int, d: int, patterns: int, *, m1: int = 3, progr
             )
         lines.append(
             f"    {cls.name}: time to 1e-4: {_fmt(res['time_to_1e4'], 's')}  ratio CVXPY/ours "
-            f"{_fmt(res['ratio_1e4'], 'x')}; to {final['rel']:.0e}: ratio {res['ratio_final']:.2f}x"
+            f"{_fmt(res['ratio_1e4'], 'x')}; to 1e-6 with violation <= 1e-9: {_fmt(res['time_to_1e6'], 's')}; "
+            f"to {final['rel']:.0e}: ratio {res['ratio_final']:.2f}x"
         )
     best = min((r for r in out["solvers"].values() if r["time_to_1e4"] is not None), key=lambda r: r["time_to_1e4"],
                default=None)
@@ -231,6 +256,25 @@ def floor(program, solution=None, *, iterations: int = 200):
     return {"n": n, "d": d, "blocks": op.n_blocks, "dtype": str(op.dtype).replace("torch.", ""),
             "per_iteration": per_iter, "two_gemms": gemm, "ratio": per_iter / gemm,
             "backtracks_per_iteration": res.backtracks / res.iterations}
+
+
+def ipm_floor(program, *, iterations: int = 12, threads: int | None = None):
+    """Interior point: time per Newton iteration over the time of its one unavoidable
+    dense product, the Woodbury matrix ``V^T V`` (``V`` of shape (blocks x (d + 1), n C)),
+    measured in the same process."""
+    op = program.operator
+    with _threads(threads):
+        solver = InteriorPoint(max_iter=iterations, tol=1e-14)
+        _solve(InteriorPoint(max_iter=2), program)  # warm-up
+        sol, t = _solve(solver, program)
+        per_iter = t / sol.iterations
+        rows = op.n_blocks * (op.n_features + 1)
+        V = torch.randn((rows, op.n_samples * op.n_outputs), dtype=torch.float64)
+        repeat = max(3, min(50, int(0.5 / max(per_iter, 1e-6))))
+        gemm = _time(lambda: V.T @ V, repeat)
+    n, d = op.X.shape
+    return {"n": n, "d": d, "blocks": op.n_blocks, "dtype": "float64", "per_iteration": per_iter,
+            "woodbury_gemm": gemm, "ratio": per_iter / gemm, "threads": threads or torch.get_num_threads()}
 
 
 # ----------------------------------------------------------------------------- scale

@@ -375,3 +375,14 @@ def test_default_patterns_are_seeded_and_beat_the_trained_network():
     assert est.objective_ <= sampled.objective_ * (1 + 1e-7)
     # the recovered network reproduces the objective
     assert est.network_.objective(X, y.reshape(-1, 1), "squared", est.beta) == pytest.approx(est.objective_, rel=1e-6)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_beta_above_the_zero_threshold_gives_the_empty_network(depth):
+    """Above ``zero_threshold`` the optimum is Q = 0 exactly (the interior point returns
+    it exactly): the recovered network has no neuron and predicts 0."""
+    X, y = planted_regression(n=30, d=2)
+    model = ConvexReLURegressor(depth=depth, beta=1e4, **SMALL).fit(X, y)
+    assert model.n_active_ == 0
+    np.testing.assert_array_equal(model.predict(X), np.zeros(len(X)))
+    assert model.objective_ == pytest.approx(0.5 * float(np.sum(y**2)), rel=1e-9)

@@ -47,7 +47,9 @@ class TwoLayerNetwork:
 
     def __init__(self, W1, W2, gates=None, fit_intercept: bool = True):
         self.W1 = np.asarray(W1, dtype=np.float64)
-        self.W2 = np.asarray(W2, dtype=np.float64).reshape(self.W1.shape[1], -1)
+        W2 = np.asarray(W2, dtype=np.float64)
+        # a network with no neuron (the zero solution of a large beta) keeps its outputs
+        self.W2 = W2 if W2.ndim == 2 and W2.shape[0] == self.W1.shape[1] else W2.reshape(self.W1.shape[1], -1)
         self.gates = None if gates is None else np.asarray(gates, dtype=np.float64)
         if self.gates is not None and self.gates.shape != self.W1.shape:
             raise ValueError(f"gates: expected shape {self.W1.shape}, got {self.gates.shape}")
@@ -111,7 +113,8 @@ class ThreeLayerNetwork:
             raise ValueError(f"W1: expected shape (K, d, m1), got {self.W1.shape}")
         K, _, m1 = self.W1.shape
         self.w2 = np.asarray(w2, dtype=np.float64).reshape(K, m1)
-        self.w3 = np.asarray(w3, dtype=np.float64).reshape(K, -1)
+        w3 = np.asarray(w3, dtype=np.float64)
+        self.w3 = w3 if w3.ndim == 2 and w3.shape[0] == K else w3.reshape(K, -1)
         self.fit_intercept = bool(fit_intercept)
 
     @property

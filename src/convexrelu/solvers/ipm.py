@@ -333,9 +333,11 @@ class InteriorPoint(Solver):
                 ds = tuple(k + rpi for k, rpi in zip(op.constraints(dQ), rp))
                 dz = tuple(-(rci + zi * dsi) / si for rci, zi, dsi, si in zip(rc, z, ds, s))
                 # dy = W^{-2} (dx) ... from W^{-1}(lambda <> rc) + W^{-2} d(t, q) = -dy
-                dx = torch.cat([dt[None], dQ]).T[:, :, None]
-                Wd = (Winv2 @ dx)[:, :, 0].T
-                dy0, dy1 = -e0 - Wd[0], -e1 - Wd[1:]
+                # dy = -W^{-1} (lambda <> rc + W^{-1} dx), applying W^{-1} in product form (more
+                # accurate than the dense W^{-2} near the boundary of the cones)
+                f0, f1 = _steps.nt_apply(*nt, dt, dQ, inverse=True)
+                g0, g1 = _steps.nt_apply(*nt, f0, f1, inverse=True)
+                dy0, dy1 = -e0 - g0, -e1 - g1
                 return dQ, dt, ds, dz, dy0, dy1
 
             def steps(dQ, dt, ds, dz, dy0, dy1):
@@ -412,7 +414,8 @@ class InteriorPoint(Solver):
             Q, info["repair"] = restore_feasibility(op, Q)
         Q, info["zeroed_blocks"] = _drop_negligible_blocks(program, Q, tol)
         stop = None if converged else (f"max_time={self.max_time}s" if timed_out else (
-            f"stall (no progress at certified gap {res.get('certified_gap', math.inf):.2e})"
+            f"stall (rounding stops the progress near the boundary of the cones; certified relative gap "
+            f"{res.get('certified_gap', math.inf):.2e})"
             if stalled >= self.max_stall else f"max_iter={self.max_iter}"))
         return constrained_solution(
             program, Q, z, solver="ipm", label="InteriorPoint", knob="tol", converged=converged, stop=stop,
