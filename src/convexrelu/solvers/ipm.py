@@ -4,40 +4,47 @@ The programs (theory.md, "Two-layer networks" and "Three-layer parallel networks
 
     min_Q  l(A Q, Y) + beta sum_b ||q_b||     s.t.  K Q >= 0 .
 
-Each group norm is replaced by its variational form
-``||q|| = min_{eta > 0} (||q||^2 / eta + eta) / 2``, which gives the same optimum and a
-*smooth* convex objective in ``(Q, eta)``
+With one epigraph variable per block they become a smooth convex objective over linear
+cones,
 
-    f(Q, eta) = l(A Q, Y) + (beta / 2) sum_b ( ||q_b||^2 / eta_b + eta_b )
+    min_{Q, t}  l(A Q, Y) + beta sum_b t_b   s.t.  K Q >= 0,   (t_b, q_b) in SOC_b ,
 
-with only linear inequalities, ``K Q >= 0`` and ``eta >= 0``. The method is the
-infeasible primal-dual path-following method with Mehrotra's predictor-corrector
-(Nocedal and Wright, *Numerical Optimization*, sec. 14.2 and 19.3): slacks ``s = K Q``,
-multipliers ``z >= 0`` of ``K Q >= 0`` and ``zeta >= 0`` of ``eta >= 0``, Newton steps on
+``SOC = {(t, q) : t >= ||q||}``. The method is the infeasible primal-dual path-following
+method for cone programs with a smooth objective (Vandenberghe, *The CVXOPT linear and
+quadratic cone program solvers*, 2010; Nocedal and Wright, *Numerical Optimization*,
+sec. 14.2 and 16.6): slacks ``s = K Q``, multipliers ``z >= 0`` of the linear cone and
+``y = (y0, y1)`` in SOC of each second-order cone, Newton steps on
 
-    grad_Q f - K^T z = 0,   d f / d eta - zeta = 0,   K Q - s = 0,
-    s * z = sigma mu,       eta * zeta = sigma mu .
+    A^T grad l(A Q) - K^T z - y1 = 0,   beta - y0 = 0,   K Q - s = 0,
+    s * z = sigma mu,   (t, q) o y = sigma mu e      (Jordan product, e = (1, 0)),
 
-After eliminating the slacks and multipliers, each step solves one linear system in
-``(Q, eta)`` whose matrix is
+linearised in the Nesterov-Todd scaling ``W`` of each cone pair, with Mehrotra's
+predictor-corrector and one Gondzio centrality corrector; a step is damped until the
+stationarity residual decreases (for the logistic and softmax losses, whose Newton model
+is not exact). Eliminating ``s``, ``z`` and ``y`` leaves one system in ``(Q, t)`` with
+matrix
 
-    A^T F F^T A  +  blockdiag_g ( K_g^T diag(z / s) K_g + perspective Hessian + zeta / eta ),
+    A^T F F^T A  +  blockdiag_g ( K_g^T diag(z / s) K_g  +  W_g^{-2} ),
 
 ``F F^T`` the Hessian of the loss row by row (:meth:`Loss.hessian_factor`). The second
 term is block diagonal over the operator's groups (one ``m (d + 1)`` block per group of
-``m`` blocks, from :meth:`BlockOperator.constraint_gram`), the first has rank ``n C``:
-the system is solved by one batched Cholesky of the blocks and the Woodbury identity
-with one ``n C x n C`` Cholesky (or, when ``n C`` exceeds the number of unknowns, one
-dense Cholesky). Cost per iteration: ``O(n^2 C^2 d B)`` flops for the Woodbury matrix
-(one GEMM) and ``O(n d^2 m B)`` for the blocks; memory ``O(n C d B)``. Meant for ``n``
-up to a few thousand; it reaches ``1e-8`` relative accuracy in a few tens of
-iterations, whatever the conditioning, which first-order methods cannot.
+``m`` blocks, from :meth:`BlockOperator.constraint_gram`), the first has rank ``n C``.
+Near the optimum the blocks span twenty orders of magnitude, so the system is solved by
+conjugate gradients preconditioned with the Woodbury factorisation of slightly shifted
+blocks (one batched Cholesky and one ``n C x n C`` Cholesky; a dense Cholesky when
+``n C`` exceeds the number of unknowns). Cost per iteration: ``O(n^2 C^2 d B)`` flops
+for the Woodbury matrix (one GEMM) and ``O(n d^2 m B)`` for the blocks; memory
+``O(n C d B)``: meant for ``n C`` up to a few thousand. It reaches ``1e-7`` relative
+accuracy in 10 to 60 iterations whatever the conditioning; the returned point is
+feasible (``K Q >= 0`` to rounding: the slacks stay positive and the infeasibility
+``K Q - s`` vanishes geometrically, then :func:`~.auglag.restore_feasibility` removes
+what rounding left).
 
 The multipliers ``z`` are the dual variables of the cone constraints: the returned
 :class:`~.base.Solution` carries them and the certified lower bound of theory.md,
-"Duality and certificates" (:func:`~convexrelu.duality.dual_lower_bound`). Nothing here
-knows the architecture: the operator gives the model coefficients and the group Gram
-matrices of the constraints.
+"Duality and certificates" (:func:`~convexrelu.duality.dual_lower_bound`), which is
+also the stopping test. Nothing here knows the architecture: the operator gives the
+model coefficients, the group Gram matrices of the constraints and their support.
 """
 
 from __future__ import annotations
@@ -157,27 +164,33 @@ class _NewtonSystem:
 class InteriorPoint(Solver):
     """Primal-dual interior-point solver (Mehrotra predictor-corrector) of every program.
 
-    Solves ``min_Q l(A Q, Y) + beta sum_b ||q_b||  s.t.  K Q >= 0`` through the smooth
-    reformulation of the module docstring; ``beta > 0``. Stops when the relative
-    complementarity gap, the relative primal residual ``||K Q - s||_inf / max(1,
-    ||K Q||_inf)`` and the relative dual residual are all at most ``tol``; the final point
-    is then made exactly feasible (``K Q >= 0`` up to ``1e-10`` relative, by
-    :func:`~.auglag.restore_feasibility`), blocks of negligible norm are set to zero when
-    that does not raise the objective, and the certified duality gap of the multipliers is
-    reported (``Solution.lower_bound``).
+    Solves ``min_Q l(A Q, Y) + beta sum_b ||q_b||  s.t.  K Q >= 0`` (``beta > 0``) through
+    the cone formulation of the module docstring. Stops when the relative complementarity
+    gap ``(s^T z + sum_b (t_b y0_b + q_b^T y1_b)) / max(1, |objective|)`` and the relative
+    primal residual ``||K Q - s||_inf / max(1, ||K Q||_inf)`` are at most ``tol`` and
+    either the relative dual residual or the certified relative duality gap of the
+    multipliers (theory.md, "Duality and certificates") is at most ``tol``. The final
+    point is then made exactly feasible (``K Q >= 0`` up to ``1e-10`` relative, by
+    :func:`~.auglag.restore_feasibility`), blocks of norm below ``tol`` times the largest
+    are set to zero when that neither raises the objective by more than ``tol`` nor the
+    violation, and the certified lower bound is reported (``Solution.lower_bound``).
+    A float32 program is solved in float64 (the Newton systems need it).
 
     Parameters
     ----------
     tol : float
-        Relative tolerance of the three residuals (floored at ``1000 eps`` of the dtype).
+        Relative tolerance (floored at ``1000 eps`` of float64).
     max_iter : int
-        Newton iterations at most (each: one factorisation, two solves).
+        Newton iterations at most (each: one factorisation, two or three solves).
     step_fraction : float in (0, 1)
-        Fraction of the step to the boundary of the positive orthant taken at most.
+        Fraction of the step to the boundary of the cones taken at most.
+    correctors : int
+        Gondzio centrality correctors tried per iteration (0: plain Mehrotra).
     max_stall : int
-        Once the complementarity and primal residuals are below ``tol``, stop (with a
-        warning, status "stalled") when the certified gap has not halved in this many
-        iterations.
+        Stop (with a ConvergenceWarning, status "stalled") when, with the complementarity
+        and primal residuals below ``tol``, the certified gap has not halved in this many
+        iterations, or when this many steps in a row are shorter than 1e-3 (rounding near
+        the boundary of the cones: the point is kept, with its certified gap).
     max_time : float or None
         Wall-time budget in seconds (the solve stops unconverged, with a warning).
     verbose : bool
@@ -186,9 +199,10 @@ class InteriorPoint(Solver):
     Notes
     -----
     ``Solution.info`` holds ``mu`` (the complementarity gap per pair), ``primal_residual``,
-    ``dual_residual``, ``gap_residual``, ``system`` ("woodbury" or "dense") and
-    ``repair`` (what the feasibility repair did). A warm start gives the starting ``Q``
-    (the multipliers restart): interior-point methods gain little from one.
+    ``dual_residual``, ``gap_residual``, ``certified_gap``, ``system`` ("woodbury" or
+    "dense"), ``repair`` (what the feasibility repair did) and ``zeroed_blocks``. A warm
+    start gives the starting ``Q`` (the multipliers restart): interior-point methods gain
+    little from one.
     """
 
     name = "ipm"
@@ -397,7 +411,7 @@ class InteriorPoint(Solver):
                     break
                 alpha *= 0.5
             short = short + 1 if alpha < 1e-3 else 0
-            if short >= 5:
+            if short >= self.max_stall:
                 stalled = self.max_stall
                 break
             Q = Q + alpha * dQ
