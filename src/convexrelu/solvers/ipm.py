@@ -402,7 +402,7 @@ class InteriorPoint(Solver):
                 break
             # the loss is not quadratic (logistic, softmax): Newton steps are damped until
             # the stationarity residual decreases (it is linear in the step for the squared loss)
-            r_now = _stationarity(op, loss, Q, Y, z, y1, y0, beta)
+            r_now = max(float(torch.max(torch.abs(rQ))), float(torch.max(torch.abs(rt))))
             floor = 10.0 * tol * dual_scale
             for _ in range(40):
                 r_new = _stationarity(op, loss, Q + alpha * dQ, Y, tuple(zi + alpha * dzi for zi, dzi in zip(z, dz)),
