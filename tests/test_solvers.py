@@ -418,3 +418,23 @@ def test_restore_feasibility_never_raises_the_violation(tol):
     repaired, info = restore_feasibility(prog.operator, torch.tensor(Q))
     assert prog.violation(repaired.numpy()) <= before * (1 + 1e-12) + 1e-300
     assert info["violation_after"] <= info["violation_before"] * (1 + 1e-12) + 1e-300
+
+
+def test_a_stalled_solve_is_reported_with_its_certificate():
+    """The finisher shared by the constrained solvers maps a stall to status "stalled",
+    warns with the duality gap, and keeps a bound certified before the last clean-up."""
+    import time as _time
+
+    from convexrelu.solvers.auglag import constrained_solution
+
+    prog = program(TwoLayerReLUProgram, "squared")
+    ref = reference(TwoLayerReLUProgram, "squared")
+    Q = torch.tensor(ref.weights)
+    mults = tuple(torch.tensor(m) for m in ref.multipliers)
+    with pytest.warns(ConvergenceWarning, match=r"stopped at stall .*duality gap"):
+        sol = constrained_solution(prog, Q, mults, solver="ipm", label="InteriorPoint", knob="tol", converged=False,
+                                   stop="stall (rounding)", residuals="(test)", iterations=3,
+                                   start=_time.perf_counter(), history=[1.0], info={},
+                                   lower_bound=ref.objective - 1e-12)
+    assert sol.status == "stalled" and not sol.converged
+    assert sol.lower_bound == pytest.approx(ref.objective - 1e-12, abs=1e-9)  # the larger of the two bounds
