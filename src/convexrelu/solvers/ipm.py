@@ -269,10 +269,10 @@ class InteriorPoint(Solver):
         cons = op.constraints(Q)
         # rows of K that are identically zero (e.g. a second-layer row where no block of
         # the group is active) are left out: their constraint 0 >= 0 has no interior
-        support = tuple(m.to(dtype) for m in op.constraint_support())
+        support = tuple(mask.to(dtype) for mask in op.constraint_support())
         s = tuple(torch.clamp(c, min=1.0) for c in cons)
-        z = tuple(m.clone() for m in support)
-        n_pairs = sum(float(m.sum()) for m in support) + B
+        z = tuple(mask.clone() for mask in support)
+        n_pairs = sum(float(mask.sum()) for mask in support) + B
         g0 = op.adjoint(loss.grad(op.matvec(torch.zeros_like(Q)), Y))
         dual_scale = max(1.0, float(torch.max(torch.abs(g0))), beta)
         tau = self.step_fraction
@@ -289,7 +289,7 @@ class InteriorPoint(Solver):
             # residuals: stationarity in Q and t, linear feasibility, complementarity
             rQ = op.adjoint(loss.grad(Z, Y), tuple(-zi for zi in z)) - y1
             rt = beta - y0
-            rp = tuple((c - si) * m for c, si, m in zip(cons, s, support))
+            rp = tuple((c - si) * mask for c, si, mask in zip(cons, s, support))
             gap = sum(float(torch.sum(si * zi)) for si, zi in zip(s, z)) + float(torch.sum(t * y0 + torch.sum(Q * y1, 0)))
             mu = gap / n_pairs
             obj = float(loss.value(Z, Y)) + beta * float(torch.sum(norms))
@@ -369,7 +369,7 @@ class InteriorPoint(Solver):
             gap_aff += float(torch.sum((t + ap * dt) * (y0 + ad * dy0) + torch.sum((Q + ap * dQ) * (y1 + ad * dy1), 0)))
             sigma = _steps.mehrotra_centering(gap_aff / n_pairs, mu)
             target = sigma * mu
-            rc = tuple((a + dsi * dzi - target) * m for a, dsi, dzi, m in zip(sz, ds, dz, support))
+            rc = tuple((a + dsi * dzi - target) * mask for a, dsi, dzi, mask in zip(sz, ds, dz, support))
             # second-order correction in the scaled space: (W^{-T} ds) o (W dz)
             u0, u1 = _steps.nt_apply(*nt, dt, dQ, inverse=True)
             v0, v1 = _steps.nt_apply(*nt, dy0, dy1)
@@ -385,8 +385,8 @@ class InteriorPoint(Solver):
                 trial = min(1.0, 1.5 * alpha + 0.1)
                 _, _, ds_, dz_, _, _ = full
                 v = tuple((si + trial * a) * (zi + trial * b) for si, a, zi, b in zip(s, ds_, z, dz_))
-                corr = tuple(((torch.clamp(vi, 0.1 * target, 10.0 * target) - vi).clamp(min=-10.0 * target)) * m
-                             for vi, m in zip(v, support))
+                corr = tuple(((torch.clamp(vi, 0.1 * target, 10.0 * target) - vi).clamp(min=-10.0 * target)) * mask
+                             for vi, mask in zip(v, support))
                 cand = direction(tuple(a - c for a, c in zip(rc, corr)), rc0, rc1)
                 ap_c, ad_c = steps(*cand)
                 alpha_c = min(1.0, tau * ap_c, tau * ad_c)
