@@ -16,6 +16,7 @@ Each function returns a dict of numbers and the lines it printed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -76,20 +77,16 @@ LADDER_ADMM = [dict(tol=1e-4), dict(tol=1e-5), {}]
 LADDER_IPM = [dict(tol=1e-4), dict(tol=1e-6), {}]
 
 
+@contextlib.contextmanager
 def _threads(n):
     """Context: torch uses ``n`` threads inside (None: unchanged)."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def ctx():
-        old = torch.get_num_threads()
-        if n:
-            torch.set_num_threads(n)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(old)
-    return ctx()
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def versus_cvxpy(kind: str, n: int, d: int, patterns: int, *, m1: int = 3, program=None, cvxpy_solution=None,

@@ -445,14 +445,13 @@ class NormalSolver:
         self.op, self.k = op, float(k)
         X, dt, dev = op.X, op.dtype, op.device
         n, d = X.shape
-        B, G = op.n_blocks, op.n_groups
-        XtX = X.T @ X
+        G = op.n_groups
         eye_d = torch.eye(d, dtype=dt, device=dev)
         e, out_of_block = op.model_coefficients()
         self.uniform = not op.cone_second
         if self.uniform:
             # M0 = I_B (x) (I + k [cone_first] X^T X): one d x d factor
-            P = eye_d + (self.k * XtX if op.cone_first else 0.0)
+            P = eye_d + (self.k * (X.T @ X) if op.cone_first else 0.0)
             self.L0 = torch.linalg.cholesky(P)
             XPX = X @ torch.cholesky_solve(X.T, self.L0)  # X P^{-1} X^T (n, n)
             Ws = []

@@ -135,11 +135,9 @@ class _NewtonSystem:
         y = self._precondition(res)
         p = y
         ry = float(torch.sum(res * y))
-        self.cg_iterations = 0
         for _ in range(max_iter):
             if float(torch.linalg.vector_norm(res)) <= rtol * rn0 or not ry > 0:
                 break
-            self.cg_iterations += 1
             Mp = self.apply(p)
             pMp = float(torch.sum(p * Mp))
             if not pMp > 0:
@@ -287,8 +285,7 @@ class InteriorPoint(Solver):
             Z, cons = op.apply(Q)
             norms = torch.linalg.vector_norm(Q, dim=0)
             # residuals: stationarity in Q and t, linear feasibility, complementarity
-            rQ = op.adjoint(loss.grad(Z, Y), tuple(-zi for zi in z)) - y1
-            rt = beta - y0
+            rQ, rt = _stationarity(op, loss, Z, Y, z, y0, y1, beta)
             rp = tuple((c - si) * mask for c, si, mask in zip(cons, s, support))
             gap = sum(float(torch.sum(si * zi)) for si, zi in zip(s, z)) + float(torch.sum(t * y0 + torch.sum(Q * y1, 0)))
             mu = gap / n_pairs
@@ -301,7 +298,7 @@ class InteriorPoint(Solver):
                 "mu": mu,
                 "primal_residual": max((float(torch.max(torch.abs(r))) for r in rp if r.numel()), default=0.0)
                 / max(1.0, kscale),
-                "dual_residual": max(float(torch.max(torch.abs(rQ))), float(torch.max(torch.abs(rt)))) / dual_scale,
+                "dual_residual": _sup(rQ, rt) / dual_scale,
                 "gap_residual": gap / max(1.0, abs(obj)),
             }
             if self.verbose:
@@ -346,7 +343,6 @@ class InteriorPoint(Solver):
                 dQ, dt = from_groups(system.solve(to_groups(RQ, Rt)))
                 ds = tuple(k + rpi for k, rpi in zip(op.constraints(dQ), rp))
                 dz = tuple(-(rci + zi * dsi) / si for rci, zi, dsi, si in zip(rc, z, ds, s))
-                # dy = W^{-2} (dx) ... from W^{-1}(lambda <> rc) + W^{-2} d(t, q) = -dy
                 # dy = -W^{-1} (lambda <> rc + W^{-1} dx), applying W^{-1} in product form (more
                 # accurate than the dense W^{-2} near the boundary of the cones)
                 f0, f1 = _steps.nt_apply(*nt, dt, dQ, inverse=True)
@@ -402,11 +398,12 @@ class InteriorPoint(Solver):
                 break
             # the loss is not quadratic (logistic, softmax): Newton steps are damped until
             # the stationarity residual decreases (it is linear in the step for the squared loss)
-            r_now = max(float(torch.max(torch.abs(rQ))), float(torch.max(torch.abs(rt))))
+            r_now = _sup(rQ, rt)
             floor = 10.0 * tol * dual_scale
             for _ in range(40):
-                r_new = _stationarity(op, loss, Q + alpha * dQ, Y, tuple(zi + alpha * dzi for zi, dzi in zip(z, dz)),
-                                      y1 + alpha * dy1, y0 + alpha * dy0, beta)
+                r_new = _sup(*_stationarity(op, loss, op.matvec(Q + alpha * dQ), Y,
+                                            tuple(zi + alpha * dzi for zi, dzi in zip(z, dz)), y0 + alpha * dy0,
+                                            y1 + alpha * dy1, beta))
                 if r_new <= max((1.0 - 0.01 * alpha) * r_now, floor):
                     break
                 alpha *= 0.5
@@ -469,11 +466,15 @@ class InteriorPoint(Solver):
         return _NewtonSystem(H, U)
 
 
-def _stationarity(op, loss, Q, Y, z, y1, y0, beta) -> float:
-    """``max |grad_(Q, t) Lagrangian|``: ``A^T grad l(A Q) - K^T z - y1`` and ``beta - y0``."""
-    rQ = op.adjoint(loss.grad(op.matvec(Q), Y), tuple(-zi for zi in z)) - y1
-    r = float(torch.max(torch.abs(rQ))) if rQ.numel() else 0.0
-    return max(r, float(torch.max(torch.abs(beta - y0))) if y0.numel() else 0.0)
+def _stationarity(op, loss, Z, Y, z, y0, y1, beta):
+    """Gradient of the Lagrangian in ``(Q, t)`` at model output ``Z = A Q``:
+    ``(A^T grad l(Z) - K^T z - y1, beta - y0)``, shapes (d, B) and (B,)."""
+    return op.adjoint(loss.grad(Z, Y), tuple(-zi for zi in z)) - y1, beta - y0
+
+
+def _sup(*arrays) -> float:
+    """Largest absolute entry over the tensors (0 for empty ones)."""
+    return max((float(torch.max(torch.abs(a))) for a in arrays if a.numel()), default=0.0)
 
 
 def _drop_negligible_blocks(program, Q: torch.Tensor, tol: float):
