@@ -137,6 +137,8 @@ def test_max_step_closed_form():
     assert _steps.max_step((torch.tensor([1.0]),), (torch.tensor([2.0]),)) == 1.0  # capped at a full step
     assert _steps.max_step((torch.tensor([0.0]),), (torch.tensor([-1.0]),)) == 0.0
     assert _steps.max_step((torch.zeros(0),), (torch.zeros(0),)) == 1.0
+    # an entry that is zero and does not move (a multiplier outside the support) limits nothing
+    assert _steps.max_step((torch.tensor([0.0, 2.0]),), (torch.tensor([0.0, -4.0]),)) == pytest.approx(0.5)
 
 
 def test_mehrotra_centering():

@@ -81,6 +81,8 @@ class Loss(abc.ABC):
     smoothness: float = 1.0
     #: Whether the loss gives class probabilities.
     has_proba: bool = False
+    #: Whether the loss is a quadratic function of ``Z`` (its Newton model is exact).
+    quadratic: bool = False
 
     @abc.abstractmethod
     def prepare_targets(self, y) -> np.ndarray:
@@ -135,6 +137,7 @@ class SquaredLoss(Loss):
 
     name = "squared"
     smoothness = 1.0
+    quadratic = True
 
     def prepare_targets(self, y) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)

@@ -167,8 +167,11 @@ def max_step(values, directions) -> float:
     a = 1.0
     for v, dv in zip(values, directions):
         if v.numel():
-            a = min(a, float(torch.min(torch.where(dv < 0, v / torch.clamp(-dv, min=torch.finfo(dv.dtype).tiny),
-                                                   math.inf))))
+            # the most negative relative change dv / v (0 / 0 from an entry that is zero and
+            # does not move counts as no change; v = 0 with dv < 0 allows no step)
+            worst = float(torch.min(torch.nan_to_num(dv / v, nan=0.0, posinf=math.inf, neginf=-math.inf)))
+            if worst < 0:
+                a = min(a, -1.0 / worst)
     return max(a, 0.0)
 
 

@@ -65,6 +65,10 @@ __all__ = ["InteriorPoint"]
 
 logger = logging.getLogger(__name__)
 
+#: Relative residual at which conjugate gradients stop on a Newton system (the outer
+#: iteration recomputes every residual exactly, so a direction need not be exact).
+_CG_RTOL = 1e-10
+
 
 def _cholesky(M: torch.Tensor) -> torch.Tensor:
     """Cholesky factor of a (batch of) symmetric positive definite matrices, with a
@@ -85,7 +89,8 @@ def _cholesky(M: torch.Tensor) -> torch.Tensor:
 
 
 class _NewtonSystem:
-    """Solver of ``M x = r`` with ``M = H + U U^T``, ``H`` block diagonal.
+    """Solver of ``M x = r`` with ``M = H + U U^T``, ``H`` block diagonal, ``U`` zero on
+    the first ``l`` rows of every block.
 
     Near the optimum the blocks of ``H`` alone are nearly singular (the barrier terms of
     an active neuron span twenty orders of magnitude; the loss term ``U U^T`` supplies
@@ -93,40 +98,51 @@ class _NewtonSystem:
     accuracy. Each block is shifted by ``shift`` times its largest diagonal entry, the
     Woodbury factorisation of ``H + delta I + U U^T`` is used as the preconditioner of
     conjugate gradients on ``M`` (which converge in a few steps, the shift being tiny
-    against the spectrum of ``M``).
+    against the spectrum of ``M``). With ``L`` the Cholesky factor of a shifted block,
+    ``L^{-1} U`` is zero on the first ``l`` rows too (forward substitution), so the
+    Woodbury product ``U^T H^{-1} U`` only involves the other ``p - l`` rows.
 
     Parameters
     ----------
     H : tensor (G, p, p), symmetric positive semi-definite blocks
-    U : tensor (G, p, k), the low-rank factor split along the blocks
+    U : tensor (G, p - l, k), the low-rank factor on the last ``p - l`` rows of each block
     """
 
     def __init__(self, H: torch.Tensor, U: torch.Tensor, shift: float = 1e-14):
         G, p, _ = H.shape
         k = U.shape[2]
-        self.G, self.p = G, p
-        self.H, self.Uf = H, U.reshape(G * p, k)
+        self.G, self.p, self.lead = G, p, p - U.shape[1]
+        self.H, self.Uf = H, U.reshape(-1, k)
         diag = torch.diagonal(H, dim1=1, dim2=2)
         delta = shift * torch.clamp(diag.amax(dim=1), min=1.0)
         Hs = H + delta[:, None, None] * torch.eye(p, dtype=H.dtype, device=H.device)
         self.woodbury = k <= G * p
         if self.woodbury:
             self.L = _cholesky(Hs)
-            self.Vf = torch.linalg.solve_triangular(self.L, U, upper=False).reshape(G * p, k)  # L^{-1} U
-            Vf = self.Vf
+            # L^{-1} U through the explicit inverse of the triangular blocks (one batched
+            # product with a contiguous result; this only preconditions)
+            eye = torch.eye(p - self.lead, dtype=H.dtype, device=H.device).expand(G, -1, -1)
+            Linv = torch.linalg.solve_triangular(self.L[:, self.lead:, self.lead:], eye, upper=False)
+            self.Vf = Vf = torch.bmm(Linv, U).reshape(-1, k)
             cap = Vf.T @ Vf
             cap.diagonal().add_(1.0)
             self.Lc = _cholesky(cap)  # I + U^T H^{-1} U
         else:
-            self.Lf = _cholesky(torch.block_diag(*Hs) + self.Uf @ self.Uf.T)
+            Uf = self._pad(U).reshape(G * p, k)
+            self.Lf = _cholesky(torch.block_diag(*Hs) + Uf @ Uf.T)
+
+    def _pad(self, V: torch.Tensor) -> torch.Tensor:
+        """(G, p - l, ...) -> (G, p, ...) with zeros on the first ``l`` rows."""
+        return torch.cat([V.new_zeros((V.shape[0], self.lead, *V.shape[2:])), V], 1)
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """``M x`` for ``x`` of shape (G, p)."""
-        return (self.H @ x[:, :, None])[:, :, 0] + (self.Uf @ (self.Uf.T @ x.reshape(-1))).reshape(self.G, self.p)
+        Ux = self.Uf.T @ x[:, self.lead:].reshape(-1)
+        return (self.H @ x[:, :, None])[:, :, 0] + self._pad((self.Uf @ Ux).reshape(self.G, -1))
 
     def solve(self, r: torch.Tensor, max_iter: int = 25, rtol: float = 1e-13) -> torch.Tensor:
         """``x`` of shape (G, p) for ``r`` of shape (G, p): preconditioned conjugate
-        gradients from the preconditioner's solution."""
+        gradients from the preconditioner's solution, until ``||M x - r|| <= rtol ||r||``."""
         x = self._precondition(r)
         res = r - self.apply(x)
         rn0 = float(torch.linalg.vector_norm(r))
@@ -154,9 +170,10 @@ class _NewtonSystem:
     def _precondition(self, r: torch.Tensor) -> torch.Tensor:
         if not self.woodbury:
             return torch.cholesky_solve(r.reshape(-1, 1), self.Lf).reshape(self.G, self.p)
-        y = torch.linalg.solve_triangular(self.L, r[:, :, None], upper=False).reshape(-1, 1)
-        y = y - self.Vf @ torch.cholesky_solve(self.Vf.T @ y, self.Lc)
-        return torch.linalg.solve_triangular(self.L.mT, y.reshape(self.G, self.p, 1), upper=True)[:, :, 0]
+        y = torch.linalg.solve_triangular(self.L, r[:, :, None], upper=False)[:, :, 0]
+        w = torch.cholesky_solve((self.Vf.T @ y[:, self.lead:].reshape(-1))[:, None], self.Lc)[:, 0]
+        y = y - self._pad((self.Vf @ w).reshape(self.G, -1))
+        return torch.linalg.solve_triangular(self.L.mT, y[:, :, None], upper=True)[:, :, 0]
 
 
 class InteriorPoint(Solver):
@@ -246,15 +263,15 @@ class InteriorPoint(Solver):
         coef, out = op.model_coefficients()
 
         def to_groups(RQ, Rt):
-            """(d, B) and (B,) -> (G, m (d + 1)): each group's blocks, then its t's."""
+            """(d, B) and (B,) -> (G, m (d + 1)): each group's t's, then its blocks."""
             Qg = torch.cat([RQ, torch.zeros((d, 1), **kw)], 1)[:, gidx].permute(1, 2, 0).reshape(G, md)
-            return torch.cat([Qg, torch.cat([Rt, torch.zeros(1, **kw)])[gidx]], 1)
+            return torch.cat([torch.cat([Rt, torch.zeros(1, **kw)])[gidx], Qg], 1)
 
         def from_groups(V):
             Qp = torch.zeros((d, B + 1), **kw)
-            Qp[:, gidx.reshape(-1)] = V[:, :md].reshape(G, m, d).permute(2, 0, 1).reshape(d, G * m)
+            Qp[:, gidx.reshape(-1)] = V[:, m:].reshape(G, m, d).permute(2, 0, 1).reshape(d, G * m)
             tp = torch.zeros(B + 1, **kw)
-            tp[gidx.reshape(-1)] = V[:, md:].reshape(-1)
+            tp[gidx.reshape(-1)] = V[:, :m].reshape(-1)
             return Qp[:, :B], tp[:B]
 
         Q, _, _ = _initial_point(program, init)
@@ -340,7 +357,7 @@ class InteriorPoint(Solver):
                 e0, e1 = _steps.nt_apply(*nt, *_steps.soc_divide(lam0, lam1, rc0, rc1), inverse=True)
                 RQ = -rQ - e1 - (op.adjoint(None, w) if cons else 0.0)
                 Rt = -rt - e0
-                dQ, dt = from_groups(system.solve(to_groups(RQ, Rt)))
+                dQ, dt = from_groups(system.solve(to_groups(RQ, Rt), rtol=_CG_RTOL))
                 ds = tuple(k + rpi for k, rpi in zip(op.constraints(dQ), rp))
                 dz = tuple(-(rci + zi * dsi) / si for rci, zi, dsi, si in zip(rc, z, ds, s))
                 # dy = -W^{-1} (lambda <> rc + W^{-1} dx), applying W^{-1} in product form (more
@@ -396,11 +413,11 @@ class InteriorPoint(Solver):
             if not all(bool(torch.isfinite(v).all()) for v in (dQ, dt, dy0, dy1, *ds, *dz)):
                 stalled = self.max_stall  # rounding ended the progress: keep the last point
                 break
-            # the loss is not quadratic (logistic, softmax): Newton steps are damped until
-            # the stationarity residual decreases (it is linear in the step for the squared loss)
+            # a loss that is not quadratic (logistic, softmax): Newton steps are damped until
+            # the stationarity residual decreases (it is linear in the step for a quadratic one)
             r_now = _sup(rQ, rt)
             floor = 10.0 * tol * dual_scale
-            for _ in range(40):
+            for _ in range(0 if loss.quadratic else 40):
                 r_new = _sup(*_stationarity(op, loss, op.matvec(Q + alpha * dQ), Y,
                                             tuple(zi + alpha * dzi for zi, dzi in zip(z, dz)), y0 + alpha * dy0,
                                             y1 + alpha * dy1, beta))
@@ -438,31 +455,31 @@ class InteriorPoint(Solver):
     @staticmethod
     def _newton_system(op, loss, Z, Y, Winv2, s, z, coef, out, gidx) -> _NewtonSystem:
         """The matrix of the reduced Newton system at the current point (module docstring):
-        group blocks ordered ``(q_1, ..., q_m, t_1, ..., t_m)``."""
+        group blocks ordered ``(t_1, ..., t_m, q_1, ..., q_m)`` (the loss term is zero on
+        the t rows, which come first so that the Woodbury product skips them)."""
         G, m = gidx.shape
         d, n, B = op.n_features, op.n_samples, op.n_blocks
         md = m * d
         kw = dict(dtype=Winv2.dtype, device=Winv2.device)
         H = torch.zeros((G, m * (d + 1), m * (d + 1)), **kw)
         if op.has_constraints:
-            H[:, :md, :md] = op.constraint_gram(tuple(zi / si for zi, si in zip(z, s)))
+            H[:, m:, m:] = op.constraint_gram(tuple(zi / si for zi, si in zip(z, s)))
         # W^{-2} of each cone t_b >= ||q_b|| (padding slots: identity)
         pad = torch.eye(d + 1, **kw)[None]
         Wp = torch.cat([Winv2, pad])[gidx]  # (G, m, d + 1, d + 1)
         idx = torch.arange(m, device=Winv2.device)
-        H5 = H[:, :md, :md].view(G, m, d, m, d)
+        H5 = H[:, m:, m:].view(G, m, d, m, d)
         H5[:, idx, :, idx, :] += Wp[:, :, 1:, 1:].transpose(0, 1)
         cross = torch.diag_embed(Wp[:, :, 1:, 0].transpose(1, 2)).permute(0, 2, 1, 3).reshape(G, md, m)
-        H[:, :md, md:] = cross
-        H[:, md:, :md] = cross.transpose(1, 2)
-        H.diagonal(dim1=1, dim2=2)[:, md:] += Wp[:, :, 0, 0]
-        # the loss: U = A^T F, split along the groups (zero on the t rows)
+        H[:, m:, :m] = cross
+        H[:, :m, m:] = cross.transpose(1, 2)
+        H.diagonal(dim1=1, dim2=2)[:, :m] += Wp[:, :, 0, 0]
+        # the loss: U = A^T F on the q rows, split along the groups
         F = loss.hessian_factor(Z, Y)  # (n, C, C)
         C = F.shape[2]
         cf = coef[:, :, None] * F[:, out, :]  # (n, B, C): row r of block b, factor column c
         cfg = torch.cat([cf, torch.zeros((n, 1, C), **kw)], 1)[:, gidx, :]  # (n, G, m, C)
-        U = torch.zeros((G, m * (d + 1), n * C), **kw)
-        U[:, :md, :] = torch.einsum("rgjc,re->gjerc", cfg, op.X).reshape(G, md, n * C)
+        U = torch.einsum("rgjc,re->gjerc", cfg, op.X).reshape(G, md, n * C)
         return _NewtonSystem(H, U)
 
 
