@@ -247,3 +247,27 @@ def test_padded_groups_list_every_block_once():
     assert sorted(real.tolist()) == list(range(op.n_blocks))
     for g in range(op.n_groups):
         assert set(gidx[g][gidx[g] < op.n_blocks].tolist()) == set(np.flatnonzero(op.group_np == g).tolist())
+
+
+@pytest.mark.parametrize("cls", PROGRAMS)
+@pytest.mark.parametrize("loss", ["squared", "softmax"])
+def test_coefficient_classes_share_the_model_up_to_sign(cls, loss):
+    """Every group's coefficients and output are its class representative's times its
+    sign, and groups of different classes differ (checked on the dense coefficients)."""
+    op = _program(cls, loss, n=10).operator
+    coef, out = op.model_coefficients()
+    gidx = op.padded_groups()
+    G, m = gidx.shape
+    per_group = torch.cat([coef, torch.zeros((op.n_samples, 1), dtype=coef.dtype)], 1)[:, gidx]  # (n, G, m)
+    classes, sign, reps = op.coefficient_classes()
+    assert classes.shape == sign.shape == (G,) and set(sign.tolist()) <= {-1.0, 1.0}
+    assert torch.equal(classes[reps], torch.arange(len(reps)))  # a representative is in its class
+    assert torch.equal(per_group, per_group[:, reps[classes]] * sign[None, :, None])
+    assert np.array_equal(op.output_np, op.output_np[reps[classes].numpy()])
+    for a in range(len(reps)):
+        for b in range(a):
+            ga, gb = per_group[:, reps[a]], per_group[:, reps[b]]
+            same_output = op.output_np[int(reps[a])] == op.output_np[int(reps[b])]
+            assert not (same_output and (torch.equal(ga, gb) or torch.equal(ga, -gb)))
+    if cls is not GatedReLUProgram:  # the two signs of a pattern share it
+        assert len(reps) <= G // 2

@@ -337,6 +337,45 @@ class BlockOperator:
             coef = self._sd1 * self._group_expand(self._d2s)
         return coef, self._output[self._group]
 
+    def coefficient_classes(self, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Groups whose part of the model is the same up to sign.
+
+        Group ``g`` contributes ``sum_j coef[:, gidx[g, j]] <x_r, q_j>`` to output column
+        ``out(g)`` (:meth:`model_coefficients`, blocks in :meth:`padded_groups` order).
+        Two groups are in one class when their coefficient columns (n, m) and output
+        agree up to one sign: the two signs of a two-layer ReLU pattern (``v_i``, ``w_i``),
+        of a three-layer pattern pair, and repeated patterns. Found by an exact random
+        projection, then checked entry by entry.
+
+        Returns
+        -------
+        cls : int tensor (G,), the class of each group, in [0, K)
+        sign : tensor (G,), +1 or -1: group ``g`` is ``sign[g]`` times its class
+        representative
+        reps : int tensor (K,), the representative group of each class
+        """
+        coef, _ = self.model_coefficients()
+        gidx = self.padded_groups()
+        G, m = gidx.shape
+        n = coef.shape[0]
+        flat = torch.cat([coef, torch.zeros((n, 1), dtype=coef.dtype, device=coef.device)], 1)[:, gidx]
+        flat = flat.permute(1, 0, 2).reshape(G, n * m).to(torch.float64)  # entries in {-1, 0, 1} times +-1
+        first = torch.argmax((flat != 0).to(torch.int8), dim=1)
+        sign = torch.sign(flat[torch.arange(G, device=flat.device), first])
+        sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+        normal = flat * sign[:, None]
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        weights = torch.randint(1, 2**20, (n * m,), generator=gen).to(device=flat.device, dtype=torch.float64)
+        keys = torch.stack([normal @ weights, torch.as_tensor(self.output_np, device=flat.device).to(torch.float64)], 1)
+        _, cls = torch.unique(keys, dim=0, return_inverse=True)
+        K = int(cls.max()) + 1 if G else 0
+        reps = torch.full((K,), G, dtype=torch.long, device=flat.device).scatter_reduce_(
+            0, cls, torch.arange(G, device=flat.device), reduce="amin")
+        if G and not bool(torch.equal(normal, normal[reps[cls]])):  # a projection collision: no sharing
+            cls = reps = torch.arange(G, device=flat.device)
+            sign = torch.ones(G, dtype=torch.float64, device=flat.device)
+        return cls, (sign * sign[reps[cls]]).to(self.dtype), reps  # signs relative to the representative
+
     def constraint_gram(self, weights, chunk: int = 2**24) -> torch.Tensor:
         """``K_g^T diag(w) K_g`` for every group ``g``, shape (G, m d, m d).
 

@@ -89,56 +89,76 @@ def _cholesky(M: torch.Tensor) -> torch.Tensor:
 
 
 class _NewtonSystem:
-    """Solver of ``M x = r`` with ``M = H + U U^T``, ``H`` block diagonal, ``U`` zero on
-    the first ``l`` rows of every block.
+    """Solver of ``M x = r`` with ``M = H + U U^T``, ``H`` block diagonal.
 
-    Near the optimum the blocks of ``H`` alone are nearly singular (the barrier terms of
-    an active neuron span twenty orders of magnitude; the loss term ``U U^T`` supplies
-    the missing curvature), so the Woodbury identity applied to ``H`` itself loses all
-    accuracy. Each block is shifted by ``shift`` times its largest diagonal entry, the
-    Woodbury factorisation of ``H + delta I + U U^T`` is used as the preconditioner of
+    ``U`` is split along the ``G`` blocks of ``H``; it is zero on the first ``l`` rows of
+    every block, and blocks may share their part of ``U`` up to sign: block ``g``'s part is
+    ``sign[g] [0; U_{cls[g]}]`` (e.g. the two groups ``v_i``, ``w_i`` of a two-layer ReLU
+    pattern). Near the optimum the blocks of ``H`` alone are nearly singular (the barrier
+    terms of an active neuron span twenty orders of magnitude; the loss term ``U U^T``
+    supplies the missing curvature), so the Woodbury identity applied to ``H`` itself
+    loses all accuracy. Each block is shifted by ``shift`` times its largest diagonal
+    entry, and the Woodbury factorisation of ``P = H + delta I + U U^T`` preconditions
     conjugate gradients on ``M`` (which converge in a few steps, the shift being tiny
-    against the spectrum of ``M``). With ``L`` the Cholesky factor of a shifted block,
-    ``L^{-1} U`` is zero on the first ``l`` rows too (forward substitution), so the
-    Woodbury product ``U^T H^{-1} U`` only involves the other ``p - l`` rows.
+    against the spectrum of ``M``). Its ``k x k`` matrix ``I + U^T (H + delta I)^{-1} U``
+    is ``I + sum_c U_c^T S_c U_c`` with ``S_c`` the sum over the blocks of class ``c`` of
+    the last ``p - l`` rows and columns of ``(H_g + delta I)^{-1}``: one product over the
+    classes (half the blocks when they come in sign pairs).
 
     Parameters
     ----------
     H : tensor (G, p, p), symmetric positive semi-definite blocks
-    U : tensor (G, p - l, k), the low-rank factor on the last ``p - l`` rows of each block
+    U : tensor (K, p - l, k), the low-rank factor of each class on the last ``p - l`` rows
+    cls : int tensor (G,) or None
+        Class of each block (None: block ``g`` is class ``g``, ``K = G``).
+    sign : tensor (G,) or None
+        ``+1`` or ``-1`` per block (None: all ``+1``).
     """
 
-    def __init__(self, H: torch.Tensor, U: torch.Tensor, shift: float = 1e-14):
+    def __init__(self, H: torch.Tensor, U: torch.Tensor, cls: torch.Tensor | None = None,
+                 sign: torch.Tensor | None = None, shift: float = 1e-14):
         G, p, _ = H.shape
-        k = U.shape[2]
-        self.G, self.p, self.lead = G, p, p - U.shape[1]
-        self.H, self.Uf = H, U.reshape(-1, k)
+        K, q, k = U.shape
+        kw = dict(dtype=H.dtype, device=H.device)
+        self.G, self.p, self.K, self.lead = G, p, K, p - q
+        self.cls = torch.arange(G, device=H.device) if cls is None else cls
+        self.sign = torch.ones(G, **kw) if sign is None else sign.to(H.dtype)
+        self.H, self.Uf = H, U.reshape(K * q, k)
         diag = torch.diagonal(H, dim1=1, dim2=2)
         delta = shift * torch.clamp(diag.amax(dim=1), min=1.0)
-        Hs = H + delta[:, None, None] * torch.eye(p, dtype=H.dtype, device=H.device)
+        Hs = H + delta[:, None, None] * torch.eye(p, **kw)
         self.woodbury = k <= G * p
         if self.woodbury:
             self.L = _cholesky(Hs)
-            # L^{-1} U through the explicit inverse of the triangular blocks (one batched
-            # product with a contiguous result; this only preconditions)
-            eye = torch.eye(p - self.lead, dtype=H.dtype, device=H.device).expand(G, -1, -1)
-            Linv = torch.linalg.solve_triangular(self.L[:, self.lead:, self.lead:], eye, upper=False)
-            self.Vf = Vf = torch.bmm(Linv, U).reshape(-1, k)
+            # (Hs^{-1}) on the last q rows and columns is (L_qq L_qq^T)^{-1}
+            Linv = torch.linalg.solve_triangular(self.L[:, self.lead:, self.lead:], torch.eye(q, **kw).expand(G, q, q),
+                                                 upper=False)
+            S = torch.zeros((K, q, q), **kw).index_add_(0, self.cls, Linv.mT @ Linv)
+            R = _cholesky(S)
+            Vf = (R.mT @ U).reshape(K * q, k)  # Vf^T Vf = sum_c U_c^T S_c U_c
             cap = Vf.T @ Vf
             cap.diagonal().add_(1.0)
-            self.Lc = _cholesky(cap)  # I + U^T H^{-1} U
+            self.Lc = _cholesky(cap)  # I + U^T Hs^{-1} U
         else:
-            Uf = self._pad(U).reshape(G * p, k)
+            Ug = self._lowrank(torch.eye(k, **kw))  # (G, p, k): every block's part of U
+            Uf = Ug.reshape(G * p, k)
             self.Lf = _cholesky(torch.block_diag(*Hs) + Uf @ Uf.T)
 
-    def _pad(self, V: torch.Tensor) -> torch.Tensor:
-        """(G, p - l, ...) -> (G, p, ...) with zeros on the first ``l`` rows."""
-        return torch.cat([V.new_zeros((V.shape[0], self.lead, *V.shape[2:])), V], 1)
+    def _lowrank_t(self, x: torch.Tensor) -> torch.Tensor:
+        """``U^T x`` for ``x`` of shape (G, p): shape (k,)."""
+        agg = torch.zeros((self.K, self.p - self.lead), dtype=x.dtype, device=x.device)
+        agg.index_add_(0, self.cls, self.sign[:, None] * x[:, self.lead:])
+        return self.Uf.T @ agg.reshape(-1)
+
+    def _lowrank(self, w: torch.Tensor) -> torch.Tensor:
+        """``U w`` for ``w`` of shape (k,) or (k, j): shape (G, p) or (G, p, j)."""
+        b = (self.Uf @ w).reshape(self.K, self.p - self.lead, *w.shape[1:])[self.cls]
+        b = b * self.sign.reshape(-1, *([1] * (b.dim() - 1)))
+        return torch.cat([b.new_zeros((self.G, self.lead, *b.shape[2:])), b], 1)
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """``M x`` for ``x`` of shape (G, p)."""
-        Ux = self.Uf.T @ x[:, self.lead:].reshape(-1)
-        return (self.H @ x[:, :, None])[:, :, 0] + self._pad((self.Uf @ Ux).reshape(self.G, -1))
+        return (self.H @ x[:, :, None])[:, :, 0] + self._lowrank(self._lowrank_t(x))
 
     def solve(self, r: torch.Tensor, max_iter: int = 25, rtol: float = 1e-13) -> torch.Tensor:
         """``x`` of shape (G, p) for ``r`` of shape (G, p): preconditioned conjugate
@@ -168,12 +188,12 @@ class _NewtonSystem:
         return x
 
     def _precondition(self, r: torch.Tensor) -> torch.Tensor:
+        """``P^{-1} r`` by the Woodbury identity (or the dense factor)."""
         if not self.woodbury:
             return torch.cholesky_solve(r.reshape(-1, 1), self.Lf).reshape(self.G, self.p)
-        y = torch.linalg.solve_triangular(self.L, r[:, :, None], upper=False)[:, :, 0]
-        w = torch.cholesky_solve((self.Vf.T @ y[:, self.lead:].reshape(-1))[:, None], self.Lc)[:, 0]
-        y = y - self._pad((self.Vf @ w).reshape(self.G, -1))
-        return torch.linalg.solve_triangular(self.L.mT, y[:, :, None], upper=True)[:, :, 0]
+        x = torch.cholesky_solve(r[:, :, None], self.L)[:, :, 0]
+        w = torch.cholesky_solve(self._lowrank_t(x)[:, None], self.Lc)[:, 0]
+        return x - torch.cholesky_solve(self._lowrank(w)[:, :, None], self.L)[:, :, 0]
 
 
 class InteriorPoint(Solver):
@@ -261,6 +281,7 @@ class InteriorPoint(Solver):
         G, m = gidx.shape
         md = m * d
         coef, out = op.model_coefficients()
+        classes = op.coefficient_classes()  # groups sharing their model part up to sign
 
         def to_groups(RQ, Rt):
             """(d, B) and (B,) -> (G, m (d + 1)): each group's t's, then its blocks."""
@@ -342,7 +363,7 @@ class InteriorPoint(Solver):
             lam0, lam1 = _steps.nt_apply(*nt, y0, y1)
             Winv2 = _steps.nt_inverse_square(*nt)
             try:
-                system = self._newton_system(op, loss, Z, Y, Winv2, s, z, coef, out, gidx)
+                system = self._newton_system(op, loss, Z, Y, Winv2, s, z, coef, out, gidx, classes)
             except SolverError:
                 if it == 1:
                     raise
@@ -453,7 +474,7 @@ class InteriorPoint(Solver):
         )
 
     @staticmethod
-    def _newton_system(op, loss, Z, Y, Winv2, s, z, coef, out, gidx) -> _NewtonSystem:
+    def _newton_system(op, loss, Z, Y, Winv2, s, z, coef, out, gidx, classes) -> _NewtonSystem:
         """The matrix of the reduced Newton system at the current point (module docstring):
         group blocks ordered ``(t_1, ..., t_m, q_1, ..., q_m)`` (the loss term is zero on
         the t rows, which come first so that the Woodbury product skips them)."""
@@ -474,13 +495,15 @@ class InteriorPoint(Solver):
         H[:, m:, :m] = cross
         H[:, :m, m:] = cross.transpose(1, 2)
         H.diagonal(dim1=1, dim2=2)[:, :m] += Wp[:, :, 0, 0]
-        # the loss: U = A^T F on the q rows, split along the groups
+        # the loss: U = A^T F on the q rows, one part per class of groups (the groups of a
+        # class share it up to sign)
+        cls, sign, reps = classes
         F = loss.hessian_factor(Z, Y)  # (n, C, C)
         C = F.shape[2]
         cf = coef[:, :, None] * F[:, out, :]  # (n, B, C): row r of block b, factor column c
-        cfg = torch.cat([cf, torch.zeros((n, 1, C), **kw)], 1)[:, gidx, :]  # (n, G, m, C)
-        U = torch.einsum("rgjc,re->gjerc", cfg, op.X).reshape(G, md, n * C)
-        return _NewtonSystem(H, U)
+        cfg = torch.cat([cf, torch.zeros((n, 1, C), **kw)], 1)[:, gidx[reps], :]  # (n, K, m, C)
+        U = torch.einsum("rgjc,re->gjerc", cfg, op.X).reshape(len(reps), md, n * C)
+        return _NewtonSystem(H, U, cls, sign)
 
 
 def _stationarity(op, loss, Z, Y, z, y0, y1, beta):
