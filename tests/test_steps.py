@@ -148,6 +148,14 @@ def test_mehrotra_centering():
     assert _steps.mehrotra_centering(0.5, 0.0) == 0.0
 
 
+def test_balanced_centering():
+    assert _steps.balanced_centering(0.01, 1e-8, 1e-6) == 0.01  # dual residual small: Mehrotra's value
+    assert _steps.balanced_centering(0.01, 1e-6, 1e-6) == pytest.approx(0.1)  # 0.1 * 1e-6 / 1e-6
+    assert _steps.balanced_centering(0.01, 1e-4, 1e-6) == 1.0  # capped: pure centring
+    assert _steps.balanced_centering(0.3, 0.0, 0.0) == 0.3
+    assert _steps.balanced_centering(0.3, 1e-9, 0.0) == 1.0
+
+
 def _cone_points(d, B, seed):
     r = np.random.default_rng(seed)
     u1 = torch.tensor(r.standard_normal((d, B)))

@@ -41,6 +41,7 @@ __all__ = [
     "residual_balance",
     "max_step",
     "mehrotra_centering",
+    "balanced_centering",
     "soc_product",
     "soc_divide",
     "soc_max_step",
@@ -182,6 +183,16 @@ def mehrotra_centering(mu_affine: float, mu: float) -> float:
         return 0.0
     return min(1.0, max(0.0, mu_affine / mu)) ** 3
 
+
+
+def balanced_centering(sigma: float, dual_residual: float, gap_residual: float, ratio: float = 0.1) -> float:
+    """Centring parameter raised to ``min(1, ratio * dual_residual / gap_residual)``: the
+    complementarity target ``sigma mu`` stops falling while the relative dual residual is
+    large against the relative complementarity gap (an interior-point iterate that reaches
+    the boundary of the cones before stationarity holds can only take short steps)."""
+    if not gap_residual > 0:
+        return 1.0 if dual_residual > 0 else sigma
+    return max(sigma, min(1.0, ratio * dual_residual / gap_residual))
 
 
 # ------------------------------------------------------------------ second-order cones

@@ -401,7 +401,10 @@ class InteriorPoint(Solver):
             ap, ad = steps(*aff)
             gap_aff = sum(float(torch.sum((si + ap * dsi) * (zi + ad * dzi))) for si, dsi, zi, dzi in zip(s, ds, z, dz))
             gap_aff += float(torch.sum((t + ap * dt) * (y0 + ad * dy0) + torch.sum((Q + ap * dQ) * (y1 + ad * dy1), 0)))
-            sigma = _steps.mehrotra_centering(gap_aff / n_pairs, mu)
+            # Mehrotra's centring, but mu may not outrun the dual residual (with a loss that is
+            # not quadratic the iterates would otherwise reach the boundary of the cones first)
+            sigma = _steps.balanced_centering(_steps.mehrotra_centering(gap_aff / n_pairs, mu),
+                                              res["dual_residual"], res["gap_residual"])
             target = sigma * mu
             rc = tuple((a + dsi * dzi - target) * mask for a, dsi, dzi, mask in zip(sz, ds, dz, support))
             # second-order correction in the scaled space: (W^{-T} ds) o (W dz)
