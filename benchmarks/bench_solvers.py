@@ -74,7 +74,7 @@ def _solve(solver, program):
 LADDER_AL = [dict(tol=1e-4, feas_tol=1e-6), {}]
 LADDER_FISTA = [dict(tol=1e-5), {}]
 LADDER_ADMM = [dict(tol=1e-4), dict(tol=1e-5), {}]
-LADDER_IPM = [dict(tol=1e-4), dict(tol=1e-6), {}]
+LADDER_IPM = [dict(tol=1e-4), dict(tol=1e-5), dict(tol=1e-6), {}]
 
 
 @contextlib.contextmanager

@@ -19,7 +19,8 @@ sec. 14.2 and 16.6): slacks ``s = K Q``, multipliers ``z >= 0`` of the linear co
     s * z = sigma mu,   (t, q) o y = sigma mu e      (Jordan product, e = (1, 0)),
 
 linearised in the Nesterov-Todd scaling ``W`` of each cone pair, with Mehrotra's
-predictor-corrector and one Gondzio centrality corrector; a step is damped until the
+predictor-corrector and one Gondzio centrality corrector, the centring held back while
+the dual residual lags behind the complementarity gap; a step is damped until the
 stationarity residual decreases (for the logistic and softmax losses, whose Newton model
 is not exact). Eliminating ``s``, ``z`` and ``y`` leaves one system in ``(Q, t)`` with
 matrix
@@ -32,9 +33,11 @@ term is block diagonal over the operator's groups (one ``m (d + 1)`` block per g
 Near the optimum the blocks span twenty orders of magnitude, so the system is solved by
 conjugate gradients preconditioned with the Woodbury factorisation of slightly shifted
 blocks (one batched Cholesky and one ``n C x n C`` Cholesky; a dense Cholesky when
-``n C`` exceeds the number of unknowns). Cost per iteration: ``O(n^2 C^2 d B)`` flops
-for the Woodbury matrix (one GEMM) and ``O(n d^2 m B)`` for the blocks; memory
-``O(n C d B)``: meant for ``n C`` up to a few thousand. It reaches ``1e-7`` relative
+``n C`` exceeds the number of unknowns). Groups whose part of the model is the same up
+to sign (:meth:`BlockOperator.coefficient_classes`: the two signs of every pattern)
+share one factor of the Woodbury matrix, which halves its product. Cost per iteration:
+``O(n^2 C^2 d B)`` flops for the Woodbury matrix (one GEMM) and ``O(n d^2 m B)`` for the
+blocks; memory ``O(n C d B)``: meant for ``n C`` up to a few thousand. It reaches ``1e-7`` relative
 accuracy in 10 to 60 iterations whatever the conditioning; the returned point is
 feasible (``K Q >= 0`` to rounding: the slacks stay positive and the infeasibility
 ``K Q - s`` vanishes geometrically, then :func:`~.auglag.restore_feasibility` removes
