@@ -257,20 +257,21 @@ def floor(program, solution=None, *, iterations: int = 200):
 
 def ipm_floor(program, *, iterations: int = 12, threads: int | None = None):
     """Interior point: time per Newton iteration over the time of its one unavoidable
-    dense product, the Woodbury matrix ``V^T V`` (``V`` of shape (blocks x (d + 1), n C)),
-    measured in the same process."""
+    dense product, the Woodbury matrix ``V^T V`` (``V`` of shape (K m d, n C): ``K``
+    classes of groups sharing their model part up to sign, ``m`` blocks per group), measured
+    in the same process."""
     op = program.operator
     with _threads(threads):
         solver = InteriorPoint(max_iter=iterations, tol=1e-14)
         _solve(InteriorPoint(max_iter=2), program)  # warm-up
         sol, t = _solve(solver, program)
         per_iter = t / sol.iterations
-        rows = op.n_blocks * (op.n_features + 1)
+        rows = len(op.coefficient_classes()[2]) * op.padded_groups().shape[1] * op.n_features
         V = torch.randn((rows, op.n_samples * op.n_outputs), dtype=torch.float64)
         repeat = max(3, min(50, int(0.5 / max(per_iter, 1e-6))))
         gemm = _time(lambda: V.T @ V, repeat)
     n, d = op.X.shape
-    return {"n": n, "d": d, "blocks": op.n_blocks, "dtype": "float64", "per_iteration": per_iter,
+    return {"n": n, "d": d, "blocks": op.n_blocks, "rows": rows, "dtype": "float64", "per_iteration": per_iter,
             "woodbury_gemm": gemm, "ratio": per_iter / gemm, "threads": threads or torch.get_num_threads()}
 
 

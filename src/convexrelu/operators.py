@@ -121,6 +121,7 @@ class BlockOperator:
             self._s2 = 2 * second - 1 if self.cone_second else None
         self._group = torch.as_tensor(self.group_np, device=self.device)
         self._output = torch.as_tensor(self.output_np, device=self.device)
+        self._pair_signs = None  # built by the first constraint_gram with a second cone
 
     def to(self, device=None, dtype=None) -> "BlockOperator":
         """A copy computing on ``device`` in ``dtype``."""
@@ -231,8 +232,16 @@ class BlockOperator:
         return self._outputs(self._group_sum(self._sd1 * (self.X @ Q)))
 
     def constraints(self, Q: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Constraint values ``K(Q)`` (must be >= 0)."""
-        return self.apply(Q)[1]
+        """Constraint values ``K(Q)`` (must be >= 0), without the model output."""
+        if not self.has_constraints:
+            return ()
+        XQ = self.X @ Q
+        cons = []
+        if self.cone_first:
+            cons.append(self._s1 * XQ)
+        if self.cone_second:
+            cons.append(self._s2 * self._group_sum(self._sd1 * XQ))
+        return tuple(cons)
 
     def adjoint(self, R: torch.Tensor | None, multipliers=()) -> torch.Tensor:
         """``A^T R + K^T Lambda`` with one product ``X.T @ T``.
@@ -400,18 +409,23 @@ class BlockOperator:
         G, m = gidx.shape
         zero_col = torch.zeros((n, 1), dtype=self.dtype, device=self.device)
         w1 = torch.cat([weights[0], zero_col], 1)[:, gidx] if self.cone_first else None  # (n, G, m)
-        S = torch.cat([self._sd1, zero_col], 1)[:, gidx] if self.cone_second else None  # (n, G, m): s_p D1_p
         w2 = weights[-1] if self.cone_second else None
+        S = torch.cat([self._sd1, zero_col], 1)[:, gidx] if self.cone_second else None  # (n, G, m): s_p D1_p
+        if self.cone_second and self._pair_signs is None and n * G * m * m <= chunk:
+            self._pair_signs = S[:, :, :, None] * S[:, :, None, :]  # s_p D1_p s_q D1_q, kept when small
         XX = (X[:, :, None] * X[:, None, :]).reshape(n, d * d)
         out = torch.zeros((G, m, m, d, d), dtype=self.dtype, device=self.device)
         step = max(1, chunk // max(n * m * m, 1))
         for g0 in range(0, G, step):
             sl = slice(g0, g0 + step)
-            C = torch.zeros((n, min(step, G - g0), m, m), dtype=self.dtype, device=self.device)
-            if w1 is not None:
-                C = C + torch.diag_embed(w1[:, sl])
             if w2 is not None:
-                C = C + w2[:, sl, None, None] * S[:, sl, :, None] * S[:, sl, None, :]
+                pairs = self._pair_signs[:, sl] if self._pair_signs is not None else \
+                    S[:, sl, :, None] * S[:, sl, None, :]
+                C = w2[:, sl, None, None] * pairs
+            else:
+                C = torch.zeros((n, min(step, G - g0), m, m), dtype=self.dtype, device=self.device)
+            if w1 is not None:
+                C.diagonal(dim1=2, dim2=3).add_(w1[:, sl])
             out[sl] = (C.reshape(n, -1).T @ XX).reshape(-1, m, m, d, d)
         return out.permute(0, 1, 3, 2, 4).reshape(G, m * d, m * d)
 

@@ -132,10 +132,11 @@ class _NewtonSystem:
         Hs = H + delta[:, None, None] * torch.eye(p, **kw)
         self.woodbury = k <= G * p
         if self.woodbury:
-            self.L = _cholesky(Hs)
-            # (Hs^{-1}) on the last q rows and columns is (L_qq L_qq^T)^{-1}
-            Linv = torch.linalg.solve_triangular(self.L[:, self.lead:, self.lead:], torch.eye(q, **kw).expand(G, q, q),
-                                                 upper=False)
+            # the blocks' inverse Cholesky factors, applied by batched products (this only
+            # preconditions); (Hs^{-1}) on the last q rows and columns is (L_qq L_qq^T)^{-1},
+            # L_qq^{-1} the last q rows and columns of L^{-1}
+            self.Linv = torch.linalg.solve_triangular(_cholesky(Hs), torch.eye(p, **kw).expand(G, p, p), upper=False)
+            Linv = self.Linv[:, self.lead:, self.lead:]
             S = torch.zeros((K, q, q), **kw).index_add_(0, self.cls, Linv.mT @ Linv)
             R = _cholesky(S)
             Vf = (R.mT @ U).reshape(K * q, k)  # Vf^T Vf = sum_c U_c^T S_c U_c
@@ -194,9 +195,13 @@ class _NewtonSystem:
         """``P^{-1} r`` by the Woodbury identity (or the dense factor)."""
         if not self.woodbury:
             return torch.cholesky_solve(r.reshape(-1, 1), self.Lf).reshape(self.G, self.p)
-        x = torch.cholesky_solve(r[:, :, None], self.L)[:, :, 0]
+        x = self._block_solve(r)
         w = torch.cholesky_solve(self._lowrank_t(x)[:, None], self.Lc)[:, 0]
-        return x - torch.cholesky_solve(self._lowrank(w)[:, :, None], self.L)[:, :, 0]
+        return x - self._block_solve(self._lowrank(w))
+
+    def _block_solve(self, r: torch.Tensor) -> torch.Tensor:
+        """``(H + delta I)^{-1} r`` for ``r`` of shape (G, p)."""
+        return (self.Linv.mT @ (self.Linv @ r[:, :, None]))[:, :, 0]
 
 
 class InteriorPoint(Solver):
@@ -328,7 +333,7 @@ class InteriorPoint(Solver):
             # residuals: stationarity in Q and t, linear feasibility, complementarity
             rQ, rt = _stationarity(op, loss, Z, Y, z, y0, y1, beta)
             rp = tuple((c - si) * mask for c, si, mask in zip(cons, s, support))
-            gap = sum(float(torch.sum(si * zi)) for si, zi in zip(s, z)) + float(torch.sum(t * y0 + torch.sum(Q * y1, 0)))
+            gap = sum(_dot(si, zi) for si, zi in zip(s, z)) + float(torch.sum(t * y0 + torch.sum(Q * y1, 0)))
             mu = gap / n_pairs
             obj = float(loss.value(Z, Y)) + beta * float(torch.sum(norms))
             if not math.isfinite(obj) or not math.isfinite(gap):
@@ -366,7 +371,10 @@ class InteriorPoint(Solver):
             lam0, lam1 = _steps.nt_apply(*nt, y0, y1)
             Winv2 = _steps.nt_inverse_square(*nt)
             try:
-                system = self._newton_system(op, loss, Z, Y, Winv2, s, z, coef, out, gidx, classes)
+                inv_s = tuple(1.0 / si for si in s)
+                zs = tuple(zi * isi for zi, isi in zip(z, inv_s))  # z / s, the barrier weights
+                zsrp = tuple(a * b for a, b in zip(zs, rp))
+                system = self._newton_system(op, loss, Z, Y, Winv2, zs, coef, out, gidx, classes)
             except SolverError:
                 if it == 1:
                     raise
@@ -376,14 +384,15 @@ class InteriorPoint(Solver):
             def direction(rc, rc0, rc1):
                 """Newton direction for the complementarity residuals ``rc`` (linear cones)
                 and ``(rc0, rc1)`` (second-order cones, scaled: lambda o (...) = -rc)."""
-                w = tuple((rci + zi * rpi) / si for rci, zi, rpi, si in zip(rc, z, rp, s))
+                rcs = tuple(rci * isi for rci, isi in zip(rc, inv_s))
+                w = tuple(a + b for a, b in zip(rcs, zsrp))  # (rc + z rp) / s
                 # second-order cones: W^{-1} (lambda <> rc), with G = -I on (t, q) and s = (t, q)
                 e0, e1 = _steps.nt_apply(*nt, *_steps.soc_divide(lam0, lam1, rc0, rc1), inverse=True)
                 RQ = -rQ - e1 - (op.adjoint(None, w) if cons else 0.0)
                 Rt = -rt - e0
                 dQ, dt = from_groups(system.solve(to_groups(RQ, Rt), rtol=_CG_RTOL))
                 ds = tuple(k + rpi for k, rpi in zip(op.constraints(dQ), rp))
-                dz = tuple(-(rci + zi * dsi) / si for rci, zi, dsi, si in zip(rc, z, ds, s))
+                dz = tuple(torch.addcmul(a, b, dsi).neg_() for a, b, dsi in zip(rcs, zs, ds))  # -(rc + z ds) / s
                 # dy = -W^{-1} (lambda <> rc + W^{-1} dx), applying W^{-1} in product form (more
                 # accurate than the dense W^{-2} near the boundary of the cones)
                 f0, f1 = _steps.nt_apply(*nt, dt, dQ, inverse=True)
@@ -402,14 +411,15 @@ class InteriorPoint(Solver):
             aff = direction(sz, ll0, ll1)
             dQ, dt, ds, dz, dy0, dy1 = aff
             ap, ad = steps(*aff)
-            gap_aff = sum(float(torch.sum((si + ap * dsi) * (zi + ad * dzi))) for si, dsi, zi, dzi in zip(s, ds, z, dz))
+            gap_aff = sum(_dot(si, zi) + ad * _dot(si, dzi) + ap * _dot(dsi, zi) + ap * ad * _dot(dsi, dzi)
+                          for si, dsi, zi, dzi in zip(s, ds, z, dz))
             gap_aff += float(torch.sum((t + ap * dt) * (y0 + ad * dy0) + torch.sum((Q + ap * dQ) * (y1 + ad * dy1), 0)))
             # Mehrotra's centring, but mu may not outrun the dual residual (with a loss that is
             # not quadratic the iterates would otherwise reach the boundary of the cones first)
             sigma = _steps.balanced_centering(_steps.mehrotra_centering(gap_aff / n_pairs, mu),
                                               res["dual_residual"], res["gap_residual"])
             target = sigma * mu
-            rc = tuple((a + dsi * dzi - target) * mask for a, dsi, dzi, mask in zip(sz, ds, dz, support))
+            rc = tuple(torch.addcmul(a, dsi, dzi).sub_(target * mask) for a, dsi, dzi, mask in zip(sz, ds, dz, support))
             # second-order correction in the scaled space: (W^{-T} ds) o (W dz)
             u0, u1 = _steps.nt_apply(*nt, dt, dQ, inverse=True)
             v0, v1 = _steps.nt_apply(*nt, dy0, dy1)
@@ -437,7 +447,8 @@ class InteriorPoint(Solver):
             dQ, dt, ds, dz, dy0, dy1 = full
             if self.verbose:
                 logger.info("IPM step %.3g sigma %.3g (primal %.3g dual %.3g)", alpha, sigma, ap, ad)
-            if not all(bool(torch.isfinite(v).all()) for v in (dQ, dt, dy0, dy1, *ds, *dz)):
+            # (ds and dz are finite with dQ: ds = K dQ + rp, dz = -(rc + z ds) / s)
+            if not all(bool(torch.isfinite(v).all()) for v in (dQ, dt, dy0, dy1)):
                 stalled = self.max_stall  # rounding ended the progress: keep the last point
                 break
             # a loss that is not quadratic (logistic, softmax): Newton steps are damped until
@@ -457,8 +468,8 @@ class InteriorPoint(Solver):
                 break
             Q = Q + alpha * dQ
             t = t + alpha * dt
-            s = tuple(si + alpha * dsi for si, dsi in zip(s, ds))
-            z = tuple(zi + alpha * dzi for zi, dzi in zip(z, dz))
+            s = tuple(torch.add(si, dsi, alpha=alpha) for si, dsi in zip(s, ds))
+            z = tuple(torch.add(zi, dzi, alpha=alpha) for zi, dzi in zip(z, dz))
             y0 = y0 + alpha * dy0
             y1 = y1 + alpha * dy1
         lower = dual_lower_bound(program, Q, z)[0]  # before the clean-up below moves Q slightly
@@ -480,7 +491,7 @@ class InteriorPoint(Solver):
         )
 
     @staticmethod
-    def _newton_system(op, loss, Z, Y, Winv2, s, z, coef, out, gidx, classes) -> _NewtonSystem:
+    def _newton_system(op, loss, Z, Y, Winv2, zs, coef, out, gidx, classes) -> _NewtonSystem:
         """The matrix of the reduced Newton system at the current point (module docstring):
         group blocks ordered ``(t_1, ..., t_m, q_1, ..., q_m)`` (the loss term is zero on
         the t rows, which come first so that the Woodbury product skips them)."""
@@ -490,7 +501,7 @@ class InteriorPoint(Solver):
         kw = dict(dtype=Winv2.dtype, device=Winv2.device)
         H = torch.zeros((G, m * (d + 1), m * (d + 1)), **kw)
         if op.has_constraints:
-            H[:, m:, m:] = op.constraint_gram(tuple(zi / si for zi, si in zip(z, s)))
+            H[:, m:, m:] = op.constraint_gram(zs)
         # W^{-2} of each cone t_b >= ||q_b|| (padding slots: identity)
         pad = torch.eye(d + 1, **kw)[None]
         Wp = torch.cat([Winv2, pad])[gidx]  # (G, m, d + 1, d + 1)
@@ -516,6 +527,11 @@ def _stationarity(op, loss, Z, Y, z, y0, y1, beta):
     """Gradient of the Lagrangian in ``(Q, t)`` at model output ``Z = A Q``:
     ``(A^T grad l(Z) - K^T z - y1, beta - y0)``, shapes (d, B) and (B,)."""
     return op.adjoint(loss.grad(Z, Y), tuple(-zi for zi in z)) - y1, beta - y0
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> float:
+    """``sum(a * b)`` in one pass."""
+    return float(torch.dot(a.reshape(-1), b.reshape(-1))) if a.numel() else 0.0
 
 
 def _sup(*arrays) -> float:
