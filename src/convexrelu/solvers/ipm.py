@@ -290,6 +290,7 @@ class InteriorPoint(Solver):
         md = m * d
         coef, out = op.model_coefficients()
         classes = op.coefficient_classes()  # groups sharing their model part up to sign
+        U = None
 
         def to_groups(RQ, Rt):
             """(d, B) and (B,) -> (G, m (d + 1)): each group's t's, then its blocks."""
@@ -374,7 +375,9 @@ class InteriorPoint(Solver):
                 inv_s = tuple(1.0 / si for si in s)
                 zs = tuple(zi * isi for zi, isi in zip(z, inv_s))  # z / s, the barrier weights
                 zsrp = tuple(a * b for a, b in zip(zs, rp))
-                system = self._newton_system(op, loss, Z, Y, Winv2, zs, coef, out, gidx, classes)
+                if U is None or not loss.quadratic:  # a quadratic loss has a constant Hessian
+                    U = self._loss_factor(op, loss, Z, Y, coef, out, gidx, classes)
+                system = self._newton_system(op, U, Winv2, zs, gidx, classes)
             except SolverError:
                 if it == 1:
                     raise
@@ -491,12 +494,13 @@ class InteriorPoint(Solver):
         )
 
     @staticmethod
-    def _newton_system(op, loss, Z, Y, Winv2, zs, coef, out, gidx, classes) -> _NewtonSystem:
+    def _newton_system(op, U, Winv2, zs, gidx, classes) -> _NewtonSystem:
         """The matrix of the reduced Newton system at the current point (module docstring):
-        group blocks ordered ``(t_1, ..., t_m, q_1, ..., q_m)`` (the loss term is zero on
-        the t rows, which come first so that the Woodbury product skips them)."""
+        group blocks ordered ``(t_1, ..., t_m, q_1, ..., q_m)`` (the loss term ``U``, from
+        :meth:`_loss_factor`, is zero on the t rows, which come first so that the Woodbury
+        product skips them)."""
         G, m = gidx.shape
-        d, n, B = op.n_features, op.n_samples, op.n_blocks
+        d = op.n_features
         md = m * d
         kw = dict(dtype=Winv2.dtype, device=Winv2.device)
         H = torch.zeros((G, m * (d + 1), m * (d + 1)), **kw)
@@ -512,15 +516,20 @@ class InteriorPoint(Solver):
         H[:, m:, :m] = cross
         H[:, :m, m:] = cross.transpose(1, 2)
         H.diagonal(dim1=1, dim2=2)[:, :m] += Wp[:, :, 0, 0]
-        # the loss: U = A^T F on the q rows, one part per class of groups (the groups of a
-        # class share it up to sign)
-        cls, sign, reps = classes
+        cls, sign, _ = classes
+        return _NewtonSystem(H, U, cls, sign)
+
+    @staticmethod
+    def _loss_factor(op, loss, Z, Y, coef, out, gidx, classes) -> torch.Tensor:
+        """``U = A^T F`` on the q rows (``F F^T`` the loss Hessian), one part per class of
+        groups (the groups of a class share it up to sign): shape (K, m d, n C)."""
+        _, _, reps = classes
+        n, d = op.X.shape
         F = loss.hessian_factor(Z, Y)  # (n, C, C)
         C = F.shape[2]
         cf = coef[:, :, None] * F[:, out, :]  # (n, B, C): row r of block b, factor column c
-        cfg = torch.cat([cf, torch.zeros((n, 1, C), **kw)], 1)[:, gidx[reps], :]  # (n, K, m, C)
-        U = torch.einsum("rgjc,re->gjerc", cfg, op.X).reshape(len(reps), md, n * C)
-        return _NewtonSystem(H, U, cls, sign)
+        cfg = torch.cat([cf, cf.new_zeros((n, 1, C))], 1)[:, gidx[reps], :]  # (n, K, m, C)
+        return torch.einsum("rgjc,re->gjerc", cfg, op.X).reshape(len(reps), gidx.shape[1] * d, n * C)
 
 
 def _stationarity(op, loss, Z, Y, z, y0, y1, beta):
