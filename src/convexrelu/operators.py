@@ -266,12 +266,21 @@ class BlockOperator:
         if self.cone_second and multipliers:
             L2 = multipliers[-1]
             Tg = self._s2 * L2 if Tg is None else Tg + self._s2 * L2
-        if Tg is None:
+        grouped = bool(self.group_size) and not self.trivial_groups  # blocks of a group contiguous
+        G, m = self.n_groups, self.group_size
+        if self.cone_first and multipliers:
+            T = self._s1 * multipliers[0]
+            if Tg is not None:  # T += s_b D1_b Tg[:, g(b)], one pass
+                if grouped:
+                    T.view(n, G, m).addcmul_(self._sd1.view(n, G, m), Tg[:, :, None])
+                else:
+                    T.addcmul_(self._sd1, self._group_expand(Tg))
+        elif Tg is None:
             T = torch.zeros((n, self.n_blocks), dtype=self.dtype, device=self.device)
+        elif grouped:
+            T = (self._sd1.view(n, G, m) * Tg[:, :, None]).view(n, self.n_blocks)
         else:
             T = self._sd1 * self._group_expand(Tg)
-        if self.cone_first and multipliers:
-            T = T + self._s1 * multipliers[0]
         return self.X.T @ T
 
     def constraint_support(self) -> tuple[torch.Tensor, ...]:

@@ -169,15 +169,16 @@ class _NewtonSystem:
         gradients from the preconditioner's solution, until ``||M x - r|| <= rtol ||r||``."""
         x = self._precondition(r)
         res = r - self.apply(x)
-        rn0 = float(torch.linalg.vector_norm(r))
-        if rn0 == 0:
-            return x
-        y = self._precondition(res)
-        p = y
-        ry = float(torch.sum(res * y))
+        bound = rtol * float(torch.linalg.vector_norm(r))
+        p, ry_old = None, 0.0
         for _ in range(max_iter):
-            if float(torch.linalg.vector_norm(res)) <= rtol * rn0 or not ry > 0:
+            if float(torch.linalg.vector_norm(res)) <= bound:
                 break
+            y = self._precondition(res)
+            ry = float(torch.sum(res * y))
+            if not ry > 0:
+                break
+            p = y if p is None else y + (ry / ry_old) * p
             Mp = self.apply(p)
             pMp = float(torch.sum(p * Mp))
             if not pMp > 0:
@@ -185,10 +186,7 @@ class _NewtonSystem:
             a = ry / pMp
             x = x + a * p
             res = res - a * Mp
-            y = self._precondition(res)
-            ry_new = float(torch.sum(res * y))
-            p = y + (ry_new / ry) * p
-            ry = ry_new
+            ry_old = ry
         return x
 
     def _precondition(self, r: torch.Tensor) -> torch.Tensor:
