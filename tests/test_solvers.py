@@ -453,30 +453,6 @@ def test_restore_feasibility_never_raises_the_violation(tol):
     assert info["violation_after"] <= info["violation_before"] * (1 + 1e-12) + 1e-300
 
 
-@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
-def test_restore_feasibility_zeroes_the_groups_it_cannot_repair(cls):
-    """A point far from feasible (random weights in half the groups): the repair returns
-    a feasible point; groups it zeroes are exactly those that still violate, the others
-    (feasible, the optimum's) are kept unchanged."""
-    prog = program(cls, "squared")
-    op = prog.operator
-    Q = torch.tensor(reference(cls, "squared").weights)
-    group = torch.as_tensor(op.group_np)
-    wrecked = torch.arange(op.n_groups) % 2 == 1
-    bad = torch.where(wrecked[group][None, :], _random(Q.shape, 4), Q)
-    scale = constraint_scale(op.constraints(bad))
-    assert op.violation(bad) > 1e-2 * scale
-    for rounds in (4, 0):  # the default, and no least-squares round at all (the last resort alone)
-        fixed, info = restore_feasibility(op, bad, max_rounds=rounds)
-        assert op.violation(fixed) <= 1e-10 * constraint_scale(op.constraints(fixed))
-        assert info["violation_after"] <= 1e-10
-    assert info["zeroed_groups"] >= 1
-    zeroed = (fixed.abs().sum(0) == 0) & (bad.abs().sum(0) > 0)
-    assert bool(wrecked[group][zeroed].all())  # only wrecked groups were zeroed
-    kept = ~wrecked[group]
-    assert torch.allclose(fixed[:, kept], Q[:, kept], atol=1e-8 * float(Q.abs().max()))
-
-
 def test_a_stalled_solve_is_reported_with_its_certificate():
     """The finisher shared by the constrained solvers maps a stall to status "stalled",
     warns with the duality gap, and keeps a bound certified before the last clean-up."""

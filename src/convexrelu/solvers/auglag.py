@@ -125,10 +125,7 @@ def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_round
        ``adjoint`` per step. Other entries move by about the violation.
 
     Rounds stop once the violation is below the target; a round that does not lower
-    the violation is discarded. If the violation is still above the target after the
-    rounds (a solve stopped early, far from feasibility), every group with a violated
-    row is set to zero: the point returned always satisfies the constraints to
-    ``target`` (the objective pays for it; ``info["zeroed_groups"]`` says how many).
+    the violation is discarded.
 
     Returns
     -------
@@ -143,7 +140,7 @@ def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_round
     info = {"violation_before": viol / scale, "rounds": 0, "cg_iterations": 0}
     # the margin must exceed the rounding of K Q in this dtype (d terms of size ~scale)
     margin = max(1e-2 * target, 8 * math.sqrt(op.n_features) * eps) * scale
-    info["zeroed_blocks"] = info["zeroed_groups"] = 0
+    info["zeroed_blocks"] = 0
     active = None
     for _ in range(max_rounds):
         if viol <= target * scale:
@@ -202,26 +199,8 @@ def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_round
             break
         Q, cons, viol = Q_new, cons_new, viol_new
         scale = constraint_scale(cons)
-    if viol > target * scale:
-        # last resort (a solve stopped far from feasibility): zero every group with a
-        # violated row; K is block diagonal over the groups, so the rest stays as it is
-        Q, cons, info["zeroed_groups"] = _zero_violating_groups(op, Q, cons, target * scale)
-        scale, viol = constraint_scale(cons), _violation(cons)
-    info["violation_after"] = viol / scale if scale > 0 else 0.0
+    info["violation_after"] = viol / scale
     return Q, info
-
-
-def _zero_violating_groups(op, Q: torch.Tensor, cons, threshold: float):
-    """``Q`` with the blocks of every group that has a constraint value below
-    ``-threshold`` set to zero, its constraint values, and the number of groups zeroed."""
-    group = torch.as_tensor(op.group_np, device=Q.device)
-    bad = torch.zeros(op.n_groups, dtype=torch.bool, device=Q.device)
-    if op.cone_first:
-        bad[group[(cons[0] < -threshold).any(dim=0)]] = True
-    if op.cone_second:
-        bad |= (cons[-1] < -threshold).any(dim=0)
-    Q = Q * (~bad[group]).to(Q.dtype)
-    return Q, op.constraints(Q), int(bad.sum())
 
 
 class AugmentedLagrangian(Solver):
