@@ -291,6 +291,16 @@ def test_ipm_float32_program_is_solved_in_float64():
     assert sol.converged and _relative(sol.objective, reference(ThreeLayerReLUProgram, "squared").objective) <= 1e-5
 
 
+def _spread_blocks(r, G, p):
+    """``G`` random symmetric positive definite ``p x p`` blocks with eigenvalues spread
+    over 14 orders of magnitude (as near an interior-point optimum)."""
+    blocks = []
+    for _ in range(G):
+        Qm = np.linalg.qr(r.standard_normal((p, p)))[0]
+        blocks.append(Qm @ np.diag(10.0 ** r.uniform(-6, 8, p)) @ Qm.T)
+    return torch.tensor(np.stack(blocks))
+
+
 @pytest.mark.parametrize("woodbury", [True, False])
 def test_ipm_newton_system_against_a_dense_solve(woodbury):
     """``(H + U U^T) x = r`` by the preconditioned solver, H block diagonal with blocks
@@ -300,11 +310,7 @@ def test_ipm_newton_system_against_a_dense_solve(woodbury):
     r = np.random.default_rng(0)
     G, p = 6, 4
     k = 5 if woodbury else 40
-    blocks = []
-    for g in range(G):
-        Qm = np.linalg.qr(r.standard_normal((p, p)))[0]
-        blocks.append(Qm @ np.diag(10.0 ** r.uniform(-6, 8, p)) @ Qm.T)
-    H = torch.tensor(np.stack(blocks))
+    H = _spread_blocks(r, G, p)
     U = torch.tensor(r.standard_normal((G, p, k)))
     rhs = torch.tensor(r.standard_normal((G, p)))
     system = _NewtonSystem(H, U)
@@ -327,11 +333,7 @@ def test_ipm_newton_system_with_shared_signed_parts_and_leading_zero_rows(woodbu
     r = np.random.default_rng(1)
     G, p, lead, K = 6, 5, 1, 3
     k = 4 if woodbury else 40
-    blocks = []
-    for g in range(G):
-        Qm = np.linalg.qr(r.standard_normal((p, p)))[0]
-        blocks.append(Qm @ np.diag(10.0 ** r.uniform(-6, 8, p)) @ Qm.T)
-    H = torch.tensor(np.stack(blocks))
+    H = _spread_blocks(r, G, p)
     U = torch.tensor(r.standard_normal((K, p - lead, k)))
     classes = torch.tensor([0, 1, 0, 2, 1, 0])
     sign = torch.tensor([1.0, -1.0, -1.0, 1.0, 1.0, -1.0], dtype=torch.float64)

@@ -37,8 +37,8 @@ blocks (one batched Cholesky and one ``n C x n C`` Cholesky; a dense Cholesky wh
 to sign (:meth:`BlockOperator.coefficient_classes`: the two signs of every pattern)
 share one factor of the Woodbury matrix, which halves its product. Cost per iteration:
 ``O(n^2 C^2 d B)`` flops for the Woodbury matrix (one GEMM) and ``O(n d^2 m B)`` for the
-blocks; memory ``O(n C d B)``: meant for ``n C`` up to a few thousand. It reaches ``1e-7`` relative
-accuracy in 10 to 60 iterations whatever the conditioning; the returned point is
+blocks; memory ``O(n C d B)``: meant for ``n C`` up to a few thousand. It reaches
+``1e-7`` relative accuracy in 10 to 60 iterations whatever the conditioning; the returned point is
 feasible (``K Q >= 0`` to rounding: the slacks stay positive and the infeasibility
 ``K Q - s`` vanishes geometrically, then :func:`~.auglag.restore_feasibility` removes
 what rounding left).
@@ -369,12 +369,12 @@ class InteriorPoint(Solver):
             nt = _steps.nt_scaling(t, Q, y0, y1)
             lam0, lam1 = _steps.nt_apply(*nt, y0, y1)
             Winv2 = _steps.nt_inverse_square(*nt)
+            inv_s = tuple(1.0 / si for si in s)
+            zs = tuple(zi * isi for zi, isi in zip(z, inv_s))  # z / s, the barrier weights
+            zsrp = tuple(a * b for a, b in zip(zs, rp))
+            if U is None or not loss.quadratic:  # a quadratic loss has a constant Hessian
+                U = self._loss_factor(op, loss, Z, Y, coef, out, gidx, classes)
             try:
-                inv_s = tuple(1.0 / si for si in s)
-                zs = tuple(zi * isi for zi, isi in zip(z, inv_s))  # z / s, the barrier weights
-                zsrp = tuple(a * b for a, b in zip(zs, rp))
-                if U is None or not loss.quadratic:  # a quadratic loss has a constant Hessian
-                    U = self._loss_factor(op, loss, Z, Y, coef, out, gidx, classes)
                 system = self._newton_system(op, U, Winv2, zs, gidx, classes)
             except SolverError:
                 if it == 1:
