@@ -235,23 +235,21 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
                          f"{r['final_rel']:.1e} | {r['final_violation']:.1e} | {s['time'] / r['final_time']:.2f}x |")
             else:
                 L.append(f"| {kind} | {s.get('error', 'failed')} | | | | | | | | |")
-    L += ["", "### Floor (4): time per inner iteration / time of `X @ Q` + `X.T @ T` (target <= 2)", ""]
-    L.append("| program | n | d | blocks | dtype | ms / iteration | ms two GEMMs | ratio |")
-    L.append("|---|---|---|---|---|---|---|---|")
+    L += _table("Floor (4): time per inner iteration / time of `X @ Q` + `X.T @ T` (target <= 2)",
+                ["program", "n", "d", "blocks", "dtype", "ms / iteration", "ms two GEMMs", "ratio"])
     for f in floors:
         L.append(f"| {f['label']} | {f['n']} | {f['d']} | {f['blocks']} | {f['dtype']} | {1e3 * f['per_iteration']:.3f} | "
                  f"{1e3 * f['two_gemms']:.3f} | {f['ratio']:.2f} |")
     if ipm_floors:
-        L += ["", "### Floor (4) of the interior point: time per Newton iteration / time of its Woodbury product `V^T V`", ""]
-        L.append("| program | n | d | blocks | rows of V | threads | ms / iteration | ms V^T V | ratio |")
-        L.append("|---|---|---|---|---|---|---|---|---|")
+        L += _table("Floor (4) of the interior point: time per Newton iteration / time of its Woodbury product `V^T V`",
+                    ["program", "n", "d", "blocks", "rows of V", "threads", "ms / iteration", "ms V^T V", "ratio"])
         for f in ipm_floors:
             L.append(f"| {f['label']} | {f['n']} | {f['d']} | {f['blocks']} | {f['rows']} | {f['threads']} | "
                      f"{1e3 * f['per_iteration']:.1f} | {1e3 * f['woodbury_gemm']:.1f} | {f['ratio']:.2f} |")
     if scales:
-        L += ["", "### Scale (3): three-layer, m1=3, float32, augmented Lagrangian (tol 1e-4, feas_tol 1e-6, max_time 110 s)", ""]
-        L.append("| n | d | patterns | blocks | wall s | solve s | iterations | ms / iteration | peak GB | status | stationarity | violation |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        L += _table("Scale (3): three-layer, m1=3, float32, augmented Lagrangian (tol 1e-4, feas_tol 1e-6, max_time 110 s)",
+                    ["n", "d", "patterns", "blocks", "wall s", "solve s", "iterations", "ms / iteration", "peak GB",
+                     "status", "stationarity", "violation"])
         for s in scales:
             if "skipped" in s or "error" in s:
                 L.append(f"| {s['n']} | {s.get('skipped') or 'child failed'} | | | | | | | | | | |")
@@ -265,6 +263,12 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
 
 def _e(v):
     return "n/a" if v is None else f"{v:+.1e}"
+
+
+def _table(title: str, columns: list[str]) -> list[str]:
+    """The lines opening a Markdown table: a blank line, the ``###`` title, a blank line,
+    the header and its rule."""
+    return ["", f"### {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
 
 
 if __name__ == "__main__":
