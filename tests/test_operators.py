@@ -271,3 +271,57 @@ def test_coefficient_classes_share_the_model_up_to_sign(cls, loss):
             assert not (same_output and (torch.equal(ga, gb) or torch.equal(ga, -gb)))
     if cls is not GatedReLUProgram:  # the two signs of a pattern share it
         assert len(reps) <= G // 2
+
+
+@pytest.mark.parametrize("cls", PROGRAMS)
+def test_live_groups_are_the_groups_with_model_coefficients(cls):
+    """A group is live iff some block of it has a non-zero model coefficient (checked on
+    the dense coefficients); the three-layer programs here have dead groups."""
+    op = _program(cls, seed=2).operator
+    coef, _ = op.model_coefficients()
+    dense = np.array([bool((coef[:, op.group_np == g] != 0).any()) for g in range(op.n_groups)])
+    live = op.live_groups()
+    assert live.dtype == bool and np.array_equal(live, dense)
+    if cls is ThreeLayerReLUProgram:
+        assert not live.all()
+
+
+def _zero_outside(T, cols) -> bool:
+    rest = torch.ones(T.shape[1], dtype=torch.bool)
+    rest[torch.as_tensor(cols)] = False
+    return bool((T[:, rest] == 0).all())
+
+
+@pytest.mark.parametrize("cls", PROGRAMS)
+def test_restrict_and_extend_are_the_program_on_a_subset_of_groups(cls):
+    """The restricted operator is the full one with the other groups at zero: same model,
+    the kept blocks' and groups' constraint rows, and an adjoint that is the full adjoint
+    of the extended multipliers on the kept blocks."""
+    op = _program(cls, seed=2).operator
+    groups = np.arange(0, op.n_groups, 2)
+    sub, blocks = op.restrict(groups)
+    assert sub.n_groups == len(groups) and np.array_equal(blocks, np.flatnonzero(np.isin(op.group_np, groups)))
+    Q = _random_like(sub.shape, 1)
+    lam = tuple(_random_like(s, 2 + i) for i, s in enumerate(sub.constraint_shapes))
+    Qf, lamf = op.extend(Q, lam, groups)
+    assert torch.equal(Qf[:, blocks], Q) and _zero_outside(Qf, blocks)
+    Zs, cs = sub.apply(Q)
+    Zf, cf = op.apply(Qf)
+    torch.testing.assert_close(Zs, Zf)
+    cols = ([blocks] if op.cone_first else []) + ([groups] if op.cone_second else [])
+    for a, b, lf, ls, c in zip(cs, cf, lamf, lam, cols):
+        torch.testing.assert_close(a, b[:, c])
+        assert torch.equal(lf[:, c], ls) and _zero_outside(lf, c)
+    R = _random_like((op.n_samples, op.n_outputs), 9)
+    torch.testing.assert_close(sub.adjoint(R, lam), op.adjoint(R, lamf)[:, blocks])
+    with pytest.raises(ValueError, match="groups: expected increasing indices"):
+        op.restrict([3, 1])
+
+
+def test_operator_tensors_are_row_major_whatever_the_input_order():
+    """Column-major masks (what fancy indexing of columns gives) are copied to row-major,
+    so that elementwise results are row-major too."""
+    op = _program(ThreeLayerReLUProgram).operator
+    sub, _ = op.restrict(np.arange(1, op.n_groups))
+    assert sub.first_np.flags.c_contiguous and sub._sd1.is_contiguous() and sub._s1.is_contiguous()
+    assert sub.constraints(sub.zeros())[0].is_contiguous()

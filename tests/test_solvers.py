@@ -473,3 +473,20 @@ def test_a_stalled_solve_is_reported_with_its_certificate():
                                    lower_bound=ref.objective - 1e-12)
     assert sol.status == "stalled" and not sol.converged
     assert sol.lower_bound == pytest.approx(ref.objective - 1e-12, abs=1e-9)  # the larger of the two bounds
+
+
+def test_ipm_presolve_fixes_dead_groups_at_zero():
+    """Groups that cannot change the model (BlockOperator.live_groups) are zero in the
+    interior-point solution, which still matches CVXPY and certifies its gap on the whole
+    program (the three-layer program here has such groups)."""
+    prog = program(ThreeLayerReLUProgram, "squared")
+    live = prog.operator.live_groups()
+    assert not live.all()
+    sol = solved("ipm", ThreeLayerReLUProgram, "squared")
+    assert sol.info["dead_groups"] == int((~live).sum())
+    dead_blocks = ~live[prog.operator.group_np]
+    assert np.all(np.asarray(sol.weights)[:, dead_blocks] == 0)
+    assert [m.shape for m in sol.multipliers] == list(prog.operator.constraint_shapes)
+    ref = reference(ThreeLayerReLUProgram, "squared")
+    assert abs(sol.objective - ref.objective) <= 1e-6 * max(1.0, abs(ref.objective))
+    assert sol.lower_bound <= ref.objective + 1e-9 and sol.relative_gap <= 1e-6

@@ -76,15 +76,17 @@ class BlockOperator:
         dtype: torch.dtype = torch.float64,
         device: str | torch.device = "cpu",
     ):
-        self.X_np = np.asarray(X, dtype=np.float64)
-        self.first_np = np.asarray(first, dtype=bool)
+        # row-major copies: a column-major mask (e.g. a column subset made by fancy
+        # indexing) would make every elementwise result column-major, and slow
+        self.X_np = np.ascontiguousarray(X, dtype=np.float64)
+        self.first_np = np.ascontiguousarray(first, dtype=bool)
         self.signs_np = np.asarray(signs, dtype=np.float64)
         self.group_np = np.asarray(group, dtype=np.int64)
         self.sigma_np = np.asarray(sigma, dtype=np.float64)
         self.output_np = np.asarray(output, dtype=np.int64)
         n, B = self.first_np.shape
         G = len(self.sigma_np)
-        self.second_np = None if second is None else np.asarray(second, dtype=bool)
+        self.second_np = None if second is None else np.ascontiguousarray(second, dtype=bool)
         if cone_second and self.second_np is None:
             raise ValueError("cone_second: a second-layer constraint needs second-layer patterns")
         if self.X_np.shape[0] != n:
@@ -354,6 +356,65 @@ class BlockOperator:
         else:
             coef = self._sd1 * self._group_expand(self._d2s)
         return coef, self._output[self._group]
+
+    def live_groups(self) -> np.ndarray:
+        """Groups whose part of the model is not identically zero: bool array (G,).
+
+        Group ``g`` is dead when ``sigma_g D2_g s_b D1_b = 0`` for all its blocks ``b``
+        (:meth:`model_coefficients`): a three-layer pattern whose second layer is off
+        wherever its first-layer blocks are on, or an all-zero first-layer pattern. Its
+        variables then enter the program only through ``beta ||q_g||`` and its own cone
+        constraints ``K_g q_g >= 0`` (the constraints are block diagonal over the
+        groups), so ``q_g = 0`` at every optimum: the program restricted to the live
+        groups (:meth:`restrict`) has the same optimal value.
+        """
+        coef, _ = self.model_coefficients()
+        live_blocks = (coef != 0).any(dim=0).cpu().numpy()
+        return np.bincount(self.group_np, weights=live_blocks, minlength=self.n_groups) > 0
+
+    def restrict(self, groups) -> tuple["BlockOperator", np.ndarray]:
+        """The operator of the program over a subset of the groups (the others fixed at
+        zero).
+
+        Parameters
+        ----------
+        groups : int array (G',), increasing group indices
+
+        Returns
+        -------
+        operator : BlockOperator over the G' groups (blocks in their original order)
+        blocks : int array (B',), the blocks kept: column ``j`` of the restricted ``Q``
+            is column ``blocks[j]`` of this operator's ``Q``; the second-cone rows of
+            group ``j`` are those of group ``groups[j]``.
+        """
+        keep = np.asarray(groups, dtype=np.int64).reshape(-1)
+        if keep.size and (np.any(np.diff(keep) <= 0) or keep[0] < 0 or keep[-1] >= self.n_groups):
+            raise ValueError(f"groups: expected increasing indices in [0, {self.n_groups}), got {keep.tolist()}")
+        blocks = np.flatnonzero(np.isin(self.group_np, keep))
+        remap = np.full(self.n_groups, -1, dtype=np.int64)
+        remap[keep] = np.arange(keep.size)
+        sub = BlockOperator(
+            self.X_np, self.first_np[:, blocks], self.signs_np[blocks], remap[self.group_np[blocks]],
+            None if self.second_np is None else self.second_np[:, keep], self.sigma_np[keep], self.output_np[keep],
+            self.n_outputs, cone_first=self.cone_first, cone_second=self.cone_second, dtype=self.dtype,
+            device=self.device)
+        return sub, blocks
+
+    def extend(self, Q: torch.Tensor, multipliers, groups) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """``Q`` and cone multipliers of the restriction to ``groups`` (:meth:`restrict`)
+        as this operator's, zero on the other groups: shapes (d, B) and
+        :attr:`constraint_shapes`."""
+        keep = torch.as_tensor(np.asarray(groups, dtype=np.int64), device=Q.device)
+        blocks = torch.as_tensor(np.flatnonzero(np.isin(self.group_np, np.asarray(groups))), device=Q.device)
+        full = Q.new_zeros(self.shape)
+        full[:, blocks] = Q
+        cols = ([blocks] if self.cone_first else []) + ([keep] if self.cone_second else [])
+        out = []
+        for m, shape, idx in zip(multipliers, self.constraint_shapes, cols):
+            big = m.new_zeros(shape)
+            big[:, idx] = m
+            out.append(big)
+        return full, tuple(out)
 
     def coefficient_classes(self, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Groups whose part of the model is the same up to sign.

@@ -91,6 +91,13 @@ class ConvexProgram:
         new.beta = check_beta(beta)
         return new
 
+    def restrict(self, groups) -> tuple["ConvexProgram", np.ndarray]:
+        """The program over a subset of the groups, the others fixed at zero
+        (:meth:`BlockOperator.restrict`): a plain :class:`ConvexProgram` (same loss,
+        targets and beta; no recovery) and the blocks it keeps."""
+        operator, blocks = self.operator.restrict(groups)
+        return ConvexProgram(operator, self.loss, self.Y_np, self.beta), blocks
+
     def as_tensor(self, Q) -> torch.Tensor:
         """``Q`` as a tensor of the program's dtype and device, checked for shape (d, B)."""
         if isinstance(Q, np.ndarray) and not Q.flags.writeable:

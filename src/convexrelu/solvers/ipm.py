@@ -56,6 +56,7 @@ import logging
 import math
 import time
 
+import numpy as np
 import torch
 
 from . import _steps
@@ -273,13 +274,52 @@ class InteriorPoint(Solver):
         start = time.perf_counter()
         if program.dtype != torch.float64:
             program = program.to(dtype=torch.float64)  # the Newton systems need float64
-        op, loss, Y, beta = program.operator, program.loss, program.Y, program.beta
-        if not beta > 0:
+        if not program.beta > 0:
             raise ValueError(f"InteriorPoint: needs beta > 0 (the penalty keeps the Newton systems definite), got "
-                             f"beta={beta}; use solver='cvxpy' or 'admm'")
+                             f"beta={program.beta}; use solver='cvxpy' or 'admm'")
+        tol = _dtype_tol(self.tol, program.dtype)
+        Q, _, _ = _initial_point(program, init)
+        if not bool(torch.isfinite(Q).all()):
+            raise SolverError("InteriorPoint: the starting point is not finite (init has NaN or infinite entries)")
+        # presolve: the groups that cannot change the model are zero at every optimum
+        # (BlockOperator.live_groups); the iterations run on the others
+        op = program.operator
+        live = op.live_groups()
+        part, groups = program, None
+        if live.any() and not live.all():
+            groups = np.flatnonzero(live)
+            part, blocks = program.restrict(groups)
+            Q = Q[:, torch.as_tensor(blocks, device=Q.device)]
+        Q, z, run = self._iterate(part, Q, tol, start)
+        if groups is not None:
+            Q, z = op.extend(Q, z, groups)
+        res, it = run["res"], run["iterations"]
+        lower = dual_lower_bound(program, Q, z)[0]  # before the clean-up below moves Q slightly
+        info = dict(res)
+        info["system"] = run["system"]
+        info["dead_groups"] = int((~live).sum()) if groups is not None else 0
+        if op.has_constraints:
+            info["violation_before_repair"] = relative_violation(op, Q)
+            Q, info["repair"] = restore_feasibility(op, Q)
+        Q, info["zeroed_blocks"] = _drop_negligible_blocks(program, Q, tol)
+        stop = None if run["converged"] else (f"max_time={self.max_time}s" if run["timed_out"] else (
+            f"stall (rounding stops the progress near the boundary of the cones; certified relative gap "
+            f"{res.get('certified_gap', math.inf):.2e})"
+            if run["stalled"] else f"max_iter={self.max_iter}"))
+        return constrained_solution(
+            program, Q, z, solver="ipm", label="InteriorPoint", knob="tol", converged=run["converged"], stop=stop,
+            iterations=it, start=start, history=run["history"], info=info, lower_bound=lower,
+            residuals=f"after {it} iterations with complementarity {res['gap_residual']:.3e}, primal residual "
+                      f"{res['primal_residual']:.3e} and dual residual {res['dual_residual']:.3e} (tol {tol:.1e})",
+        )
+
+    def _iterate(self, program, Q: torch.Tensor, tol: float, start: float):
+        """The Newton iterations from ``Q``: ``(Q, z, run)`` with ``z`` the multipliers of
+        the linear cones and ``run`` what the solution reports (residuals, history,
+        iterations, why it stopped)."""
+        op, loss, Y, beta = program.operator, program.loss, program.Y, program.beta
         dtype, device = program.dtype, program.device
         kw = dict(dtype=dtype, device=device)
-        tol = _dtype_tol(self.tol, dtype)
         X = op.X
         n, d = X.shape
         B = op.n_blocks
@@ -302,9 +342,6 @@ class InteriorPoint(Solver):
             tp[gidx.reshape(-1)] = V[:, :m].reshape(-1)
             return Qp[:, :B], tp[:B]
 
-        Q, _, _ = _initial_point(program, init)
-        if not bool(torch.isfinite(Q).all()):
-            raise SolverError("InteriorPoint: the starting point is not finite (init has NaN or infinite entries)")
         # start: (t, q) = (||q|| + 1, q) and its dual (y0, y1) = (beta, 0) for the group-norm
         # cones (y0 = beta at every optimum), slacks and multipliers at one for the linear cones
         t = torch.linalg.vector_norm(Q, dim=0) + 1.0
@@ -473,23 +510,10 @@ class InteriorPoint(Solver):
             z = tuple(torch.add(zi, dzi, alpha=alpha) for zi, dzi in zip(z, dz))
             y0 = y0 + alpha * dy0
             y1 = y1 + alpha * dy1
-        lower = dual_lower_bound(program, Q, z)[0]  # before the clean-up below moves Q slightly
-        info = dict(res)
-        info["system"] = None if system is None else ("woodbury" if system.woodbury else "dense")
-        if op.has_constraints:
-            info["violation_before_repair"] = relative_violation(op, Q)
-            Q, info["repair"] = restore_feasibility(op, Q)
-        Q, info["zeroed_blocks"] = _drop_negligible_blocks(program, Q, tol)
-        stop = None if converged else (f"max_time={self.max_time}s" if timed_out else (
-            f"stall (rounding stops the progress near the boundary of the cones; certified relative gap "
-            f"{res.get('certified_gap', math.inf):.2e})"
-            if stalled >= self.max_stall else f"max_iter={self.max_iter}"))
-        return constrained_solution(
-            program, Q, z, solver="ipm", label="InteriorPoint", knob="tol", converged=converged, stop=stop,
-            iterations=it, start=start, history=history, info=info, lower_bound=lower,
-            residuals=f"after {it} iterations with complementarity {res['gap_residual']:.3e}, primal residual "
-                      f"{res['primal_residual']:.3e} and dual residual {res['dual_residual']:.3e} (tol {tol:.1e})",
-        )
+        run = {"res": res, "iterations": it, "history": history, "converged": converged, "timed_out": timed_out,
+               "stalled": stalled >= self.max_stall,
+               "system": None if system is None else ("woodbury" if system.woodbury else "dense")}
+        return Q, z, run
 
     @staticmethod
     def _newton_system(op, U, Winv2, zs, gidx, classes) -> _NewtonSystem:
