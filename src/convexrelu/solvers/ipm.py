@@ -140,7 +140,7 @@ class _NewtonSystem:
             Linv = self.Linv[:, self.lead:, self.lead:]
             S = torch.zeros((K, q, q), **kw).index_add_(0, self.cls, Linv.mT @ Linv)
             R = _cholesky(S)
-            Vf = (R.mT @ U).reshape(K * q, k)  # Vf^T Vf = sum_c U_c^T S_c U_c
+            Vf = (R.mT.contiguous() @ U).reshape(K * q, k)  # Vf^T Vf = sum_c U_c^T S_c U_c
             cap = Vf.T @ Vf
             cap.diagonal().add_(1.0)
             self.Lc = _cholesky(cap)  # I + U^T Hs^{-1} U
@@ -551,7 +551,8 @@ class InteriorPoint(Solver):
         C = F.shape[2]
         cf = coef[:, :, None] * F[:, out, :]  # (n, B, C): row r of block b, factor column c
         cfg = torch.cat([cf, cf.new_zeros((n, 1, C))], 1)[:, gidx[reps], :]  # (n, K, m, C)
-        return torch.einsum("rgjc,re->gjerc", cfg, op.X).reshape(len(reps), gidx.shape[1] * d, n * C)
+        # row-major: every Newton system reads it by class (a batched product) and flat
+        return torch.einsum("rgjc,re->gjerc", cfg, op.X).reshape(len(reps), gidx.shape[1] * d, n * C).contiguous()
 
 
 def _stationarity(op, loss, Z, Y, z, y0, y1, beta):
