@@ -308,7 +308,9 @@ def test_restrict_and_extend_are_the_program_on_a_subset_of_groups(cls):
     Zs, cs = sub.apply(Q)
     Zf, cf = op.apply(Qf)
     torch.testing.assert_close(Zs, Zf)
-    cols = ([blocks] if op.cone_first else []) + ([groups] if op.cone_second else [])
+    cols = op.constraint_columns(groups)
+    expected = ([blocks] if op.cone_first else []) + ([groups] if op.cone_second else [])
+    assert len(cols) == len(expected) and all(np.array_equal(a, b) for a, b in zip(cols, expected))
     for a, b, lf, ls, c in zip(cs, cf, lamf, lam, cols):
         torch.testing.assert_close(a, b[:, c])
         assert torch.equal(lf[:, c], ls) and _zero_outside(lf, c)

@@ -400,19 +400,26 @@ class BlockOperator:
             device=self.device)
         return sub, blocks
 
+    def constraint_columns(self, groups) -> tuple[np.ndarray, ...]:
+        """The columns of each constraint array (:attr:`constraint_shapes`) that belong to
+        ``groups``: the groups' blocks for the first cone, the groups themselves for the
+        second. Column ``j`` of the restriction's array (:meth:`restrict`) is column
+        ``cols[j]`` of this operator's."""
+        groups = np.asarray(groups, dtype=np.int64)
+        blocks = np.flatnonzero(np.isin(self.group_np, groups))
+        return tuple(([blocks] if self.cone_first else []) + ([groups] if self.cone_second else []))
+
     def extend(self, Q: torch.Tensor, multipliers, groups) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """``Q`` and cone multipliers of the restriction to ``groups`` (:meth:`restrict`)
         as this operator's, zero on the other groups: shapes (d, B) and
         :attr:`constraint_shapes`."""
-        keep = torch.as_tensor(np.asarray(groups, dtype=np.int64), device=Q.device)
-        blocks = torch.as_tensor(np.flatnonzero(np.isin(self.group_np, np.asarray(groups))), device=Q.device)
+        blocks = np.flatnonzero(np.isin(self.group_np, np.asarray(groups)))
         full = Q.new_zeros(self.shape)
-        full[:, blocks] = Q
-        cols = ([blocks] if self.cone_first else []) + ([keep] if self.cone_second else [])
+        full[:, torch.as_tensor(blocks, device=Q.device)] = Q
         out = []
-        for m, shape, idx in zip(multipliers, self.constraint_shapes, cols):
+        for m, shape, cols in zip(multipliers, self.constraint_shapes, self.constraint_columns(groups)):
             big = m.new_zeros(shape)
-            big[:, idx] = m
+            big[:, torch.as_tensor(cols, device=m.device)] = m
             out.append(big)
         return full, tuple(out)
 

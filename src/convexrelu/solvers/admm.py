@@ -43,6 +43,7 @@ from ..regularizers import group_soft_threshold
 from . import _steps
 from .auglag import constrained_solution, relative_violation, restore_feasibility
 from .base import Solution, Solver, SolverError
+from ._presolve import on_live_groups
 from .fista import _dtype_tol, _initial_point
 
 __all__ = ["ADMM"]
@@ -166,6 +167,7 @@ class ADMM(Solver):
         self.max_time = None if max_time is None else float(max_time)
         self.verbose = bool(verbose)
 
+    @on_live_groups
     def solve(self, program, init=None) -> Solution:
         start = time.perf_counter()
         op, loss, Y, beta = program.operator, program.loss, program.Y, program.beta

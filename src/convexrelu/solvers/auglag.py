@@ -29,6 +29,7 @@ import torch
 from ..duality import dual_lower_bound
 from . import _steps
 from .base import ConvergenceWarning, Solution, Solver
+from ._presolve import on_live_groups
 from .fista import _RESTARTS, ALPart, _dtype_tol, _initial_point, fista_minimize, gradient_scale
 
 __all__ = ["AugmentedLagrangian", "restore_feasibility", "constraint_scale", "relative_violation"]
@@ -322,6 +323,7 @@ class AugmentedLagrangian(Solver):
         self.verbose = bool(verbose)
 
     # ------------------------------------------------------------------ solve
+    @on_live_groups
     def solve(self, program, init=None) -> Solution:
         start = time.perf_counter()
         op = program.operator

@@ -30,6 +30,7 @@ import torch
 from ..duality import dual_lower_bound
 from . import _steps
 from .base import ConvergenceWarning, Solution, Solver, SolverError
+from ._presolve import on_live_groups
 
 __all__ = ["FISTA", "fista_minimize", "LossPart", "ALPart"]
 
@@ -407,6 +408,7 @@ class FISTA(Solver):
         self.backtrack_factor = float(backtrack_factor)
         self.max_time = None if max_time is None else float(max_time)
 
+    @on_live_groups
     def solve(self, program, init=None) -> Solution:
         if program.has_constraints:
             raise ValueError(

@@ -43,11 +43,8 @@ feasible (``K Q >= 0`` to rounding: the slacks stay positive and the infeasibili
 ``K Q - s`` vanishes geometrically, then :func:`~.auglag.restore_feasibility` removes
 what rounding left).
 
-Presolve: a group whose part of the model is identically zero
-(:meth:`BlockOperator.live_groups`, e.g. a three-layer pattern whose second layer is off
-wherever its first-layer blocks are on) is zero at every optimum; the iterations run on
-the program restricted to the other groups (:meth:`BlockOperator.restrict`), and the
-solution, its multipliers and its certificate are those of the whole program.
+Presolve (:mod:`._presolve`, as in every first-order solver): the groups whose part of
+the model is identically zero are fixed at zero and the iterations run on the others.
 
 The multipliers ``z`` are the dual variables of the cone constraints: the returned
 :class:`~.base.Solution` carries them and the certified lower bound of theory.md,
@@ -62,10 +59,10 @@ import logging
 import math
 import time
 
-import numpy as np
 import torch
 
 from . import _steps
+from ._presolve import on_live_groups
 from .auglag import constrained_solution, relative_violation, restore_feasibility
 from ..duality import dual_lower_bound
 from .base import Solution, Solver, SolverError
@@ -280,6 +277,7 @@ class InteriorPoint(Solver):
         self.max_time = None if max_time is None else float(max_time)
         self.verbose = bool(verbose)
 
+    @on_live_groups
     def solve(self, program, init=None) -> Solution:
         start = time.perf_counter()
         if program.dtype != torch.float64:
@@ -291,23 +289,12 @@ class InteriorPoint(Solver):
         Q, _, _ = _initial_point(program, init)
         if not bool(torch.isfinite(Q).all()):
             raise SolverError("InteriorPoint: the starting point is not finite (init has NaN or infinite entries)")
-        # presolve: the groups that cannot change the model are zero at every optimum
-        # (BlockOperator.live_groups); the iterations run on the others
         op = program.operator
-        live = op.live_groups()
-        part, groups = program, None
-        if live.any() and not live.all():
-            groups = np.flatnonzero(live)
-            part, blocks = program.restrict(groups)
-            Q = Q[:, torch.as_tensor(blocks, device=Q.device)]
-        Q, z, run = self._iterate(part, Q, tol, start)
-        if groups is not None:
-            Q, z = op.extend(Q, z, groups)
+        Q, z, run = self._iterate(program, Q, tol, start)
         res, it = run["res"], run["iterations"]
         lower = dual_lower_bound(program, Q, z)[0]  # before the clean-up below moves Q slightly
         info = dict(res)
         info["system"] = run["system"]
-        info["dead_groups"] = int((~live).sum()) if groups is not None else 0
         if op.has_constraints:
             info["violation_before_repair"] = relative_violation(op, Q)
             Q, info["repair"] = restore_feasibility(op, Q)
