@@ -37,6 +37,7 @@ from convexrelu import GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProg
 from convexrelu.solvers import (  # noqa: E402
     ADMM, AugmentedLagrangian, ConvergenceWarning, CVXPYSolver, FISTA, InteriorPoint,
 )
+from convexrelu.solvers._presolve import live_part  # noqa: E402
 from convexrelu.solvers.auglag import relative_violation  # noqa: E402
 from convexrelu.solvers.fista import ALPart, LossPart, fista_minimize, gradient_scale  # noqa: E402
 
@@ -242,7 +243,9 @@ def _time(fn, repeat):
 
 
 def floor(program, solution=None, *, iterations: int = 200):
-    """Time per inner FISTA iteration over time of the two GEMMs ``X @ Q``, ``X.T @ T``."""
+    """Time per inner FISTA iteration over time of the two GEMMs ``X @ Q``, ``X.T @ T``,
+    on the live part of the program (what the solvers iterate on: their presolve)."""
+    program, solution, _ = live_part(program, solution)
     op = program.operator
     Q0 = op.zeros() if solution is None else program.as_tensor(np.array(solution.weights))
     if program.has_constraints:
@@ -280,14 +283,13 @@ def ipm_floor(program, *, iterations: int = 12, threads: int | None = None):
         _solve(InteriorPoint(max_iter=2), program)  # warm-up
         sol, t = _solve(solver, program)
         per_iter = t / sol.iterations
-        live = op.live_groups()  # the solver iterates on the live groups (its presolve)
-        part = op if live.all() else op.restrict(np.flatnonzero(live))[0]
+        part = live_part(program)[0].operator  # what the solver iterates on (its presolve)
         rows = len(part.coefficient_classes()[2]) * part.padded_groups().shape[1] * part.n_features
         V = torch.randn((rows, op.n_samples * op.n_outputs), dtype=torch.float64)
         repeat = max(3, min(50, int(0.5 / max(per_iter, 1e-6))))
         gemm = _time(lambda: V.T @ V, repeat)
     n, d = op.X.shape
-    return {"n": n, "d": d, "blocks": op.n_blocks, "rows": rows, "dtype": "float64", "per_iteration": per_iter,
+    return {"n": n, "d": d, "blocks": part.n_blocks, "rows": rows, "dtype": "float64", "per_iteration": per_iter,
             "woodbury_gemm": gemm, "ratio": per_iter / gemm, "threads": threads or torch.get_num_threads()}
 
 

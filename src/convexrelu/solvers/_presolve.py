@@ -22,7 +22,7 @@ import torch
 
 from .base import Solution
 
-__all__ = ["on_live_groups"]
+__all__ = ["live_part", "on_live_groups"]
 
 
 def on_live_groups(solve):
@@ -33,16 +33,25 @@ def on_live_groups(solve):
     @functools.wraps(solve)
     def wrapper(self, program, init=None) -> Solution:
         start = time.perf_counter()
-        live = program.operator.live_groups()
-        if live.all() or not live.any():
-            sol = solve(self, program, init)
+        part, part_init, groups = live_part(program, init)
+        sol = solve(self, part, part_init)
+        if groups is None:
             return dataclasses.replace(sol, info={**sol.info, "dead_groups": 0})
-        groups = np.flatnonzero(live)
-        part, blocks = program.restrict(groups)
-        sol = solve(self, part, _restrict_init(program, init, groups, blocks))
         return _extend(program, sol, groups, time.perf_counter() - start)
 
     return wrapper
+
+
+def live_part(program, init=None):
+    """``(part, part_init, groups)``: the program restricted to its live groups, ``init``
+    restricted to them, and the live groups (``(program, init, None)`` when every group
+    is live, or none is)."""
+    live = program.operator.live_groups()
+    if live.all() or not live.any():
+        return program, init, None
+    groups = np.flatnonzero(live)
+    part, blocks = program.restrict(groups)
+    return part, _restrict_init(program, init, groups, blocks), groups
 
 
 def _restrict_init(program, init, groups, blocks):
