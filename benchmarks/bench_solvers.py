@@ -188,6 +188,7 @@ def versus_scnn(kind: str, n: int, d: int, patterns: int, *, program=None, refer
     y = prog.Y_np
     G = prog.patterns.generators
     P = G.shape[1]
+
     def fit(X, y, G, lam):
         model = ConvexReLU(G, c=1, bias=False) if kind == "relu" else ConvexGatedReLU(G, c=1, bias=False)
         solver = AL(model) if kind == "relu" else RFISTA(model)

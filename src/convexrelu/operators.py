@@ -372,6 +372,10 @@ class BlockOperator:
         live_blocks = (coef != 0).any(dim=0).cpu().numpy()
         return np.bincount(self.group_np, weights=live_blocks, minlength=self.n_groups) > 0
 
+    def _blocks_of(self, groups) -> np.ndarray:
+        """The blocks of ``groups``, in increasing order."""
+        return np.flatnonzero(np.isin(self.group_np, np.asarray(groups, dtype=np.int64)))
+
     def restrict(self, groups) -> tuple["BlockOperator", np.ndarray]:
         """The operator of the program over a subset of the groups (the others fixed at
         zero).
@@ -390,7 +394,7 @@ class BlockOperator:
         keep = np.asarray(groups, dtype=np.int64).reshape(-1)
         if keep.size and (np.any(np.diff(keep) <= 0) or keep[0] < 0 or keep[-1] >= self.n_groups):
             raise ValueError(f"groups: expected increasing indices in [0, {self.n_groups}), got {keep.tolist()}")
-        blocks = np.flatnonzero(np.isin(self.group_np, keep))
+        blocks = self._blocks_of(keep)
         remap = np.full(self.n_groups, -1, dtype=np.int64)
         remap[keep] = np.arange(keep.size)
         sub = BlockOperator(
@@ -406,16 +410,14 @@ class BlockOperator:
         second. Column ``j`` of the restriction's array (:meth:`restrict`) is column
         ``cols[j]`` of this operator's."""
         groups = np.asarray(groups, dtype=np.int64)
-        blocks = np.flatnonzero(np.isin(self.group_np, groups))
-        return tuple(([blocks] if self.cone_first else []) + ([groups] if self.cone_second else []))
+        return tuple(([self._blocks_of(groups)] if self.cone_first else []) + ([groups] if self.cone_second else []))
 
     def extend(self, Q: torch.Tensor, multipliers, groups) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """``Q`` and cone multipliers of the restriction to ``groups`` (:meth:`restrict`)
         as this operator's, zero on the other groups: shapes (d, B) and
         :attr:`constraint_shapes`."""
-        blocks = np.flatnonzero(np.isin(self.group_np, np.asarray(groups)))
         full = Q.new_zeros(self.shape)
-        full[:, torch.as_tensor(blocks, device=Q.device)] = Q
+        full[:, torch.as_tensor(self._blocks_of(groups), device=Q.device)] = Q
         out = []
         for m, shape, cols in zip(multipliers, self.constraint_shapes, self.constraint_columns(groups)):
             big = m.new_zeros(shape)
