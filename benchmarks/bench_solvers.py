@@ -38,6 +38,7 @@ from convexrelu.solvers import (  # noqa: E402
     ADMM, AugmentedLagrangian, ConvergenceWarning, CVXPYSolver, FISTA, InteriorPoint,
 )
 from convexrelu.solvers._presolve import live_part  # noqa: E402
+from convexrelu.solvers.ipm import _gram_lower  # noqa: E402
 from convexrelu.solvers.auglag import relative_violation  # noqa: E402
 from convexrelu.solvers.fista import ALPart, LossPart, fista_minimize, gradient_scale  # noqa: E402
 
@@ -276,8 +277,9 @@ def floor(program, solution=None, *, iterations: int = 200):
 def ipm_floor(program, *, iterations: int = 12, threads: int | None = None):
     """Interior point: time per Newton iteration over the time of its one unavoidable
     dense product, the Woodbury matrix ``V^T V`` (``V`` of shape (K m d, n C): ``K``
-    classes of groups sharing their model part up to sign, ``m`` blocks per group), measured
-    in the same process."""
+    classes of groups sharing their model part up to sign, ``m`` blocks per group) computed
+    as the solver does (on and below the diagonal, by block columns), measured in the same
+    process."""
     op = program.operator
     with _threads(threads):
         solver = InteriorPoint(max_iter=iterations, tol=1e-14)
@@ -288,7 +290,7 @@ def ipm_floor(program, *, iterations: int = 12, threads: int | None = None):
         rows = len(part.coefficient_classes()[2]) * part.padded_groups().shape[1] * part.n_features
         V = torch.randn((rows, op.n_samples * op.n_outputs), dtype=torch.float64)
         repeat = max(3, min(50, int(0.5 / max(per_iter, 1e-6))))
-        gemm = _time(lambda: V.T @ V, repeat)
+        gemm = _time(lambda: _gram_lower(V), repeat)
     n, d = op.X.shape
     return {"n": n, "d": d, "blocks": part.n_blocks, "rows": rows, "dtype": "float64", "per_iteration": per_iter,
             "woodbury_gemm": gemm, "ratio": per_iter / gemm, "threads": threads or torch.get_num_threads()}

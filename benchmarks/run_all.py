@@ -15,7 +15,7 @@ Side by side in one process (issue 4, "What must be shown"):
    (target: under 2 minutes and 4 GB), and n=100,000 to show the growth;
 4. floor: time per iteration / time of the two matrix products of the same shapes
    (target: at most 2); for the interior point, time per Newton iteration / time of its
-   Woodbury product ``V^T V``.
+   Woodbury product ``V^T V`` (its lower block triangle, as the solver computes it).
 
 Only the section headed ``## Solvers`` of RESULTS.md is rewritten. Other benchmark
 scripts in this folder (e.g. ``bench_patterns.py``) run afterwards as subprocesses
@@ -127,7 +127,7 @@ def main(argv=None):
             f"two GEMMs {1e3 * f['two_gemms']:.3f} ms, ratio {f['ratio']:.2f} "
             f"({f['backtracks_per_iteration']:.2f} line-search retries per iteration)")
 
-    say("", f"(4) floor of the interior point: time per Newton iteration / time of V^T V ({args.ipm_threads} threads)")
+    say("", f"(4) floor of the interior point: time per Newton iteration / time of V^T V, lower block triangle ({args.ipm_threads} threads)")
     ipm_floors = []
     for label, prog in (("three", prog3), ("relu", progs2["relu"]), ("gated", progs2["gated"])):
         f = bs.ipm_floor(prog, threads=args.ipm_threads)
@@ -244,7 +244,7 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
         L.append(f"| {f['label']} | {f['n']} | {f['d']} | {f['blocks']} | {f['dtype']} | {1e3 * f['per_iteration']:.3f} | "
                  f"{1e3 * f['two_gemms']:.3f} | {f['ratio']:.2f} |")
     if ipm_floors:
-        L += _table("Floor (4) of the interior point: time per Newton iteration / time of its Woodbury product `V^T V`",
+        L += _table("Floor (4) of the interior point: time per Newton iteration / time of its Woodbury product `V^T V` (lower block triangle)",
                     ["program", "n", "d", "blocks", "rows of V", "threads", "ms / iteration", "ms V^T V", "ratio"])
         for f in ipm_floors:
             L.append(f"| {f['label']} | {f['n']} | {f['d']} | {f['blocks']} | {f['rows']} | {f['threads']} | "

@@ -326,6 +326,20 @@ def test_ipm_newton_system_against_a_dense_solve(woodbury):
     assert torch.allclose(got, expected, rtol=1e-6, atol=1e-9 * float(expected.abs().max()))
 
 
+@pytest.mark.parametrize("k,parts", [(7, 4), (3, 4), (12, 1), (10, 3)])
+def test_ipm_gram_lower_is_the_lower_triangle_of_the_product(k, parts):
+    """The Woodbury matrix's product by block columns: V^T V on and below the diagonal
+    (whatever k and the number of parts), hence the same Cholesky factor."""
+    from convexrelu.solvers.ipm import _gram_lower
+
+    V = _random((9, k), 4)
+    out = _gram_lower(V, parts)
+    full = V.T @ V
+    torch.testing.assert_close(out.tril(), full.tril(), rtol=1e-14, atol=1e-13)
+    eye = torch.eye(k, dtype=V.dtype)
+    torch.testing.assert_close(torch.linalg.cholesky(out + eye), torch.linalg.cholesky(full + eye))
+
+
 @pytest.mark.parametrize("woodbury", [True, False])
 def test_ipm_newton_system_with_shared_signed_parts_and_leading_zero_rows(woodbury):
     """Blocks sharing their part of ``U`` up to sign (classes), ``U`` zero on the first

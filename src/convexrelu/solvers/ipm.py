@@ -95,6 +95,19 @@ def _cholesky(M: torch.Tensor) -> torch.Tensor:
                       "or a degenerate design)")
 
 
+def _gram_lower(V: torch.Tensor, parts: int = 4) -> torch.Tensor:
+    """``V^T V`` on and below the diagonal (what a Cholesky factorisation reads), by
+    block columns: ``parts (parts + 1) / 2`` of the ``parts^2`` blocks of the product.
+    Above the diagonal only the diagonal blocks are filled; the rest is zero."""
+    k = V.shape[1]
+    cuts = [(i * k) // parts for i in range(parts + 1)]
+    out = V.new_zeros((k, k))
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        if b > a:
+            out[a:, a:b] = V[:, a:].T @ V[:, a:b]
+    return out
+
+
 class _NewtonSystem:
     """Solver of ``M x = r`` with ``M = H + U U^T``, ``H`` block diagonal.
 
@@ -144,7 +157,7 @@ class _NewtonSystem:
             S = torch.zeros((K, q, q), **kw).index_add_(0, self.cls, Linv.mT @ Linv)
             R = _cholesky(S)
             Vf = (R.mT.contiguous() @ U).reshape(K * q, k)  # Vf^T Vf = sum_c U_c^T S_c U_c
-            cap = Vf.T @ Vf
+            cap = _gram_lower(Vf)
             cap.diagonal().add_(1.0)
             self.Lc = _cholesky(cap)  # I + U^T Hs^{-1} U
         else:
