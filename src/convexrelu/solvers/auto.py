@@ -12,9 +12,9 @@ The choice uses only the program's sizes, ``beta`` and ``program.has_constraints
 
 Measured on a 2-core machine (``benchmarks/RESULTS.md``, sections Solvers and Interior
 point: robustness): the interior-point method reaches the CVXPY (Clarabel) optimum to
-1e-7 on every program and loss tried (n = 300 to 500), a median 8 times faster than
-Clarabel over 27 programs (1.9x to 217x; Clarabel failed on 8 of them), 47 times on the
-two-layer and 21 to 23 times on the three-layer n = 500 benchmarks; its cost per
+1e-7 on every program and loss tried (n = 300 to 500), a median 7 times faster than
+Clarabel over 27 programs (2.1x to 220x; Clarabel failed on 8 of them), 40 to 47 times
+on the two-layer and 21 to 24 times on the three-layer n = 500 benchmarks; its cost per
 iteration grows as ``n^2 C^2 B d`` (one ``n C x n C`` Woodbury matrix), hence the
 limits. The CVXPY threshold is where the first-order path stops being slower than
 Clarabel (the gated program, n = 500, 100 patterns, ``n * B = 5e4``; the
