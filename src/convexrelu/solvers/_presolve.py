@@ -58,18 +58,17 @@ def _restrict_init(program, init, groups, blocks):
     """``init`` (None, array (d, B) or Solution of ``program``) on the kept blocks."""
     if init is None:
         return None
-    index = torch.as_tensor(blocks)
+    index = torch.as_tensor(blocks, device=program.device)
     if isinstance(init, Solution):
-        W = program.as_tensor(np.array(init.weights))[:, index.to(program.device)]
         mults = init.multipliers
         if mults and [m.shape for m in mults] == list(program.operator.constraint_shapes):
             mults = tuple(m[:, cols] for m, cols in zip(mults, program.operator.constraint_columns(groups)))
         else:
             mults = ()
+        W = program.as_tensor(np.array(init.weights))[:, index]  # (shape checked)
         return dataclasses.replace(init, weights=W.cpu().numpy(), multipliers=mults)
-    if isinstance(init, torch.Tensor):
-        return program.as_tensor(init.detach().clone())[:, index.to(program.device)]
-    return program.as_tensor(np.array(init, dtype=np.float64))[:, index.to(program.device)]
+    Q = init.detach() if isinstance(init, torch.Tensor) else np.array(init, dtype=np.float64)
+    return program.as_tensor(Q)[:, index]  # indexing copies: the caller's init is not shared
 
 
 def _extend(program, sol: Solution, groups, elapsed: float) -> Solution:

@@ -161,7 +161,6 @@ def residual_balance(rho: float, primal: float, dual: float, *, mu: float = 10.0
     return rho
 
 
-
 def max_step(values, directions) -> float:
     """Largest ``a`` in [0, 1] with ``v + a dv >= 0`` for every pair of tensors
     ``(v, dv)`` (``v >= 0``): ``min(1, min_{dv < 0} -v / dv)``."""
@@ -182,7 +181,6 @@ def mehrotra_centering(mu_affine: float, mu: float) -> float:
     if not mu > 0:
         return 0.0
     return min(1.0, max(0.0, mu_affine / mu)) ** 3
-
 
 
 def balanced_centering(sigma: float, dual_residual: float, gap_residual: float, ratio: float = 0.1) -> float:

@@ -152,7 +152,6 @@ class ALPart(LossPart):
         return float(self.loss.value(s.Z, self.Y))
 
 
-
 # --------------------------------------------------------------------------- the method
 class FistaResult:
     """What :func:`fista_minimize` returns (mutable, internal)."""

@@ -35,10 +35,11 @@ conjugate gradients preconditioned with the Woodbury factorisation of slightly s
 blocks (one batched Cholesky and one ``n C x n C`` Cholesky; a dense Cholesky when
 ``n C`` exceeds the number of unknowns). Groups whose part of the model is the same up
 to sign (:meth:`BlockOperator.coefficient_classes`: the two signs of every pattern)
-share one factor of the Woodbury matrix, which halves its product. Cost per iteration:
-``O(n^2 C^2 d B)`` flops for the Woodbury matrix (one GEMM) and ``O(n d^2 m B)`` for the
-blocks; memory ``O(n C d B)``: meant for ``n C`` up to a few thousand. It reaches
-``1e-7`` relative accuracy in 10 to 60 iterations whatever the conditioning; the returned point is
+share one factor of the Woodbury matrix, which halves its product (computed on and
+below the diagonal only: :func:`_gram_lower`). Cost per iteration: ``O(n^2 C^2 d B)``
+flops for the Woodbury matrix and ``O(n d^2 m B)`` for the blocks; memory
+``O(n C d B)``: meant for ``n C`` up to a few thousand. It reaches ``1e-7`` relative
+accuracy in 10 to 60 iterations whatever the conditioning; the returned point is
 feasible (``K Q >= 0`` to rounding: the slacks stay positive and the infeasibility
 ``K Q - s`` vanishes geometrically, then :func:`~.auglag.restore_feasibility` removes
 what rounding left).
