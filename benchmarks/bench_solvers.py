@@ -12,6 +12,11 @@ Each function returns a dict of numbers and the lines it printed.
 - :func:`floor`: time per inner iteration / time of ``X @ Q`` plus ``X.T @ T`` of the
   same shapes, in the same process.
 - :func:`scale`: wall time and peak memory of a three-layer solve in a child process.
+
+Every function takes ``device``: our solvers then compute on that torch device (the
+programs are built on the host and moved with ``program.to(device)``), CVXPY and scnn
+stay on the host's CPU, and every timing of device work waits for the device
+(:func:`_sync`).
 """
 
 from __future__ import annotations
@@ -46,15 +51,29 @@ KINDS = {"three": ThreeLayerReLUProgram, "relu": TwoLayerReLUProgram, "gated": G
 
 
 def build(kind: str, n: int, d: int, patterns: int, *, m1: int = 3, beta: float | None = None, seed: int = 0,
-          dtype=torch.float64):
+          dtype=torch.float64, device="cpu"):
     """Program of ``kind`` on planted-teacher data; ``beta`` defaults to ``1e-3 n``
     (scnn's ``lambda = 1e-3``)."""
     beta = 1e-3 * n if beta is None else beta
     if kind == "three":
         X, y = three_layer_teacher(n, d, m1=m1, seed=seed)
-        return ThreeLayerReLUProgram(X, y, patterns, hidden=m1, beta=beta, random_state=seed, dtype=dtype)
+        return ThreeLayerReLUProgram(X, y, patterns, hidden=m1, beta=beta, random_state=seed, dtype=dtype,
+                                     device=device)
     X, y = two_layer_teacher(n, d, seed=seed)
-    return KINDS[kind](X, y, patterns, beta=beta, random_state=seed, dtype=dtype)
+    return KINDS[kind](X, y, patterns, beta=beta, random_state=seed, dtype=dtype, device=device)
+
+
+def _sync(device) -> None:
+    """Wait for the work queued on ``device`` (a no-op on the CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_name(device) -> str:
+    """The accelerator's name (``torch.cuda.get_device_name``), or "cpu"."""
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 def _rel(a, b):
@@ -66,6 +85,8 @@ def _relative_violation(program, Q) -> float:
 
 
 def _solve(solver, program):
+    """``solver.solve(program)`` and its wall time (the Solution holds host arrays: the
+    solve has waited for the device when it returns)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         t = time.perf_counter()
@@ -91,48 +112,54 @@ def _threads(n):
         torch.set_num_threads(old)
 
 
-def _warm_up(kind: str, solvers, *, m1: int = 3, ipm_threads: int | None = None):
+def _warm_up(kind: str, solvers, *, m1: int = 3, ipm_threads: int | None = None, device="cpu"):
     """One untimed solve of a tiny program of ``kind`` by each solver class (as timed
-    later: the interior point with ``ipm_threads``), so that no timed run pays a first
-    call's one-off costs (lazy initialisation of the linear algebra, memory growth)."""
+    later: the interior point with ``ipm_threads``, ours on ``device``), so that no timed
+    run pays a first call's one-off costs (lazy initialisation of the linear algebra,
+    memory growth, the device's kernels and context)."""
     tiny = build(kind, 60, 3, 6, m1=min(m1, 2))
     for cls in solvers:
         with _threads(ipm_threads if cls is InteriorPoint else None):
-            _solve(cls() if cls is CVXPYSolver else cls(max_time=5.0), tiny)
+            _solve(cls() if cls is CVXPYSolver else cls(max_time=5.0), tiny if cls is CVXPYSolver else tiny.to(device))
 
 
 def versus_cvxpy(kind: str, n: int, d: int, patterns: int, *, m1: int = 3, program=None, cvxpy_solution=None,
-                 time_cap: float = 300.0, ipm_threads: int | None = None):
+                 time_cap: float = 300.0, ipm_threads: int | None = None, device="cpu", ladders=None):
     """Our solvers against CVXPY (Clarabel) on one program.
 
     For each solver (the interior point, ADMM, and the augmented Lagrangian or FISTA),
     a ladder of tolerances, loosest first, each run from scratch and capped at
-    ``max(min(time_cap, 2 x CVXPY's time), 30)`` seconds (``max_time``); the time to
+    ``min(time_cap, max(2 x CVXPY's time, 30))`` seconds (``max_time``); the time to
     1e-4 is that of the first run whose returned (feasibility-repaired) objective is
     within 1e-4 relative of CVXPY's, the time to 1e-6 that of the first run within 1e-6
     with a relative cone violation below 1e-9. The interior point runs with
-    ``ipm_threads`` torch threads (its Woodbury product is a large GEMM)."""
+    ``ipm_threads`` torch threads (its Woodbury product is a large GEMM). Ours compute on
+    ``device`` (CVXPY on the host); ``ladders`` maps a solver name to its list of settings
+    (default: ``LADDER_IPM``, ``LADDER_ADMM``, ``LADDER_AL`` or ``LADDER_FISTA``)."""
     prog = program or build(kind, n, d, patterns, m1=m1)
+    ours = prog.to(device)
     out = {"kind": kind, "n": n, "d": d, "patterns": len(prog.patterns), "blocks": prog.shape[1], "beta": prog.beta}
     other = (AugmentedLagrangian, LADDER_AL) if prog.has_constraints else (FISTA, LADDER_FISTA)
-    _warm_up(kind, [CVXPYSolver, InteriorPoint, ADMM, other[0]], m1=m1, ipm_threads=ipm_threads)
+    _warm_up(kind, [CVXPYSolver, InteriorPoint, ADMM, other[0]], m1=m1, ipm_threads=ipm_threads, device=device)
     if cvxpy_solution is None:
         ref, t_ref = _solve(CVXPYSolver(), prog)
     else:
         ref, t_ref = cvxpy_solution
     out.update(cvxpy_time=t_ref, cvxpy_objective=ref.objective)
-    cap = max(min(time_cap, 2 * t_ref), 30.0)
+    cap = min(time_cap, max(2 * t_ref, 30.0))
     out["time_cap"] = cap
     lines = [
         f"{kind:6s} n={n} d={d} patterns={out['patterns']} blocks={out['blocks']} beta={prog.beta:g}: "
-        f"CVXPY {t_ref:.2f}s (objective {ref.objective:.10g})",
+        f"CVXPY {t_ref:.2f}s (objective {ref.objective:.10g})" + ("" if ours.device.type == "cpu" else
+                                                                   f"; ours on {device_name(device)}"),
     ]
     out["solvers"] = {}
     for cls, ladder in ((InteriorPoint, LADDER_IPM), (ADMM, LADDER_ADMM), other):
+        ladder = (ladders or {}).get(cls.name, ladder)
         runs = []
         for kw in ladder:
             with _threads(ipm_threads if cls is InteriorPoint else None):
-                sol, t = _solve(cls(**kw, max_time=cap), prog)
+                sol, t = _solve(cls(**kw, max_time=cap), ours)
             rel = _rel(sol.objective, ref.objective)
             runs.append(dict(settings=kw or "default", time=t, rel=rel, iterations=sol.iterations,
                              violation=_relative_violation(prog, sol.weights), gap=sol.relative_gap,
@@ -236,11 +263,15 @@ def _fmt_e(v):
 
 
 # ----------------------------------------------------------------------------- floor
-def _time(fn, repeat):
+def _time(fn, repeat, device="cpu"):
+    """Mean wall time of ``fn()`` over ``repeat`` calls after one untimed call, waiting
+    for ``device`` before reading each clock."""
     fn()
+    _sync(device)
     t = time.perf_counter()
     for _ in range(repeat):
         fn()
+    _sync(device)
     return (time.perf_counter() - t) / repeat
 
 
@@ -260,14 +291,16 @@ def floor(program, solution=None, *, iterations: int = 200):
     scale = gradient_scale(program)
     step = 1e-6
     fista_minimize(part, Q0, program.beta, step=step, max_iter=5, tol=0.0, scale=scale)  # warm-up
+    _sync(op.device)
     t = time.perf_counter()
     res = fista_minimize(part, Q0, program.beta, step=step, max_iter=iterations, tol=0.0, scale=scale)
+    _sync(op.device)
     per_iter = (time.perf_counter() - t) / res.iterations
     X = op.X
     Q = torch.randn(op.shape, dtype=op.dtype, device=op.device)
     T = torch.randn((op.n_samples, op.n_blocks), dtype=op.dtype, device=op.device)
     repeat = max(3, min(200, int(0.5 / max(per_iter, 1e-6))))
-    gemm = _time(lambda: X @ Q, repeat) + _time(lambda: X.T @ T, repeat)
+    gemm = _time(lambda: X @ Q, repeat, op.device) + _time(lambda: X.T @ T, repeat, op.device)
     n, d = X.shape
     return {"n": n, "d": d, "blocks": op.n_blocks, "dtype": str(op.dtype).replace("torch.", ""),
             "per_iteration": per_iter, "two_gemms": gemm, "ratio": per_iter / gemm,
@@ -288,27 +321,31 @@ def ipm_floor(program, *, iterations: int = 12, threads: int | None = None):
         per_iter = t / sol.iterations
         part = live_part(program)[0].operator  # what the solver iterates on (its presolve)
         rows = len(part.coefficient_classes()[2]) * part.padded_groups().shape[1] * part.n_features
-        V = torch.randn((rows, op.n_samples * op.n_outputs), dtype=torch.float64)
+        V = torch.randn((rows, op.n_samples * op.n_outputs), dtype=torch.float64, device=op.device)
         repeat = max(3, min(50, int(0.5 / max(per_iter, 1e-6))))
-        gemm = _time(lambda: _gram_lower(V), repeat)
+        gemm = _time(lambda: _gram_lower(V), repeat, op.device)
     n, d = op.X.shape
     return {"n": n, "d": d, "blocks": part.n_blocks, "rows": rows, "dtype": "float64", "per_iteration": per_iter,
             "woodbury_gemm": gemm, "ratio": per_iter / gemm, "threads": threads or torch.get_num_threads()}
 
 
 # ----------------------------------------------------------------------------- scale
-def _scale_child(n, d, patterns, m1, dtype, max_time, threads):
+def _scale_child(n, d, patterns, m1, dtype, max_time, threads, device="cpu"):
     """Runs in a child process; prints one JSON line."""
     if threads:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    prog = build("three", n, d, patterns, m1=m1, beta=1e-3 * n, dtype=getattr(torch, dtype))
+    prog = build("three", n, d, patterns, m1=m1, beta=1e-3 * n, dtype=getattr(torch, dtype), device=device)
+    _sync(device)
     setup = time.perf_counter() - t0
     solver = AugmentedLagrangian(tol=1e-4, feas_tol=1e-6, max_time=max_time)
     sol, elapsed = _solve(solver, prog)
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cuda = torch.device(device).type == "cuda"
     info = dict(sol.info)
     print(json.dumps({
+        "device": device_name(device),
+        "device_peak_gb": torch.cuda.max_memory_allocated(device) / 1024**3 if cuda else None,
         "n": n, "d": d, "patterns": len(prog.patterns), "blocks": prog.shape[1], "dtype": dtype,
         "setup_time": setup, "solve_time": elapsed, "iterations": sol.iterations, "status": sol.status,
         "objective": sol.objective, "stationarity": info.get("stationarity"),
@@ -330,20 +367,23 @@ def _mem_available_gb() -> float:
 
 
 def scale(n: int, d: int = 50, patterns: int = 500, m1: int = 3, *, dtype: str = "float32", max_time: float = 110.0,
-          threads: int | None = None, bytes_per_entry_estimate: float = 66.0):
-    """Three-layer solve in a child process: wall time (setup + solve) and peak memory.
+          threads: int | None = None, bytes_per_entry_estimate: float = 66.0, device="cpu"):
+    """Three-layer solve in a child process: wall time (setup + solve) and peak memory
+    (the process's resident memory; on a CUDA device also the device's peak allocation).
 
     Skipped (with the reason) when the estimated memory, about ``bytes_per_entry_estimate``
-    bytes per entry of the n x B constraint matrix in float32, exceeds the available memory.
+    bytes per entry of the n x B constraint matrix in float32, exceeds the available memory
+    (of the device where the solve runs on one).
     """
     blocks_est = 2 * patterns * m1
     need = n * blocks_est * bytes_per_entry_estimate * (2 if dtype == "float64" else 1) / 1024**3
-    avail = _mem_available_gb()
+    cuda = torch.device(device).type == "cuda"
+    avail = torch.cuda.mem_get_info(device)[0] / 1024**3 if cuda else _mem_available_gb()
     if need > 0.8 * avail:
         return {"n": n, "skipped": f"needs about {need:.1f} GB, {avail:.1f} GB available",
                 "lines": [f"scale three-layer n={n}: skipped (needs about {need:.1f} GB, {avail:.1f} GB available)"]}
     cmd = [sys.executable, os.path.abspath(__file__), "--scale-child", str(n), str(d), str(patterns), str(m1), dtype,
-           str(max_time), str(threads or 0)]
+           str(max_time), str(threads or 0), str(device)]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -355,7 +395,9 @@ def scale(n: int, d: int = 50, patterns: int = 500, m1: int = 3, *, dtype: str =
         f"scale three-layer n={n} d={d} m1={m1} patterns={out['patterns']} blocks={out['blocks']} {dtype}: "
         f"wall {wall:.1f}s (setup {out['setup_time']:.1f}s, solve {out['solve_time']:.1f}s, "
         f"{out['iterations']} iterations, {1e3 * out['solve_time'] / max(out['iterations'], 1):.0f} ms/iteration), "
-        f"peak memory {out['peak_rss_gb']:.2f} GB; status {out['status']}, stationarity {out['stationarity']:.1e}, "
+        f"peak memory {out['peak_rss_gb']:.2f} GB"
+        + ("" if out["device_peak_gb"] is None else f" (host), {out['device_peak_gb']:.2f} GB on {out['device']}")
+        + f"; status {out['status']}, stationarity {out['stationarity']:.1e}, "
         f"violation {out['violation']:.1e} (before repair {out['violation_before_repair']:.1e}), "
         f"relative gap {out['relative_gap']:.1e}"
     ]
@@ -365,6 +407,6 @@ def scale(n: int, d: int = 50, patterns: int = 500, m1: int = 3, *, dtype: str =
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--scale-child":
         n, d, P, m1 = (int(a) for a in sys.argv[2:6])
-        _scale_child(n, d, P, m1, sys.argv[6], float(sys.argv[7]), int(sys.argv[8]))
+        _scale_child(n, d, P, m1, sys.argv[6], float(sys.argv[7]), int(sys.argv[8]), sys.argv[9])
     else:
         print("run the benchmarks with: python benchmarks/run_all.py [--quick]")

@@ -2,6 +2,7 @@
 
     python benchmarks/run_all.py            # full run (about 15-30 minutes on 2 cores)
     python benchmarks/run_all.py --quick    # smoke run (a minute or two)
+    python benchmarks/run_all.py --device cuda --solvers-only   # ours on a GPU (issue 4, item 5)
 
 Side by side in one process (issue 4, "What must be shown"):
 
@@ -16,6 +17,9 @@ Side by side in one process (issue 4, "What must be shown"):
 4. floor: time per iteration / time of the two matrix products of the same shapes
    (target: at most 2); for the interior point, time per Newton iteration / time of its
    Woodbury product ``V^T V`` (its lower block triangle, as the solver computes it).
+
+With ``--device``, our solvers compute on that torch device (CVXPY and scnn on the
+host's CPU, as always) and the section written is ``## Solvers (device: cuda)``.
 
 Only the section headed ``## Solvers`` of RESULTS.md is rewritten. Other benchmark
 scripts in this folder (e.g. ``bench_patterns.py``) run afterwards as subprocesses
@@ -72,14 +76,32 @@ def main(argv=None):
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--solvers-only", action="store_true", help="do not run the other bench_*.py scripts")
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--device", default="cpu", help="torch device of our solvers (default cpu), e.g. cuda")
+    parser.add_argument("--time-cap", type=float, default=300.0,
+                        help="each run of a ladder in (1) and (2) stops after min(TIME_CAP, max(2 x CVXPY's "
+                             "time, 30)) seconds (default 300)")
+    parser.add_argument("--short-ladders", action="store_true",
+                        help="ADMM and the augmented Lagrangian/FISTA run their default tolerance only")
+    parser.add_argument("--scale-sizes", type=str, default=None,
+                        help="comma-separated n of (3) (default 20000,50000,100000)")
+    parser.add_argument("--scale-max-time", type=float, default=None,
+                        help="max_time of the solves in (3) (default 110 s; 30 s with --quick)")
     args = parser.parse_args(argv)
+    if args.scale_max_time is None:
+        args.scale_max_time = 30.0 if args.quick else 110.0
+    dev = torch.device(args.device)
+    on_device = dev.type != "cpu"
+    ladders = {"admm": [{}], "auglag": [{}], "fista": [{}]} if args.short_ladders else None
     if args.threads:
         torch.set_num_threads(args.threads)
     info = machine()
+    info["device"] = bs.device_name(dev)
     if args.quick:
         n, d, P, scale_ns, scale_d, scale_P = 100, 5, 12, [3000, 6000], 20, 50
     else:
         n, d, P, scale_ns, scale_d, scale_P = 500, 10, 100, [20000, 50000, 100000], 50, 500
+    if args.scale_sizes:
+        scale_ns = [int(v) for v in args.scale_sizes.split(",")]
     printed: list[str] = []
 
     def say(*lines):
@@ -89,11 +111,13 @@ def main(argv=None):
 
     t_start = time.perf_counter()
     say(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads), "
-        f"python {info['python']}, load average {info['load_average']}, {info['date']}")
+        f"python {info['python']}, load average {info['load_average']}, {info['date']}"
+        + (f"; our solvers on {info['device']} ({args.device})" if on_device else ""))
+    common = dict(ipm_threads=args.ipm_threads, device=dev, time_cap=args.time_cap, ladders=ladders)
 
     # (1) three-layer vs CVXPY
     say("", "(1) three-layer vs CVXPY")
-    r3 = bs.versus_cvxpy("three", n, d, P, m1=3, ipm_threads=args.ipm_threads)
+    r3 = bs.versus_cvxpy("three", n, d, P, m1=3, **common)
     say(*r3["lines"])
     prog3 = bs.build("three", n, d, P, m1=3)
 
@@ -103,7 +127,7 @@ def main(argv=None):
     for kind in ("relu", "gated"):
         prog = bs.build(kind, n, d, P)
         progs2[kind] = prog
-        r2[kind] = bs.versus_cvxpy(kind, n, d, P, program=prog, ipm_threads=args.ipm_threads)
+        r2[kind] = bs.versus_cvxpy(kind, n, d, P, program=prog, **common)
         say(*r2[kind]["lines"])
         if not args.skip_scnn:
             s2[kind] = bs.versus_scnn(kind, n, d, P, program=prog, reference_objective=r2[kind]["cvxpy_objective"])
@@ -120,7 +144,7 @@ def main(argv=None):
     say("", "(4) floor: time per inner iteration / time of X @ Q + X.T @ T (same shapes, same process)")
     floors = []
     for label, prog in (("three", prog3), ("relu", progs2["relu"]), ("gated", progs2["gated"])):
-        f = bs.floor(prog)
+        f = bs.floor(prog.to(dev))
         f["label"] = label
         floors.append(f)
         say(f"    {label:6s} n={f['n']} d={f['d']} B={f['blocks']} {f['dtype']}: {1e3 * f['per_iteration']:.3f} ms/iteration, "
@@ -130,7 +154,7 @@ def main(argv=None):
     say("", f"(4) floor of the interior point: time per Newton iteration / time of V^T V, lower block triangle ({args.ipm_threads} threads)")
     ipm_floors = []
     for label, prog in (("three", prog3), ("relu", progs2["relu"]), ("gated", progs2["gated"])):
-        f = bs.ipm_floor(prog, threads=args.ipm_threads)
+        f = bs.ipm_floor(prog.to(dev), threads=args.ipm_threads)
         f["label"] = label
         ipm_floors.append(f)
         say(f"    {label:6s} n={f['n']} d={f['d']} B={f['blocks']}: {1e3 * f['per_iteration']:.1f} ms/iteration, "
@@ -139,10 +163,11 @@ def main(argv=None):
     # (3) scale
     scales = []
     if not args.skip_scale:
-        say("", "(3) scale: three-layer, augmented Lagrangian (tol 1e-4, feas_tol 1e-6, max_time 110 s), child process")
+        say("", f"(3) scale: three-layer, augmented Lagrangian (tol 1e-4, feas_tol 1e-6, max_time {args.scale_max_time:g} s), "
+                "child process")
         for ns in scale_ns:
-            s = bs.scale(ns, scale_d, scale_P, 3, dtype="float32", max_time=30.0 if args.quick else 110.0,
-                         threads=args.scale_threads)
+            s = bs.scale(ns, scale_d, scale_P, 3, dtype="float32", max_time=args.scale_max_time,
+                         threads=args.scale_threads, device=args.device)
             scales.append(s)
             say(*s["lines"])
         big = [s for s in scales if "per_iteration" not in s and "iterations" in s]
@@ -154,7 +179,7 @@ def main(argv=None):
         # floor at the scale of (3), in float32
         if not args.quick:
             torch.set_num_threads(args.scale_threads)
-            progS = bs.build("three", scale_ns[0], scale_d, scale_P, m1=3, dtype=torch.float32)
+            progS = bs.build("three", scale_ns[0], scale_d, scale_P, m1=3, dtype=torch.float32, device=dev)
             f = bs.floor(progS, iterations=10)
             f["label"] = "three (scale)"
             floors.append(f)
@@ -164,8 +189,8 @@ def main(argv=None):
     say("", f"total benchmark time {time.perf_counter() - t_start:.0f}s")
 
     body = render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors)
-    write_section(args.output, body)
-    print(f"wrote the Solvers section of {args.output}")
+    write_section(args.output, body, heading=_heading(args))
+    print(f"wrote the section '{_heading(args)}' of {args.output}")
 
     if not args.solvers_only:
         for name in sorted(os.listdir(HERE)):
@@ -188,9 +213,40 @@ def _x(v):
     return "n/a" if v is None else f"{v:.2f}x"
 
 
+def _heading(args) -> str:
+    device = torch.device(args.device).type
+    return "## Solvers" if device == "cpu" else f"## Solvers (device: {device})"
+
+
+def _command(args) -> str:
+    """The command line that reproduces the run (the options that change what is measured)."""
+    words = ["python benchmarks/run_all.py"]
+    if args.quick:
+        words.append("--quick")
+    if torch.device(args.device).type != "cpu":
+        words.append(f"--device {args.device}")
+    if args.time_cap != 300.0:
+        words.append(f"--time-cap {args.time_cap:g}")
+    if args.short_ladders:
+        words.append("--short-ladders")
+    if args.scale_sizes:
+        words.append(f"--scale-sizes {args.scale_sizes}")
+    if args.skip_scnn:
+        words.append("--skip-scnn")
+    if args.skip_scale:
+        words.append("--skip-scale")
+    if args.scale_max_time != (30.0 if args.quick else 110.0):
+        words.append(f"--scale-max-time {args.scale_max_time:g}")
+    return " ".join(words)
+
+
 def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> str:
-    L = ["## Solvers", ""]
-    L.append(f"Produced by `python benchmarks/run_all.py{' --quick' if args.quick else ''}` on {info['date']}.")
+    L = [_heading(args), ""]
+    L.append(f"Produced by `{_command(args)}` on {info['date']}.")
+    if torch.device(args.device).type != "cpu":
+        L.append(f"Our solvers computed on **{info['device']}** (`{args.device}`); CVXPY (Clarabel) and scnn ran "
+                 "on the same machine's CPU, in the same process (their times are the baselines of the ratios). "
+                 "Timings of device work wait for the device before reading the clock.")
     L.append(f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} "
              f"thread(s) for (1), (2), (4) at n=500 except the interior point: {args.ipm_threads}; "
              f"{args.scale_threads} for (3) and the floor at scale), "
@@ -206,7 +262,8 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
     L.append("Each solver runs a ladder of tolerances from scratch (loosest first); 'to 1e-4' is "
              "the time of the first run whose returned, feasibility-repaired objective is within 1e-4 of CVXPY's, "
              "'to 1e-6' the first within 1e-6 with a relative cone violation <= 1e-9; "
-             "'default' is the run at the solver's default tolerance (each capped at twice CVXPY's time, at least 30 s). "
+             "'default' is the run at the solver's default tolerance (each capped at twice CVXPY's time, at least 30 s"
+             + ("" if args.time_cap == 300.0 else f", at most {args.time_cap:g} s") + "). "
              "Before the timed runs every solver (CVXPY and scnn included) solves a tiny program of the same kind once, "
              "untimed. The blocks column counts the whole program; our solvers iterate on its live groups (the others "
              "cannot change the model and are fixed at zero), and the floors below are measured on that part.")
@@ -250,16 +307,18 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
             L.append(f"| {f['label']} | {f['n']} | {f['d']} | {f['blocks']} | {f['rows']} | {f['threads']} | "
                      f"{1e3 * f['per_iteration']:.1f} | {1e3 * f['woodbury_gemm']:.1f} | {f['ratio']:.2f} |")
     if scales:
-        L += _table("Scale (3): three-layer, m1=3, float32, augmented Lagrangian (tol 1e-4, feas_tol 1e-6, max_time 110 s)",
+        L += _table(f"Scale (3): three-layer, m1=3, float32, augmented Lagrangian (tol 1e-4, feas_tol 1e-6, "
+                    f"max_time {args.scale_max_time:g} s)",
                     ["n", "d", "patterns", "blocks", "wall s", "solve s", "iterations", "ms / iteration", "peak GB",
-                     "status", "stationarity", "violation"])
+                     "status", "stationarity", "violation"] + (["device peak GB"] if scales and scales[0].get("device_peak_gb") is not None else []))
         for s in scales:
             if "skipped" in s or "error" in s:
                 L.append(f"| {s['n']} | {s.get('skipped') or 'child failed'} | | | | | | | | | | |")
                 continue
             L.append(f"| {s['n']} | {s['d']} | {s['patterns']} | {s['blocks']} | {s['wall_time']:.1f} | {s['solve_time']:.1f} | "
                      f"{s['iterations']} | {1e3 * s['solve_time'] / max(s['iterations'], 1):.0f} | {s['peak_rss_gb']:.2f} | "
-                     f"{s['status']} | {s['stationarity']:.1e} | {s['violation']:.1e} |")
+                     f"{s['status']} | {s['stationarity']:.1e} | {s['violation']:.1e} |"
+                     + ("" if s.get("device_peak_gb") is None else f" {s['device_peak_gb']:.2f} |"))
     L += ["", "### Output as printed", "", "```"] + printed + ["```", ""]
     return _section(L)
 

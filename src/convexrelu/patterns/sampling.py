@@ -71,14 +71,17 @@ def three_layer_patterns_of(X: np.ndarray, W1: np.ndarray, w2: np.ndarray) -> li
     and ``D2 = 1[(X W1)_+ w2 >= 0]`` (n,); ready for ``ThreeLayerPatterns.from_lists``.
     Neurons with ``w2_j = 0`` are left out (they do not change the output).
     """
-    A = np.einsum("nd,kdm->knm", X, W1)
+    K, d, m1 = W1.shape
+    A = (X @ W1.transpose(1, 2, 0).reshape(d, m1 * K)).reshape(X.shape[0], m1, K)  # one GEMM: (n, m1, K)
     D1 = A >= 0
-    H = np.einsum("knm,km->kn", np.maximum(A, 0), w2)
+    H = np.zeros((X.shape[0], K))
+    for j in range(m1):  # (n, K): a sum of m1 slices (a reduction over a short axis is slow)
+        H += np.maximum(A[:, j], 0) * w2[:, j]
     D2 = H >= 0
     out = []
-    for k in range(W1.shape[0]):
+    for k in range(K):
         active = w2[k] != 0
-        out.append((D2[k], np.where(w2[k][active] >= 0, 1, -1), D1[k][:, active]))
+        out.append((D2[:, k], np.where(w2[k][active] >= 0, 1, -1), D1[:, :, k][:, active]))
     return out
 
 
