@@ -247,11 +247,15 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
         L.append(f"Our solvers computed on **{info['device']}** (`{args.device}`); CVXPY (Clarabel) and scnn ran "
                  "on the same machine's CPU, in the same process (their times are the baselines of the ratios). "
                  "Timings of device work wait for the device before reading the clock.")
-    L.append(f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} "
-             f"thread(s) for (1), (2), (4) at n=500 except the interior point: {args.ipm_threads}; "
-             f"{args.scale_threads} for (3) and the floor at scale), "
-             f"Python {info['python']}; load average at the start {info['load_average']} "
-             "(the machine is shared: other processes ran during the measurements, all timings in one run).")
+    if torch.device(args.device).type == "cpu":
+        L.append(f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} "
+                 f"thread(s) for (1), (2), (4) at n=500 except the interior point: {args.ipm_threads}; "
+                 f"{args.scale_threads} for (3) and the floor at scale), "
+                 f"Python {info['python']}; load average at the start {info['load_average']} "
+                 "(the machine is shared: other processes ran during the measurements, all timings in one run).")
+    else:
+        L.append(f"Host: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, Python {info['python']}; "
+                 f"load average at the start {info['load_average']}; all timings in one run.")
     L.append("Data: planted teachers with noise (`benchmarks/_data.py`), standardised targets, squared loss, "
              "beta = 1e-3 n (scnn's lambda = 1e-3), float64 unless said. Relative errors are against the "
              "CVXPY (Clarabel) objective of the same program; violations are max(0, -min K Q) / max |K Q| "
@@ -263,10 +267,12 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
              "the time of the first run whose returned, feasibility-repaired objective is within 1e-4 of CVXPY's, "
              "'to 1e-6' the first within 1e-6 with a relative cone violation <= 1e-9; "
              "'default' is the run at the solver's default tolerance (each capped at twice CVXPY's time, at least 30 s"
-             + ("" if args.time_cap == 300.0 else f", at most {args.time_cap:g} s") + "). "
+             + ("" if args.time_cap == 300.0 else f", and at most {args.time_cap:g} s (`--time-cap`)") + "). "
              "Before the timed runs every solver (CVXPY and scnn included) solves a tiny program of the same kind once, "
              "untimed. The blocks column counts the whole program; our solvers iterate on its live groups (the others "
-             "cannot change the model and are fixed at zero), and the floors below are measured on that part.")
+             "cannot change the model and are fixed at zero), and the floors below are measured on that part."
+             + (" With `--short-ladders`, ADMM, the augmented Lagrangian and FISTA run their default tolerance only."
+                if args.short_ladders else ""))
     L.append("")
     L.append("| program (solver) | n | patterns | blocks | CVXPY s | ours to 1e-4 s | ratio | ours to 1e-6 s | ours default s | rel. err | violation | ratio | target |")
     L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
