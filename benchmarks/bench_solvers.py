@@ -258,6 +258,10 @@ def versus_scnn(kind: str, n: int, d: int, patterns: int, *, program=None, refer
     return out
 
 
+def _e(v):
+    return "n/a" if v is None else f"{v:.1e}"
+
+
 def _fmt_e(v):
     return "n/a" if v is None else f"{v:+.1e}"
 
@@ -330,7 +334,7 @@ def ipm_floor(program, *, iterations: int = 12, threads: int | None = None):
 
 
 # ----------------------------------------------------------------------------- scale
-def _scale_child(n, d, patterns, m1, dtype, max_time, threads, device="cpu"):
+def _scale_child(n, d, patterns, m1, dtype, max_time, threads, device="cpu", solver="auglag"):
     """Runs in a child process; prints one JSON line."""
     if threads:
         torch.set_num_threads(threads)
@@ -338,7 +342,10 @@ def _scale_child(n, d, patterns, m1, dtype, max_time, threads, device="cpu"):
     prog = build("three", n, d, patterns, m1=m1, beta=1e-3 * n, dtype=getattr(torch, dtype), device=device)
     _sync(device)
     setup = time.perf_counter() - t0
-    solver = AugmentedLagrangian(tol=1e-4, feas_tol=1e-6, max_time=max_time)
+    if solver == "ipm":
+        solver = InteriorPoint(max_time=max_time)
+    else:
+        solver = AugmentedLagrangian(tol=1e-4, feas_tol=1e-6, max_time=max_time)
     sol, elapsed = _solve(solver, prog)
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cuda = torch.device(device).type == "cuda"
@@ -346,7 +353,7 @@ def _scale_child(n, d, patterns, m1, dtype, max_time, threads, device="cpu"):
     print(json.dumps({
         "device": device_name(device),
         "device_peak_gb": torch.cuda.max_memory_allocated(device) / 1024**3 if cuda else None,
-        "n": n, "d": d, "patterns": len(prog.patterns), "blocks": prog.shape[1], "dtype": dtype,
+        "n": n, "d": d, "patterns": len(prog.patterns), "blocks": prog.shape[1], "dtype": dtype, "solver": solver.name,
         "setup_time": setup, "solve_time": elapsed, "iterations": sol.iterations, "status": sol.status,
         "objective": sol.objective, "stationarity": info.get("stationarity"),
         "violation_before_repair": info.get("violation_before_repair"),
@@ -367,9 +374,13 @@ def _mem_available_gb() -> float:
 
 
 def scale(n: int, d: int = 50, patterns: int = 500, m1: int = 3, *, dtype: str = "float32", max_time: float = 110.0,
-          threads: int | None = None, bytes_per_entry_estimate: float = 66.0, device="cpu"):
+          threads: int | None = None, bytes_per_entry_estimate: float = 66.0, device="cpu", solver: str = "auglag"):
     """Three-layer solve in a child process: wall time (setup + solve) and peak memory
     (the process's resident memory; on a CUDA device also the device's peak allocation).
+
+    ``solver``: "auglag" (the augmented Lagrangian at tol 1e-4, feas_tol 1e-6) or "ipm"
+    (the interior point at its default tolerance; give it ``dtype="float64"`` and a
+    matching ``bytes_per_entry_estimate``: it holds the n x B (d + 1) model matrix).
 
     Skipped (with the reason) when the estimated memory, about ``bytes_per_entry_estimate``
     bytes per entry of the n x B constraint matrix in float32, exceeds the available memory
@@ -383,7 +394,7 @@ def scale(n: int, d: int = 50, patterns: int = 500, m1: int = 3, *, dtype: str =
         return {"n": n, "skipped": f"needs about {need:.1f} GB, {avail:.1f} GB available",
                 "lines": [f"scale three-layer n={n}: skipped (needs about {need:.1f} GB, {avail:.1f} GB available)"]}
     cmd = [sys.executable, os.path.abspath(__file__), "--scale-child", str(n), str(d), str(patterns), str(m1), dtype,
-           str(max_time), str(threads or 0), str(device)]
+           str(max_time), str(threads or 0), str(device), solver]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -392,13 +403,14 @@ def scale(n: int, d: int = 50, patterns: int = 500, m1: int = 3, *, dtype: str =
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["wall_time"] = wall
     out["lines"] = [
-        f"scale three-layer n={n} d={d} m1={m1} patterns={out['patterns']} blocks={out['blocks']} {dtype}: "
+        f"scale three-layer n={n} d={d} m1={m1} patterns={out['patterns']} blocks={out['blocks']} {dtype} "
+        f"{out['solver']}: "
         f"wall {wall:.1f}s (setup {out['setup_time']:.1f}s, solve {out['solve_time']:.1f}s, "
         f"{out['iterations']} iterations, {1e3 * out['solve_time'] / max(out['iterations'], 1):.0f} ms/iteration), "
         f"peak memory {out['peak_rss_gb']:.2f} GB"
         + ("" if out["device_peak_gb"] is None else f" (host), {out['device_peak_gb']:.2f} GB on {out['device']}")
-        + f"; status {out['status']}, stationarity {out['stationarity']:.1e}, "
-        f"violation {out['violation']:.1e} (before repair {out['violation_before_repair']:.1e}), "
+        + f"; status {out['status']}, stationarity {_e(out['stationarity'])}, "
+        f"violation {out['violation']:.1e} (before repair {_e(out['violation_before_repair'])}), "
         f"relative gap {out['relative_gap']:.1e}"
     ]
     return out
@@ -407,6 +419,6 @@ def scale(n: int, d: int = 50, patterns: int = 500, m1: int = 3, *, dtype: str =
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--scale-child":
         n, d, P, m1 = (int(a) for a in sys.argv[2:6])
-        _scale_child(n, d, P, m1, sys.argv[6], float(sys.argv[7]), int(sys.argv[8]), sys.argv[9])
+        _scale_child(n, d, P, m1, sys.argv[6], float(sys.argv[7]), int(sys.argv[8]), sys.argv[9], sys.argv[10])
     else:
         print("run the benchmarks with: python benchmarks/run_all.py [--quick]")

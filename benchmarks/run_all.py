@@ -197,8 +197,8 @@ def main(argv=None):
             if name.startswith("bench_") and name.endswith(".py") and name not in ("bench_solvers.py",):
                 path = os.path.join(HERE, name)
                 src = open(path).read()
-                if name == "bench_cvxpy_sizes.py":
-                    continue  # the CVXPY size ladder: long, not part of the Solvers results
+                if name in ("bench_cvxpy_sizes.py", "bench_scale_ipm.py"):
+                    continue  # the CVXPY size ladder, the interior point at scale: long, run on their own
                 cmd = [sys.executable, path] + (["--quick"] if args.quick and "--quick" in src else [])
                 print(f"running {' '.join(cmd)}", flush=True)
                 rc = subprocess.run(cmd).returncode
@@ -323,7 +323,7 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
                 continue
             L.append(f"| {s['n']} | {s['d']} | {s['patterns']} | {s['blocks']} | {s['wall_time']:.1f} | {s['solve_time']:.1f} | "
                      f"{s['iterations']} | {1e3 * s['solve_time'] / max(s['iterations'], 1):.0f} | {s['peak_rss_gb']:.2f} | "
-                     f"{s['status']} | {s['stationarity']:.1e} | {s['violation']:.1e} |"
+                     f"{s['status']} | {bs._e(s['stationarity'])} | {s['violation']:.1e} |"
                      + ("" if s.get("device_peak_gb") is None else f" {s['device_peak_gb']:.2f} |"))
     L += ["", "### Output as printed", "", "```"] + printed + ["```", ""]
     return _section(L)
