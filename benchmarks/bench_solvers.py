@@ -334,7 +334,7 @@ def ipm_floor(program, *, iterations: int = 12, threads: int | None = None):
 
 
 # ----------------------------------------------------------------------------- scale
-def _scale_child(n, d, patterns, m1, dtype, max_time, threads, device="cpu", solver="auglag"):
+def _scale_child(n, d, patterns, m1, dtype, max_time, threads, device="cpu", solver="auglag", max_iter=0):
     """Runs in a child process; prints one JSON line."""
     if threads:
         torch.set_num_threads(threads)
@@ -343,7 +343,7 @@ def _scale_child(n, d, patterns, m1, dtype, max_time, threads, device="cpu", sol
     _sync(device)
     setup = time.perf_counter() - t0
     if solver == "ipm":
-        solver = InteriorPoint(max_time=max_time)
+        solver = InteriorPoint(max_time=max_time, **({"max_iter": max_iter} if max_iter else {}))
     else:
         solver = AugmentedLagrangian(tol=1e-4, feas_tol=1e-6, max_time=max_time)
     sol, elapsed = _solve(solver, prog)
@@ -374,13 +374,15 @@ def _mem_available_gb() -> float:
 
 
 def scale(n: int, d: int = 50, patterns: int = 500, m1: int = 3, *, dtype: str = "float32", max_time: float = 110.0,
-          threads: int | None = None, bytes_per_entry_estimate: float = 66.0, device="cpu", solver: str = "auglag"):
+          threads: int | None = None, bytes_per_entry_estimate: float = 66.0, device="cpu", solver: str = "auglag",
+          max_iter: int | None = None):
     """Three-layer solve in a child process: wall time (setup + solve) and peak memory
     (the process's resident memory; on a CUDA device also the device's peak allocation).
 
     ``solver``: "auglag" (the augmented Lagrangian at tol 1e-4, feas_tol 1e-6) or "ipm"
     (the interior point at its default tolerance; give it ``dtype="float64"`` and a
-    matching ``bytes_per_entry_estimate``: it holds the n x B (d + 1) model matrix).
+    matching ``bytes_per_entry_estimate``: it holds the n x B (d + 1) model matrix);
+    ``max_iter`` (interior point only) replaces its default.
 
     Skipped (with the reason) when the estimated memory, about ``bytes_per_entry_estimate``
     bytes per entry of the n x B constraint matrix in float32, exceeds the available memory
@@ -394,7 +396,7 @@ def scale(n: int, d: int = 50, patterns: int = 500, m1: int = 3, *, dtype: str =
         return {"n": n, "skipped": f"needs about {need:.1f} GB, {avail:.1f} GB available",
                 "lines": [f"scale three-layer n={n}: skipped (needs about {need:.1f} GB, {avail:.1f} GB available)"]}
     cmd = [sys.executable, os.path.abspath(__file__), "--scale-child", str(n), str(d), str(patterns), str(m1), dtype,
-           str(max_time), str(threads or 0), str(device), solver]
+           str(max_time), str(threads or 0), str(device), solver, str(max_iter or 0)]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -419,6 +421,6 @@ def scale(n: int, d: int = 50, patterns: int = 500, m1: int = 3, *, dtype: str =
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--scale-child":
         n, d, P, m1 = (int(a) for a in sys.argv[2:6])
-        _scale_child(n, d, P, m1, sys.argv[6], float(sys.argv[7]), int(sys.argv[8]), sys.argv[9], sys.argv[10])
+        _scale_child(n, d, P, m1, sys.argv[6], float(sys.argv[7]), int(sys.argv[8]), sys.argv[9], sys.argv[10], int(sys.argv[11]))
     else:
         print("run the benchmarks with: python benchmarks/run_all.py [--quick]")
