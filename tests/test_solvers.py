@@ -194,6 +194,34 @@ def test_warm_start_along_decreasing_beta():
 
 
 # ----------------------------------------------------------------------------- warnings, errors
+def test_an_infeasible_stopping_point_claims_no_gap():
+    """A constrained solve that stops at a point violating the cones (here a random Q)
+    reports no certificate (its objective may lie below the optimum): lower_bound -inf,
+    gap inf; the dual bound of its multipliers, still a valid bound, is in info."""
+    import time
+
+    from convexrelu.solvers.auglag import constrained_solution
+
+    prog = program(ThreeLayerReLUProgram, "squared")
+    Q = _random(prog.shape, 11)
+    assert constraint_scale(prog.operator.constraints(Q)) > 0 and prog.violation(Q.numpy()) > 0
+    lam = tuple(torch.zeros(s, dtype=torch.float64) for s in prog.operator.constraint_shapes)
+    with pytest.warns(ConvergenceWarning, match="no duality gap .the point is not feasible"):
+        sol = constrained_solution(prog, Q, lam, solver="auglag", label="AugmentedLagrangian", knob="feas_tol",
+                                   converged=False, stop="max_iter=1", residuals="", iterations=1,
+                                   start=time.perf_counter(), history=[], info={})
+    assert sol.lower_bound == -math.inf and sol.gap == math.inf
+    assert sol.info["dual_bound"] <= reference(ThreeLayerReLUProgram, "squared").objective + 1e-9
+    # a feasible point keeps its gap
+    ref = reference(ThreeLayerReLUProgram, "squared")
+    with pytest.warns(ConvergenceWarning, match="duality gap"):
+        ok = constrained_solution(prog, torch.tensor(ref.weights), tuple(torch.tensor(m) for m in ref.multipliers),
+                                  solver="auglag", label="AugmentedLagrangian", knob="feas_tol", converged=False,
+                                  stop="max_iter=1", residuals="", iterations=1, start=time.perf_counter(),
+                                  history=[], info={})
+    assert ok.lower_bound <= ok.objective and ok.relative_gap <= 1e-5
+
+
 def test_fista_max_iter_warns_with_its_residual():
     prog = program(GatedReLUProgram, "squared")
     with pytest.warns(ConvergenceWarning, match="max_iter=3.*residual"):
@@ -402,6 +430,22 @@ def test_auto_picks_by_size_and_constraints():
     assert isinstance(al, AugmentedLagrangian) and al.tol == 1e-4
     sol = auto.solve(program(GatedReLUProgram, "logistic"))
     assert sol.solver.startswith("cvxpy")
+
+
+def test_auto_interior_point_limits_by_device():
+    """CPU: the row and entry limits; CUDA: the larger row limit and the device's free
+    memory at IPM_DEVICE_BYTES_PER_ENTRY bytes per entry of n C B (d + 1)."""
+    from convexrelu.solvers.auto import IPM_MAX_ENTRIES, IPM_MAX_ROWS, IPM_MAX_ROWS_CUDA, ipm_fits
+
+    assert ipm_fits(500, 600, 10) and ipm_fits(IPM_MAX_ROWS, 1, 0)
+    assert not ipm_fits(IPM_MAX_ROWS + 1, 1, 0)
+    assert not ipm_fits(1000, IPM_MAX_ENTRIES // 1000 + 1, 0)
+    # n = 20,000, 3,000 blocks, 51 columns: 3.12e9 entries, 49.9 GB at 16 bytes each
+    entries = 20_000 * 3_000 * 52
+    assert not ipm_fits(20_000, 3_000, 51, "cpu")
+    assert ipm_fits(20_000, 3_000, 51, "cuda", free_bytes=1.001 * 16 * entries / 0.8)
+    assert not ipm_fits(20_000, 3_000, 51, "cuda", free_bytes=0.999 * 16 * entries / 0.8)
+    assert not ipm_fits(IPM_MAX_ROWS_CUDA + 1, 1, 0, "cuda", free_bytes=1e15)
 
 
 # ----------------------------------------------------------------------------- float32

@@ -78,7 +78,11 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
     warnings (theory.md, "Duality and certificates").
 
     ``lower_bound``: a bound the solver certified on the way (e.g. before a last
-    clean-up of ``Q``); the larger of it and the bound at ``Q`` is reported.
+    clean-up of ``Q``); the larger of it and the bound at ``Q`` is reported. When the
+    returned point violates the cone constraints by more than :data:`FEASIBLE`
+    (relative), its objective bounds nothing (it may lie below the optimum), so no gap is
+    claimed: the Solution's ``lower_bound`` is ``-inf`` (its gap ``inf``) and the bound
+    goes to ``info["dual_bound"]``.
 
     ``stop``: why an unconverged solve stopped (e.g. ``"max_iter=200"``); ``residuals``:
     the solver's own account of them, for the warning; ``knob``: the tolerance to lower
@@ -96,15 +100,19 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
         warn_infeasible(label, violation_after, knob)
     elif not converged:
         warnings.warn(
-            f"{label}: stopped at {stop} {residuals}; objective {obj:.10g}, duality gap {obj - lower:.3e}, "
-            f"relative cone violation {violation_after:.1e}",
+            f"{label}: stopped at {stop} {residuals}; objective {obj:.10g}, "
+            + (f"duality gap {obj - lower:.3e}, " if violation_after <= FEASIBLE else
+               f"no duality gap (the point is not feasible; dual bound {lower:.10g}), ")
+            + f"relative cone violation {violation_after:.1e}",
             ConvergenceWarning,
             stacklevel=3,
         )
+    info = dict(info, dual_bound=lower)
+    certified = min(lower, obj) if violation_after <= FEASIBLE else -math.inf
     return Solution(
         weights=Q.detach().cpu().numpy().astype(np.float64), objective=obj, converged=converged, status=status,
         iterations=iterations, time=time.perf_counter() - start, history=tuple(history),
-        constraint_violation=program.violation(Q), multipliers=lam_np, lower_bound=min(lower, obj), solver=solver,
+        constraint_violation=program.violation(Q), multipliers=lam_np, lower_bound=certified, solver=solver,
         info=info,
     )
 
