@@ -163,6 +163,18 @@ def test_fit_in_process_without_pandas(data, tmp_path, monkeypatch, capsys):
     assert load_model_file(tmp_path / "m").mean is None
 
 
+def test_fit_device_and_dtype_reach_the_estimator(data, tmp_path, capsys):
+    assert main(["fit", str(data / "reg.csv"), "--target", "y", "--depth", "2", "--device", "cpu", "--dtype", "float32",
+                 *FAST, "-o", str(tmp_path / "m")]) == 0
+    model = load_model_file(tmp_path / "m").model
+    assert model.device == "cpu" and model.dtype == "float32"
+    capsys.readouterr()
+    assert main(["fit", str(data / "reg.csv"), "--target", "y", "--device", "nonsense-device", *FAST,
+                 "-o", str(tmp_path / "m2")]) != 0
+    err = capsys.readouterr().err
+    assert "error:" in err and "device" in err and "Traceback" not in err
+
+
 def test_multi_target_regression_and_auto_task(data, tmp_path, capsys):
     path = _write_csv(tmp_path / "multi.csv", ["a", "t1", "t2"], [[i / 10, (i / 10) ** 2, -i / 10] for i in range(12)])
     assert main(["fit", str(path), "-t", "t1", "-t", "t2", "--depth", "2", *FAST, "-o", str(tmp_path / "m")]) == 0
