@@ -56,8 +56,9 @@ def main(argv=None):
     rows = []
     for n in (int(v) for v in args.sizes.split(",")):
         # bytes per entry of the n x B mask: about 730 measured at n=2000, d=50 on the CPU (the
-        # model matrix in float64 and its copies), plus the n x n Woodbury matrix twice
-        estimate = 750.0 + 16.0 * n / (2 * 3 * args.patterns)
+        # model matrix in float64 and its copies), plus the n x n Woodbury matrix twice;
+        # halved because bench_solvers.scale doubles its estimate for float64
+        estimate = (750.0 + 16.0 * n / (2 * 3 * args.patterns)) / 2
         s = bs.scale(n, args.d, args.patterns, 3, dtype="float64", max_time=args.max_time, device=args.device,
                      solver="ipm", bytes_per_entry_estimate=estimate, max_iter=args.max_iter)
         rows.append(s)

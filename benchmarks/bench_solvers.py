@@ -252,18 +252,15 @@ def versus_scnn(kind: str, n: int, d: int, patterns: int, *, program=None, refer
                rel=None if reference_objective is None else (obj - reference_objective) / reference_objective)
     out["lines"] = [
         f"scnn {'AL' if kind == 'relu' else 'R-FISTA'} {kind} n={n} gates={P}: {elapsed:.2f}s, objective {obj:.10g} "
-        f"(ours/CVXPY scale), rel. to optimum {_fmt_e(out['rel'])}, cone violation {out['violation']:.1e}"
+        f"(ours/CVXPY scale), rel. to optimum {_fmt_e(out['rel'], sign=True)}, cone violation {out['violation']:.1e}"
         + ("" if same else "  [gate patterns differ from ours!]")
     ]
     return out
 
 
-def _e(v):
-    return "n/a" if v is None else f"{v:.1e}"
-
-
-def _fmt_e(v):
-    return "n/a" if v is None else f"{v:+.1e}"
+def _fmt_e(v, sign: bool = False):
+    """``v`` as ``1.2e-03`` (``+1.2e-03`` with ``sign``), or "n/a" for None."""
+    return "n/a" if v is None else (f"{v:+.1e}" if sign else f"{v:.1e}")
 
 
 # ----------------------------------------------------------------------------- floor
@@ -411,8 +408,8 @@ def scale(n: int, d: int = 50, patterns: int = 500, m1: int = 3, *, dtype: str =
         f"{out['iterations']} iterations, {1e3 * out['solve_time'] / max(out['iterations'], 1):.0f} ms/iteration), "
         f"peak memory {out['peak_rss_gb']:.2f} GB"
         + ("" if out["device_peak_gb"] is None else f" (host), {out['device_peak_gb']:.2f} GB on {out['device']}")
-        + f"; status {out['status']}, stationarity {_e(out['stationarity'])}, "
-        f"violation {out['violation']:.1e} (before repair {_e(out['violation_before_repair'])}), "
+        + f"; status {out['status']}, stationarity {_fmt_e(out['stationarity'])}, "
+        f"violation {out['violation']:.1e} (before repair {_fmt_e(out['violation_before_repair'])}), "
         f"relative gap {out['relative_gap']:.1e}"
     ]
     return out

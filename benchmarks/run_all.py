@@ -296,7 +296,7 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
             b = r2[kind]["solvers"]["ipm"]
             if "time" in s:
                 t6 = b["time_to_1e6"]
-                L.append(f"| {kind} | {s['time']:.2f} | {_e(s['rel'])} | {s['violation']:.1e} | {_s(t6)} | "
+                L.append(f"| {kind} | {s['time']:.2f} | {bs._fmt_e(s['rel'], sign=True)} | {s['violation']:.1e} | {_s(t6)} | "
                          f"{_x(None if t6 is None else s['time'] / t6)} | {r['final_time']:.2f} | "
                          f"{r['final_rel']:.1e} | {r['final_violation']:.1e} | {s['time'] / r['final_time']:.2f}x |")
             else:
@@ -323,14 +323,10 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
                 continue
             L.append(f"| {s['n']} | {s['d']} | {s['patterns']} | {s['blocks']} | {s['wall_time']:.1f} | {s['solve_time']:.1f} | "
                      f"{s['iterations']} | {1e3 * s['solve_time'] / max(s['iterations'], 1):.0f} | {s['peak_rss_gb']:.2f} | "
-                     f"{s['status']} | {bs._e(s['stationarity'])} | {s['violation']:.1e} |"
+                     f"{s['status']} | {bs._fmt_e(s['stationarity'])} | {s['violation']:.1e} |"
                      + ("" if s.get("device_peak_gb") is None else f" {s['device_peak_gb']:.2f} |"))
     L += ["", "### Output as printed", "", "```"] + printed + ["```", ""]
     return _section(L)
-
-
-def _e(v):
-    return "n/a" if v is None else f"{v:+.1e}"
 
 
 def _table(title: str, columns: list[str]) -> list[str]:
