@@ -27,3 +27,13 @@ def targets_for(loss, y):
     if loss == "softmax":
         return np.digitize(y, np.quantile(y, [1 / 3, 2 / 3]))
     raise ValueError(loss)
+
+
+def small_program(cls, loss="squared"):
+    """The small program of ``cls`` (n = 24, d = 2, 6 patterns, beta = 0.1; three-layer
+    sub-networks with 2 first-layer neurons) for ``loss``, as the solver tests use it."""
+    from convexrelu import ThreeLayerReLUProgram
+
+    X, y = planted_regression(n=24, d=2, seed=0)
+    extra = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
+    return cls(X, targets_for(loss, y), 6, loss=loss, beta=0.1, random_state=0, **extra)

@@ -18,7 +18,7 @@ import torch
 
 from convexrelu import ConvexReLURegressor, GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram
 from convexrelu.solvers import ConvergenceWarning, CVXPYSolver, Solution, get_solver
-from conftest import planted_regression, targets_for
+from conftest import planted_regression, small_program
 
 
 def _devices() -> list[str]:
@@ -42,9 +42,7 @@ _REFERENCES: dict = {}
 def cpu_program(cls, loss="squared"):
     key = (cls, loss)
     if key not in _CPU:
-        X, y = planted_regression(n=24, d=2, seed=0)
-        extra = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
-        _CPU[key] = cls(X, targets_for(loss, y), 6, loss=loss, beta=0.1, random_state=0, **extra)
+        _CPU[key] = small_program(cls, loss)
     return _CPU[key]
 
 

@@ -29,7 +29,7 @@ from convexrelu.solvers import (
 )
 from convexrelu.solvers.auglag import constraint_scale, restore_feasibility
 from convexrelu.solvers.fista import ALPart, LossPart
-from conftest import planted_regression, targets_for
+from conftest import planted_regression, small_program, targets_for
 
 PROGRAMS = [TwoLayerReLUProgram, GatedReLUProgram, ThreeLayerReLUProgram]
 LOSSES = ["squared", "logistic", "softmax"]
@@ -53,9 +53,7 @@ _SOLUTIONS: dict = {}
 def program(cls, loss):
     key = (cls, loss)
     if key not in _PROGRAMS:
-        X, y = planted_regression(n=24, d=2, seed=0)
-        extra = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
-        _PROGRAMS[key] = cls(X, targets_for(loss, y), 6, loss=loss, beta=0.1, random_state=0, **extra)
+        _PROGRAMS[key] = small_program(cls, loss)
     return _PROGRAMS[key]
 
 
