@@ -1,10 +1,11 @@
 """Every solver, operator and estimator on an accelerator (CUDA) against the CPU.
 
 The programs and their solutions live on the host (numpy); the computations run on the
-program's torch device. These tests run where such a device exists and are skipped
-elsewhere (CI has none). To run them on the CPU, e.g. to check this module itself::
+program's torch device: CUDA where there is one, else the CPU (CI has no GPU: there the
+same code paths run, host copies included, without a device to copy to). To name the
+devices::
 
-    CONVEXRELU_TEST_DEVICES=cpu python -m pytest tests/test_devices.py
+    CONVEXRELU_TEST_DEVICES=cuda,cpu python -m pytest tests/test_devices.py
 
 Problems are small (n = 24), as in test_solvers.py: the oracle is CVXPY on the CPU.
 """
@@ -25,12 +26,10 @@ def _devices() -> list[str]:
     named = os.environ.get("CONVEXRELU_TEST_DEVICES")
     if named:
         return [d.strip() for d in named.split(",") if d.strip()]
-    return ["cuda"] if torch.cuda.is_available() else []
+    return ["cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
 DEVICES = _devices()
-pytestmark = pytest.mark.skipif(not DEVICES, reason="no accelerator (set CONVEXRELU_TEST_DEVICES to name one)")
-DEVICE_PARAMS = DEVICES or ["cuda"]
 
 PROGRAMS = [TwoLayerReLUProgram, GatedReLUProgram, ThreeLayerReLUProgram]
 SOLVERS = ["fista", "auglag", "admm", "ipm", "auto"]
@@ -65,7 +64,7 @@ def _solve(name, prog, **kw):
         return get_solver(name, **kw).solve(prog)
 
 
-@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("cls", PROGRAMS)
 def test_operator_on_device_matches_the_cpu(device, cls):
     """Model, constraints and adjoint computed on the device equal the CPU's; the adjoint
@@ -88,7 +87,7 @@ def test_operator_on_device_matches_the_cpu(device, cls):
     assert float(lhs) == pytest.approx(float(torch.sum(Q.to(device) * Ad)), rel=1e-12)
 
 
-@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", SOLVERS)
 @pytest.mark.parametrize("cls", PROGRAMS)
 def test_solver_on_device_agrees_with_cvxpy(device, name, cls):
@@ -111,7 +110,7 @@ def test_solver_on_device_agrees_with_cvxpy(device, name, cls):
     assert net.objective(X, y, "squared", prog.beta) == pytest.approx(sol.objective, rel=1e-6)
 
 
-@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["auglag", "ipm"])
 @pytest.mark.parametrize("loss", ["logistic", "softmax"])
 def test_classification_losses_on_device(device, name, loss):
@@ -121,7 +120,7 @@ def test_classification_losses_on_device(device, name, loss):
     assert _relative(sol.objective, reference(ThreeLayerReLUProgram, loss).objective) <= 1e-5
 
 
-@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["auglag", "admm", "ipm"])
 def test_warm_start_on_device(device, name):
     """A Solution (host arrays) warm-starts a solve on the device."""
@@ -134,7 +133,7 @@ def test_warm_start_on_device(device, name):
     assert _relative(tensor_init.objective, reference(TwoLayerReLUProgram).objective) <= 1e-5
 
 
-@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("device", DEVICES)
 def test_float32_on_device(device):
     prog = cpu_program(ThreeLayerReLUProgram).to(device, torch.float32)
     with warnings.catch_warnings():
@@ -144,7 +143,7 @@ def test_float32_on_device(device):
     assert sol.weights.dtype == np.float64
 
 
-@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("depth", [2, 3])
 def test_estimator_on_device_matches_the_cpu(device, depth):
     X, y = planted_regression(n=40, d=3, seed=2)
