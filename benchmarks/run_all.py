@@ -316,7 +316,7 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
         L += _table(f"Scale (3): three-layer, m1=3, float32, augmented Lagrangian (tol 1e-4, feas_tol 1e-6, "
                     f"max_time {args.scale_max_time:g} s)",
                     ["n", "d", "patterns", "blocks", "wall s", "solve s", "iterations", "ms / iteration", "peak GB",
-                     "status", "stationarity", "violation"] + (["device peak GB"] if scales and scales[0].get("device_peak_gb") is not None else []))
+                     "status", "stationarity", "violation"] + (["device peak GB"] if any(s.get("device_peak_gb") is not None for s in scales) else []))
         for s in scales:
             if "skipped" in s or "error" in s:
                 L.append(f"| {s['n']} | {s.get('skipped') or 'child failed'} | | | | | | | | | | |")

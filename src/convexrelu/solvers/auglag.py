@@ -95,25 +95,25 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
     status = "optimal" if converged else (
         "max_time" if stop.startswith("max_time") else "stalled" if stop.startswith("stall") else "max_iter")
     violation_after = relative_violation(op, Q) if op.has_constraints else 0.0
-    if converged and violation_after > FEASIBLE:
+    feasible = violation_after <= FEASIBLE
+    if converged and not feasible:
         converged, status = False, "infeasible"
         warn_infeasible(label, violation_after, knob)
     elif not converged:
         warnings.warn(
             f"{label}: stopped at {stop} {residuals}; objective {obj:.10g}, "
-            + (f"duality gap {obj - lower:.3e}, " if violation_after <= FEASIBLE else
+            + (f"duality gap {obj - lower:.3e}, " if feasible else
                f"no duality gap (the point is not feasible; dual bound {lower:.10g}), ")
             + f"relative cone violation {violation_after:.1e}",
             ConvergenceWarning,
             stacklevel=3,
         )
     info = dict(info, dual_bound=lower)
-    certified = min(lower, obj) if violation_after <= FEASIBLE else -math.inf
     return Solution(
         weights=Q.detach().cpu().numpy().astype(np.float64), objective=obj, converged=converged, status=status,
         iterations=iterations, time=time.perf_counter() - start, history=tuple(history),
-        constraint_violation=program.violation(Q), multipliers=lam_np, lower_bound=certified, solver=solver,
-        info=info,
+        constraint_violation=program.violation(Q), multipliers=lam_np,
+        lower_bound=min(lower, obj) if feasible else -math.inf, solver=solver, info=info,
     )
 
 
