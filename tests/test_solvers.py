@@ -569,3 +569,32 @@ def test_presolve_restricts_warm_starts_of_the_whole_program():
     all_live = program(TwoLayerReLUProgram, "squared")
     assert all_live.operator.live_groups().all()
     assert solved("ipm", TwoLayerReLUProgram, "squared").info["dead_groups"] == 0
+
+
+@pytest.mark.parametrize("cls", [GatedReLUProgram, TwoLayerReLUProgram, ThreeLayerReLUProgram])
+def test_states_on_spare_arrays_are_the_states_of_their_points(cls):
+    """FISTA recycles the arrays of dead states: a state (and an extrapolated state)
+    written into a spare one has the value, constraints and gradient of a fresh one,
+    and overwrites the spare's arrays."""
+    prog = program(cls, "squared")
+    op = prog.operator
+    if op.has_constraints:
+        part = ALPart(prog, tuple(torch.ones(s, dtype=torch.float64) for s in op.constraint_shapes), 2.0)
+    else:
+        part = LossPart(prog)
+    Q0, Q1, Q2 = _random(prog.shape, 7), _random(prog.shape, 8), _random(prog.shape, 9)
+    spare = part.state(Q2)
+    part.value(spare)  # its cotangents exist
+    arrays = [t.data_ptr() for t in spare.cons + (spare.L or ())]
+    S = part.state(Q1, spare=spare)
+    fresh = part.state(Q1)
+    assert part.value(S) == pytest.approx(part.value(fresh), rel=1e-13)
+    torch.testing.assert_close(part.grad(S), part.grad(fresh), rtol=1e-12, atol=1e-12)
+    assert [t.data_ptr() for t in S.cons + (S.L or ())] == arrays
+    old = part.state(Q0)
+    spare2 = part.state(Q2)
+    part.value(spare2)
+    E = part.extrapolate(old, fresh, 0.37, spare=spare2)
+    direct = part.state(Q1 + 0.37 * (Q1 - Q0))
+    assert part.value(E) == pytest.approx(part.value(direct), rel=1e-12)
+    torch.testing.assert_close(part.grad(E), part.grad(direct), rtol=1e-10, atol=1e-10)

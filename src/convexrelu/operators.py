@@ -31,7 +31,30 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-__all__ = ["BlockOperator", "NormalSolver"]
+__all__ = ["BlockOperator", "NormalSolver", "Workspace"]
+
+
+class Workspace:
+    """Scratch arrays of one caller of a :class:`BlockOperator`, by name.
+
+    Allocating a large array costs about as much as a pass over it (the memory is new to
+    the process and is faulted in page by page), so a loop that evaluates the operator
+    many times keeps its temporaries here. The arrays never leave the operator's methods;
+    one (n, B) and two (n, G) arrays serve every method (none keeps one across a call).
+    """
+
+    def __init__(self):
+        self._arrays: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, shape, like: torch.Tensor) -> torch.Tensor:
+        """The array ``name`` of ``shape`` with ``like``'s dtype and device (allocated
+        when missing or of another shape; its content is arbitrary)."""
+        shape = tuple(shape)
+        a = self._arrays.get(name)
+        if a is None or tuple(a.shape) != shape or a.dtype != like.dtype or a.device != like.device:
+            a = torch.empty(shape, dtype=like.dtype, device=like.device)
+            self._arrays[name] = a
+        return a
 
 
 class BlockOperator:
@@ -175,17 +198,23 @@ class BlockOperator:
         return torch.zeros(self.shape, dtype=self.dtype, device=self.device)
 
     # ------------------------------------------------------------------ pieces
-    def _group_sum(self, H: torch.Tensor) -> torch.Tensor:
-        """(n, B) -> (n, G): sum of the blocks of each group."""
+    def _group_sum(self, H: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """(n, B) -> (n, G): sum of the blocks of each group (into ``out`` if given; with
+        one block per group ``H`` itself is returned)."""
         if self.trivial_groups:
             return H
         if self.group_size:
             H3 = H.view(H.shape[0], self.n_groups, self.group_size)
-            out = H3[:, :, 0].clone()
-            for j in range(1, self.group_size):
+            if self.group_size == 1:
+                return H3[:, :, 0] if out is None else out.copy_(H3[:, :, 0])
+            out = torch.add(H3[:, :, 0], H3[:, :, 1], out=out)
+            for j in range(2, self.group_size):
                 out += H3[:, :, j]
             return out
-        out = torch.zeros((H.shape[0], self.n_groups), dtype=H.dtype, device=H.device)
+        if out is None:
+            out = torch.zeros((H.shape[0], self.n_groups), dtype=H.dtype, device=H.device)
+        else:
+            out.zero_()
         return out.index_add_(1, self._group, H)
 
     def _group_expand(self, T: torch.Tensor) -> torch.Tensor:
@@ -196,22 +225,37 @@ class BlockOperator:
             return T[:, :, None].expand(T.shape[0], self.n_groups, self.group_size).reshape(T.shape[0], self.n_blocks)
         return T[:, self._group]
 
-    def _outputs(self, Hg: torch.Tensor) -> torch.Tensor:
+    def _outputs(self, Hg: torch.Tensor, work: "Workspace | None" = None) -> torch.Tensor:
         """(n, G) -> (n, C)."""
-        S = Hg * (self._sigma if self._d2s is None else self._d2s)
+        if self._d2s is None and self.n_outputs == 1:
+            return Hg @ self._sigma[:, None]  # one pass, no (n, G) temporary
+        scale = self._sigma if self._d2s is None else self._d2s
+        S = torch.mul(Hg, scale, out=None if work is None else work.get("nG2", Hg.shape, Hg))
         if self.n_outputs == 1:
             return S.sum(dim=1, keepdim=True)
         out = torch.zeros((S.shape[0], self.n_outputs), dtype=S.dtype, device=S.device)
         return out.index_add_(1, self._output, S)
 
-    def _outputs_adjoint(self, R: torch.Tensor) -> torch.Tensor:
-        """(n, C) -> (n, G): adjoint of :meth:`_outputs`."""
+    def _outputs_adjoint(self, R: torch.Tensor, work: "Workspace | None" = None) -> torch.Tensor:
+        """(n, C) -> (n, G): adjoint of :meth:`_outputs` (a new array, or ``work``'s)."""
         Rg = R.expand(-1, self.n_groups) if self.n_outputs == 1 else R[:, self._output]
-        return Rg * (self._sigma if self._d2s is None else self._d2s)
+        out = None if work is None else work.get("nG2", (R.shape[0], self.n_groups), R)
+        return torch.mul(Rg, self._sigma if self._d2s is None else self._d2s, out=out)
 
     # ------------------------------------------------------------------ API
-    def apply(self, Q: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    def apply(self, Q: torch.Tensor, out=None, work: "Workspace | None" = None
+              ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Model output and constraint values from one product ``X @ Q``.
+
+        Parameters
+        ----------
+        Q : tensor (d, B)
+        out : tuple ``(Z, constraints)`` or None
+            An earlier result of this method whose constraint arrays are overwritten
+            (instead of allocating new ones: at scale, allocating is a large part of the
+            cost). ``Z`` (small) is always new.
+        work : Workspace or None
+            Scratch arrays for the temporaries (:meth:`workspace`).
 
         Returns
         -------
@@ -219,19 +263,32 @@ class BlockOperator:
         constraints : tuple of tensors, shapes :attr:`constraint_shapes`; the program
             requires every entry to be >= 0.
         """
-        XQ = self.X @ Q
-        Hg = self._group_sum(self._sd1 * XQ)
-        Z = self._outputs(Hg)
+        n, B = self.n_samples, self.n_blocks
+        bufs = tuple(out[1]) if out is not None else (None,) * len(self.constraint_shapes)
+
+        def scratch(name, shape):
+            return None if work is None else work.get(name, shape, self.X)
+
+        # the raw product goes where the first cone's values will be (they are its sign flips)
+        XQ = torch.matmul(self.X, Q, out=bufs[0] if self.cone_first else scratch("nB", (n, B)))
+        H = torch.mul(self._sd1, XQ, out=scratch("nB", (n, B))) if self.cone_first else XQ.mul_(self._sd1)
+        Hg = self._group_sum(H, out=scratch("nG", (n, self.n_groups)))
+        Z = self._outputs(Hg, work)
         cons = []
         if self.cone_first:
-            cons.append(self._s1 * XQ)
+            cons.append(XQ.mul_(self._s1))  # XQ is this call's own array
         if self.cone_second:
-            cons.append(self._s2 * Hg)
+            cons.append(torch.mul(self._s2, Hg, out=bufs[-1]))
         return Z, tuple(cons)
 
-    def matvec(self, Q: torch.Tensor) -> torch.Tensor:
+    def matvec(self, Q: torch.Tensor, work: "Workspace | None" = None) -> torch.Tensor:
         """Model output ``Z = A(Q)``, shape (n, C)."""
-        return self._outputs(self._group_sum(self._sd1 * (self.X @ Q)))
+        n, B = self.n_samples, self.n_blocks
+        if work is None:
+            return self._outputs(self._group_sum(self._sd1 * (self.X @ Q)))
+        XQ = torch.matmul(self.X, Q, out=work.get("nB", (n, B), self.X))
+        Hg = self._group_sum(XQ.mul_(self._sd1), out=work.get("nG", (n, self.n_groups), self.X))
+        return self._outputs(Hg, work)
 
     def constraints(self, Q: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Constraint values ``K(Q)`` (must be >= 0), without the model output."""
@@ -239,13 +296,13 @@ class BlockOperator:
             return ()
         XQ = self.X @ Q
         cons = []
-        if self.cone_first:
-            cons.append(self._s1 * XQ)
         if self.cone_second:
             cons.append(self._s2 * self._group_sum(self._sd1 * XQ))
+        if self.cone_first:
+            cons.insert(0, XQ.mul_(self._s1))  # after the second cone has read XQ
         return tuple(cons)
 
-    def adjoint(self, R: torch.Tensor | None, multipliers=()) -> torch.Tensor:
+    def adjoint(self, R: torch.Tensor | None, multipliers=(), work: "Workspace | None" = None) -> torch.Tensor:
         """``A^T R + K^T Lambda`` with one product ``X.T @ T``.
 
         Parameters
@@ -253,6 +310,8 @@ class BlockOperator:
         R : tensor (n, C) or None
             Cotangent of the model output.
         multipliers : tuple of tensors with shapes :attr:`constraint_shapes` (or empty)
+        work : Workspace or None
+            Scratch arrays for the temporaries (:meth:`workspace`).
 
         Returns
         -------
@@ -264,14 +323,15 @@ class BlockOperator:
             raise ValueError(f"multipliers: expected {len(self.constraint_shapes)} arrays, got {len(multipliers)}")
         Tg = None
         if R is not None:
-            Tg = self._outputs_adjoint(R)
+            Tg = self._outputs_adjoint(R, work)
         if self.cone_second and multipliers:
             L2 = multipliers[-1]
-            Tg = self._s2 * L2 if Tg is None else Tg + self._s2 * L2
+            Tg = self._s2 * L2 if Tg is None else Tg.addcmul_(self._s2, L2)
         grouped = bool(self.group_size) and not self.trivial_groups  # blocks of a group contiguous
         G, m = self.n_groups, self.group_size
+        T_out = None if work is None else work.get("nB", (n, self.n_blocks), self.X)
         if self.cone_first and multipliers:
-            T = self._s1 * multipliers[0]
+            T = torch.mul(self._s1, multipliers[0], out=T_out)
             if Tg is not None:  # T += s_b D1_b Tg[:, g(b)], one pass
                 if grouped:
                     T.view(n, G, m).addcmul_(self._sd1.view(n, G, m), Tg[:, :, None])
@@ -280,10 +340,16 @@ class BlockOperator:
         elif Tg is None:
             T = torch.zeros((n, self.n_blocks), dtype=self.dtype, device=self.device)
         elif grouped:
-            T = (self._sd1.view(n, G, m) * Tg[:, :, None]).view(n, self.n_blocks)
+            T = torch.mul(self._sd1.view(n, G, m), Tg[:, :, None], out=None if T_out is None else T_out.view(n, G, m))
+            T = T.view(n, self.n_blocks)
         else:
-            T = self._sd1 * self._group_expand(Tg)
+            T = torch.mul(self._sd1, self._group_expand(Tg), out=T_out)
         return self.X.T @ T
+
+    def workspace(self) -> "Workspace":
+        """Scratch arrays for :meth:`apply`, :meth:`matvec` and :meth:`adjoint`, reused
+        from call to call by one caller (a solver's loop); never share one between threads."""
+        return Workspace()
 
     def constraint_support(self) -> tuple[torch.Tensor, ...]:
         """Where the rows of ``K`` are not identically zero: bool tensors with shapes

@@ -377,23 +377,25 @@ class AugmentedLagrangian(Solver):
                 restart=self.restart, history=history, name="AugmentedLagrangian (inner FISTA)",
                 verbose=self.verbose, deadline=deadline,
             )
-            total_iter += res.iterations
+            inner_its = res.iterations
+            total_iter += inner_its
             Q, state, step = res.Q, res.state, res.step
             cons = state.cons
             c_scale = constraint_scale(cons)
             viol = _violation(cons) / c_scale
             stat = res.residual
-            lam_new = tuple(-L for L in part.cotangents(state))  # (lam - rho c)_+
+            lam_new = part.multipliers(state)  # (lam - rho c)_+, the state's own arrays
             # residual of the method of multipliers, ||lam+ - lam|| / rho = ||min(c, lam / rho)||:
             # the violation and the complementarity of (Q, lam+) at once
             mom = max((float(torch.max(torch.abs(a - b))) for a, b in zip(lam_new, lam) if a.numel()), default=0.0)
             feas = mom / rho / c_scale
             lam = lam_new
+            res = state = cons = None  # free the inner solve's arrays before the next one
             if self.verbose:
                 logger.info(
                     "AL outer %d: inner its %d, objective %.10g, stationarity %.3e, violation %.3e, "
                     "multiplier residual %.3e, rho %.3g",
-                    outer, res.iterations, history[-1] if history else float("nan"), stat, viol, feas, rho,
+                    outer, inner_its, history[-1] if history else float("nan"), stat, viol, feas, rho,
                 )
             if stat <= tol and feas <= feas_tol:
                 converged = True

@@ -42,35 +42,39 @@ _RESTARTS = (None, "none", "gradient", "function")
 # --------------------------------------------------------------------------- smooth parts
 class _State:
     """Operator output at one point: ``Z = A Q``, constraints ``c = K Q`` and, once the
-    value is computed, ``f`` and the constraint cotangents ``L = -(lam - rho c)_+``."""
+    value is computed, ``f`` and the multipliers ``(lam - rho c)_+`` (the negated
+    constraint cotangents; field ``L``)."""
 
-    __slots__ = ("Z", "cons", "L", "f", "noise")
+    __slots__ = ("Z", "cons", "L", "L_stale", "f", "noise")
 
     def __init__(self, Z, cons):
         self.Z = Z
         self.cons = cons
         self.L = None
+        self.L_stale = False  # L holds arrays of an earlier state, to be overwritten
         self.f = None
         self.noise = None
 
 
 class LossPart:
-    """Smooth part ``f(Q) = l(A Q, Y)`` of a program (its constraints ignored)."""
+    """Smooth part ``f(Q) = l(A Q, Y)`` of a program (its constraints ignored).
+
+    It keeps the operator's scratch arrays (:meth:`BlockOperator.workspace`) for the
+    states it computes; :meth:`state` and :meth:`extrapolate` overwrite the arrays of a
+    ``spare`` state (one no longer used) instead of allocating."""
 
     def __init__(self, program):
         self.program = program
         self.op = program.operator
         self.loss = program.loss
         self.Y = program.Y
+        self.work = self.op.workspace()
 
-    def state(self, Q: torch.Tensor) -> _State:
-        Z = self.op.matvec(Q)
-        return _State(Z, ())
+    def state(self, Q: torch.Tensor, spare: _State | None = None) -> _State:
+        return _State(self.op.matvec(Q, work=self.work), ())
 
     def extrapolate(self, old: _State, new: _State, w: float, spare: _State | None = None) -> _State:
-        """State at ``Q_new + w (Q_new - Q_old)`` (the operator is linear).
-
-        ``spare``: a state no longer used, whose arrays are overwritten (no allocation)."""
+        """State at ``Q_new + w (Q_new - Q_old)`` (the operator is linear)."""
         return _State(torch.lerp(old.Z, new.Z, 1.0 + w), ())
 
     def value(self, s: _State) -> float:
@@ -80,7 +84,7 @@ class LossPart:
         return s.f
 
     def grad(self, s: _State) -> torch.Tensor:
-        return self.op.adjoint(self.loss.grad(s.Z, self.Y))
+        return self.op.adjoint(self.loss.grad(s.Z, self.Y), work=self.work)
 
     def loss_value(self, s: _State) -> float:
         return self.value(s)
@@ -98,55 +102,59 @@ class ALPart(LossPart):
 
     ``psi`` is :func:`._steps.al_penalty`; its gradient in ``c`` is
     ``L = -(lam - rho c)_+`` (:func:`._steps.al_penalty_grad`), so that the gradient in
-    ``Q`` is ``operator.adjoint(grad l, L)``. ``L`` at the last iterate gives the next
-    multipliers ``lam+ = -L`` (:func:`._steps.multiplier_update`).
+    ``Q`` is ``operator.adjoint(grad l, L) = -operator.adjoint(-grad l, P)`` with
+    ``P = (lam - rho c)_+``, which a state keeps (:meth:`multipliers`): ``P`` at the last
+    iterate is the next multipliers ``lam+`` (:func:`._steps.multiplier_update`).
 
     Parameters
     ----------
     program : ConvexProgram with constraints
-    lam : tuple of tensors >= 0, shapes ``operator.constraint_shapes``
+    lam : tuple of tensors >= 0, shapes ``operator.constraint_shapes`` (read, not copied)
     rho : float > 0
     """
 
     def __init__(self, program, lam, rho: float):
         super().__init__(program)
         self.rho = float(rho)
-        self.neg_lam = tuple(-m for m in lam)
-        self.lam_sq = float(sum(torch.sum(m * m) for m in lam))
+        self.lam = tuple(lam)
+        self.lam_sq = float(sum(_sqnorm(m) for m in self.lam))
 
-    def state(self, Q):
-        Z, cons = self.op.apply(Q)
-        return _State(Z, cons)
+    def state(self, Q, spare=None):
+        Z, cons = self.op.apply(Q, out=None if spare is None else (spare.Z, spare.cons), work=self.work)
+        s = _State(Z, cons)
+        if spare is not None:
+            s.L, s.L_stale = spare.L, True  # arrays to overwrite (:meth:`multipliers`)
+        return s
 
     def extrapolate(self, old, new, w, spare=None):
         a = 1.0 + w
-        if spare is None or spare.L is None:
-            cons = tuple(torch.lerp(co, cn, a) for co, cn in zip(old.cons, new.cons))
-            return _State(torch.lerp(old.Z, new.Z, a), cons)
-        # large problems: reuse the arrays of the previous extrapolated state (no page faults)
-        cons = tuple(torch.lerp(co, cn, a, out=buf) for co, cn, buf in zip(old.cons, new.cons, spare.cons))
+        outs = spare.cons if spare is not None else (None,) * len(new.cons)
+        cons = tuple(torch.lerp(co, cn, a, out=buf) for co, cn, buf in zip(old.cons, new.cons, outs))
         s = _State(torch.lerp(old.Z, new.Z, a), cons)
-        s.L = tuple(torch.add(m, c, alpha=self.rho, out=buf).clamp_(max=0.0)
-                    for m, c, buf in zip(self.neg_lam, cons, spare.L))
+        if spare is not None:
+            s.L, s.L_stale = spare.L, True
         return s
 
-    def cotangents(self, s: _State):
-        """``L = -(lam - rho c)_+ = min(rho c - lam, 0)`` for every constraint (cached)."""
-        if s.L is None:
-            s.L = tuple(torch.add(m, c, alpha=self.rho).clamp_(max=0.0) for m, c in zip(self.neg_lam, s.cons))
+    def multipliers(self, s: _State):
+        """``P = (lam - rho c)_+ = -L`` for every constraint (cached in the state): the
+        multipliers of the method of multipliers' update at that point."""
+        if s.L is None or s.L_stale:
+            bufs = s.L if s.L is not None else (None,) * len(s.cons)
+            s.L = tuple(torch.sub(m, c, alpha=self.rho, out=buf).clamp_(min=0.0)
+                        for m, c, buf in zip(self.lam, s.cons, bufs))
+            s.L_stale = False
         return s.L
 
     def value(self, s):
         if s.f is None:
-            L = self.cotangents(s)
-            sq = sum(_sqnorm(l) for l in L)
+            sq = sum(_sqnorm(p) for p in self.multipliers(s))
             fl = float(self.loss.value(s.Z, self.Y))
             s.f = fl + (sq - self.lam_sq) / (2.0 * self.rho)
             s.noise = abs(fl) + float(torch.sum(torch.abs(s.Z))) + (sq + self.lam_sq) / (2.0 * self.rho)
         return s.f
 
     def grad(self, s):
-        return self.op.adjoint(self.loss.grad(s.Z, self.Y), self.cotangents(s))
+        return self.op.adjoint(-self.loss.grad(s.Z, self.Y), self.multipliers(s), work=self.work).neg_()
 
     def loss_value(self, s):
         return float(self.loss.value(s.Z, self.Y))
@@ -189,7 +197,6 @@ def fista_minimize(
     step_increase: float = 1.0,
     restart: str | None = "gradient",
     history: list | None = None,
-    state0: _State | None = None,
     min_iter: int = 1,
     name: str = "FISTA",
     verbose: bool = False,
@@ -213,14 +220,16 @@ def fista_minimize(
     """
     prox = part.program.regularizer.prox
     Q = Q0
-    SQ = part.state(Q) if state0 is None else state0
+    SQ = part.state(Q)
     fQ = part.value(SQ)
     if not math.isfinite(fQ):
         raise SolverError(f"{name}: the objective is not finite at the starting point ({fQ}); check the data and init")
     F_start = fQ + beta * _block_norm_sum(Q)
     FQ = F_start
     Y, SY, fY = Q, SQ, fQ
-    SY_is_extrapolated = False
+    # states no longer read, whose arrays the next states overwrite: at scale allocating
+    # a large array costs as much as a pass over it (three sets of arrays in all)
+    pool: list = []
     t = 1.0
     eps = torch.finfo(Q.dtype).eps
     residual = math.inf
@@ -231,18 +240,18 @@ def fista_minimize(
     stalled = False
     for k in range(1, max_iter + 1):
         g = part.grad(SY)
-        noise_Y = None
+        noise_Y = part.noise(SY) if backtrack else None  # (cached with fY)
+        if SY is not SQ:
+            pool.append(SY)  # only its cached values are read from here on
         while True:
             Qn = prox(torch.add(Y, g, alpha=-step), step * beta)
-            Sn = part.state(Qn)
+            Sn = part.state(Qn, spare=pool.pop() if pool else None)
             fn = part.value(Sn)
             D = Qn - Y
             sq = _sqnorm(D)
             inner = float(torch.dot(g.reshape(-1), D.reshape(-1)))
             if not backtrack or not math.isfinite(fn):
                 break
-            if noise_Y is None:
-                noise_Y = part.noise(SY)
             slack = 64 * eps * (part.noise(Sn) + noise_Y)
             if _steps.sufficient_decrease(fn, fY, inner, sq, step, slack):
                 break
@@ -251,6 +260,7 @@ def fista_minimize(
                 break
             step *= backtrack_factor
             backtracks += 1
+            pool.append(Sn)
         grow = step_increase != 1.0 and backtrack and _steps.local_curvature(fn, fY, inner, sq) * step < 0.5
         Rn = _block_norm_sum(Qn) if beta else 0.0
         Fn = fn + beta * Rn
@@ -284,22 +294,19 @@ def fista_minimize(
             restarts += 1
             t = 1.0
             Y, SY, fY = Qn, Sn, fn
-            SY_is_extrapolated = False
         else:
             t_next = _steps.momentum_next(t)
             w = _steps.extrapolation_coefficient(t, t_next)
             t = t_next
             if w == 0.0:
                 Y, SY, fY = Qn, Sn, fn
-                SY_is_extrapolated = False
             else:
                 Y = torch.add(Qn, E, alpha=w)
-                # the previous extrapolated state is dead here: its arrays are reused
-                SY = part.extrapolate(SQ, Sn, w, spare=SY if SY_is_extrapolated else None)
-                SY_is_extrapolated = True
+                SY = part.extrapolate(SQ, Sn, w, spare=pool.pop() if pool else None)
                 fY = part.value(SY)
         if grow:
             step *= step_increase
+        pool.append(SQ)  # (its arrays are not those of SY, Sn or any pooled state)
         Q, SQ, FQ = Qn, Sn, Fn
         if deadline is not None and time.perf_counter() > deadline:
             break
