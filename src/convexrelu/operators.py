@@ -204,9 +204,7 @@ class BlockOperator:
         if self.trivial_groups:
             return H
         if self.group_size:
-            H3 = H.view(H.shape[0], self.n_groups, self.group_size)
-            if self.group_size == 1:
-                return H3[:, :, 0] if out is None else out.copy_(H3[:, :, 0])
+            H3 = H.view(H.shape[0], self.n_groups, self.group_size)  # (size >= 2: one is trivial)
             out = torch.add(H3[:, :, 0], H3[:, :, 1], out=out)
             for j in range(2, self.group_size):
                 out += H3[:, :, j]

@@ -45,7 +45,7 @@ class _State:
     value is computed, ``f`` and the multipliers ``(lam - rho c)_+`` (the negated
     constraint cotangents; field ``L``)."""
 
-    __slots__ = ("Z", "cons", "L", "L_stale", "f", "noise")
+    __slots__ = ("Z", "cons", "L", "L_stale", "f", "loss", "noise")
 
     def __init__(self, Z, cons):
         self.Z = Z
@@ -53,6 +53,7 @@ class _State:
         self.L = None
         self.L_stale = False  # L holds arrays of an earlier state, to be overwritten
         self.f = None
+        self.loss = None  # the loss term of f (ALPart)
         self.noise = None
 
 
@@ -148,7 +149,7 @@ class ALPart(LossPart):
     def value(self, s):
         if s.f is None:
             sq = sum(_sqnorm(p) for p in self.multipliers(s))
-            fl = float(self.loss.value(s.Z, self.Y))
+            s.loss = fl = float(self.loss.value(s.Z, self.Y))
             s.f = fl + (sq - self.lam_sq) / (2.0 * self.rho)
             s.noise = abs(fl) + float(torch.sum(torch.abs(s.Z))) + (sq + self.lam_sq) / (2.0 * self.rho)
         return s.f
@@ -157,7 +158,8 @@ class ALPart(LossPart):
         return self.op.adjoint(-self.loss.grad(s.Z, self.Y), self.multipliers(s), work=self.work).neg_()
 
     def loss_value(self, s):
-        return float(self.loss.value(s.Z, self.Y))
+        self.value(s)
+        return s.loss
 
 
 # --------------------------------------------------------------------------- the method
