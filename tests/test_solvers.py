@@ -584,13 +584,13 @@ def test_states_on_spare_arrays_are_the_states_of_their_points(cls):
         part = LossPart(prog)
     Q0, Q1, Q2 = _random(prog.shape, 7), _random(prog.shape, 8), _random(prog.shape, 9)
     spare = part.state(Q2)
-    part.value(spare)  # its cotangents exist
-    arrays = [t.data_ptr() for t in spare.cons + (spare.L or ())]
+    part.value(spare)  # its multipliers exist
+    arrays = [t.data_ptr() for t in spare.cons + (spare.P or ())]
     S = part.state(Q1, spare=spare)
     fresh = part.state(Q1)
     assert part.value(S) == pytest.approx(part.value(fresh), rel=1e-13)
     torch.testing.assert_close(part.grad(S), part.grad(fresh), rtol=1e-12, atol=1e-12)
-    assert [t.data_ptr() for t in S.cons + (S.L or ())] == arrays
+    assert [t.data_ptr() for t in S.cons + (S.P or ())] == arrays
     old = part.state(Q0)
     spare2 = part.state(Q2)
     part.value(spare2)

@@ -42,16 +42,16 @@ _RESTARTS = (None, "none", "gradient", "function")
 # --------------------------------------------------------------------------- smooth parts
 class _State:
     """Operator output at one point: ``Z = A Q``, constraints ``c = K Q`` and, once the
-    value is computed, ``f`` and the multipliers ``(lam - rho c)_+`` (the negated
-    constraint cotangents; field ``L``)."""
+    value is computed, ``f`` and the multipliers ``P = (lam - rho c)_+`` (the negated
+    constraint cotangents)."""
 
-    __slots__ = ("Z", "cons", "L", "L_stale", "f", "loss", "noise")
+    __slots__ = ("Z", "cons", "P", "P_stale", "f", "loss", "noise")
 
     def __init__(self, Z, cons):
         self.Z = Z
         self.cons = cons
-        self.L = None
-        self.L_stale = False  # L holds arrays of an earlier state, to be overwritten
+        self.P = None
+        self.P_stale = False  # P holds arrays of an earlier state, to be overwritten
         self.f = None
         self.loss = None  # the loss term of f (ALPart)
         self.noise = None
@@ -124,7 +124,7 @@ class ALPart(LossPart):
         Z, cons = self.op.apply(Q, out=None if spare is None else (spare.Z, spare.cons), work=self.work)
         s = _State(Z, cons)
         if spare is not None:
-            s.L, s.L_stale = spare.L, True  # arrays to overwrite (:meth:`multipliers`)
+            s.P, s.P_stale = spare.P, True  # arrays to overwrite (:meth:`multipliers`)
         return s
 
     def extrapolate(self, old, new, w, spare=None):
@@ -133,18 +133,18 @@ class ALPart(LossPart):
         cons = tuple(torch.lerp(co, cn, a, out=buf) for co, cn, buf in zip(old.cons, new.cons, outs))
         s = _State(torch.lerp(old.Z, new.Z, a), cons)
         if spare is not None:
-            s.L, s.L_stale = spare.L, True
+            s.P, s.P_stale = spare.P, True
         return s
 
     def multipliers(self, s: _State):
         """``P = (lam - rho c)_+ = -L`` for every constraint (cached in the state): the
         multipliers of the method of multipliers' update at that point."""
-        if s.L is None or s.L_stale:
-            bufs = s.L if s.L is not None else (None,) * len(s.cons)
-            s.L = tuple(torch.sub(m, c, alpha=self.rho, out=buf).clamp_(min=0.0)
+        if s.P is None or s.P_stale:
+            bufs = s.P if s.P is not None else (None,) * len(s.cons)
+            s.P = tuple(torch.sub(m, c, alpha=self.rho, out=buf).clamp_(min=0.0)
                         for m, c, buf in zip(self.lam, s.cons, bufs))
-            s.L_stale = False
-        return s.L
+            s.P_stale = False
+        return s.P
 
     def value(self, s):
         if s.f is None:
