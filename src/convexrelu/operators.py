@@ -131,22 +131,50 @@ class BlockOperator:
     def _build_tensors(self):
         kw = dict(dtype=self.dtype, device=self.device)
         self.X = torch.as_tensor(self.X_np, **kw)
-        first = torch.as_tensor(self.first_np, device=self.device)
-        signs = torch.as_tensor(self.signs_np, **kw)
-        self._sd1 = first.to(self.dtype) * signs  # s_b D1_b            (n, B)
-        self._s1 = 2 * first.to(self.dtype) - 1 if self.cone_first else None  # 2 D1 - 1
-        sigma = torch.as_tensor(self.sigma_np, **kw)
-        if self.second_np is None:
-            self._d2s = None  # sigma_g D2_g = sigma_g (broadcast)
-            self._sigma = sigma
-            self._s2 = None
-        else:
-            second = torch.as_tensor(self.second_np, device=self.device).to(self.dtype)
-            self._d2s = second * sigma
-            self._s2 = 2 * second - 1 if self.cone_second else None
+        self._sigma = torch.as_tensor(self.sigma_np, **kw)
         self._group = torch.as_tensor(self.group_np, device=self.device)
         self._output = torch.as_tensor(self.output_np, device=self.device)
+        self._masks = None  # the (n, B) and (n, G) mask arrays, built on first use (:meth:`_mask_arrays`)
         self._pair_signs = None  # built by the first constraint_gram with a second cone
+
+    def _mask_arrays(self):
+        """``(s_b D1_b, 2 D1 - 1, sigma_g D2_g, 2 D2 - 1)`` in the operator's dtype, shapes
+        (n, B), (n, B), (n, G), (n, G) (None where the program has no such term). Built on
+        first use: a program whose solver runs on its restriction to the live groups
+        (:meth:`restrict`) never holds them beside the restriction's."""
+        if self._masks is None:
+            kw = dict(dtype=self.dtype, device=self.device)
+            first = torch.as_tensor(self.first_np, device=self.device).to(self.dtype)
+            sd1 = first * torch.as_tensor(self.signs_np, **kw)
+            s1 = 2 * first - 1 if self.cone_first else None
+            del first
+            d2s = s2 = None
+            if self.second_np is not None:
+                second = torch.as_tensor(self.second_np, device=self.device).to(self.dtype)
+                d2s = second * self._sigma
+                s2 = 2 * second - 1 if self.cone_second else None
+            self._masks = (sd1, s1, d2s, s2)
+        return self._masks
+
+    @property
+    def _sd1(self) -> torch.Tensor:
+        """``s_b D1_b``, shape (n, B)."""
+        return self._mask_arrays()[0]
+
+    @property
+    def _s1(self) -> torch.Tensor | None:
+        """``2 D1 - 1`` (None without the first cone), shape (n, B)."""
+        return self._mask_arrays()[1]
+
+    @property
+    def _d2s(self) -> torch.Tensor | None:
+        """``sigma_g D2_g`` (None without a second layer: ``sigma_g``, broadcast), shape (n, G)."""
+        return self._mask_arrays()[2]
+
+    @property
+    def _s2(self) -> torch.Tensor | None:
+        """``2 D2 - 1`` (None without the second cone), shape (n, G)."""
+        return self._mask_arrays()[3]
 
     def to(self, device=None, dtype=None) -> "BlockOperator":
         """A copy computing on ``device`` in ``dtype``."""
@@ -432,8 +460,9 @@ class BlockOperator:
         groups), so ``q_g = 0`` at every optimum: the program restricted to the live
         groups (:meth:`restrict`) has the same optimal value.
         """
-        coef, _ = self.model_coefficients()
-        live_blocks = (coef != 0).any(dim=0).cpu().numpy()
+        # (from the boolean masks: the float ones are not built for this)
+        on = self.first_np if self.second_np is None else self.first_np & self.second_np[:, self.group_np]
+        live_blocks = on.any(axis=0) & (self.signs_np != 0) & (self.sigma_np[self.group_np] != 0)
         return np.bincount(self.group_np, weights=live_blocks, minlength=self.n_groups) > 0
 
     def _blocks_of(self, groups) -> np.ndarray:

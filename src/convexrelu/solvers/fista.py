@@ -121,19 +121,22 @@ class ALPart(LossPart):
         self.lam_sq = float(sum(_sqnorm(m) for m in self.lam))
 
     def state(self, Q, spare=None):
-        Z, cons = self.op.apply(Q, out=None if spare is None else (spare.Z, spare.cons), work=self.work)
+        reuse = spare is not None and spare.cons is not None
+        Z, cons = self.op.apply(Q, out=(spare.Z, spare.cons) if reuse else None, work=self.work)
         s = _State(Z, cons)
         if spare is not None:
             s.P, s.P_stale = spare.P, True  # arrays to overwrite (:meth:`multipliers`)
         return s
 
     def extrapolate(self, old, new, w, spare=None):
+        """State at ``Q_new + w (Q_new - Q_old)``: its model output and multipliers ``P``
+        (``cons`` is None: the constraint values are interpolated into the arrays of ``P``,
+        which FISTA needs alone at that point)."""
         a = 1.0 + w
-        outs = spare.cons if spare is not None else (None,) * len(new.cons)
-        cons = tuple(torch.lerp(co, cn, a, out=buf) for co, cn, buf in zip(old.cons, new.cons, outs))
-        s = _State(torch.lerp(old.Z, new.Z, a), cons)
-        if spare is not None:
-            s.P, s.P_stale = spare.P, True
+        bufs = spare.P if spare is not None and spare.P is not None else (None,) * len(new.cons)
+        c = tuple(torch.lerp(co, cn, a, out=buf) for co, cn, buf in zip(old.cons, new.cons, bufs))
+        s = _State(torch.lerp(old.Z, new.Z, a), None)
+        s.P = tuple(torch.sub(m, ci, alpha=self.rho, out=ci).clamp_(min=0.0) for m, ci in zip(self.lam, c))
         return s
 
     def multipliers(self, s: _State):
@@ -172,6 +175,16 @@ class FistaResult:
     def __init__(self, **kw):
         for k, v in kw.items():
             setattr(self, k, v)
+
+
+def _take(pool: list, full: bool):
+    """A dead state from ``pool`` (removed from it) whose arrays a new state overwrites:
+    one with constraint arrays (``full``, for a new iterate) or without (for an
+    extrapolated point) where there is one, else any; None when the pool is empty."""
+    for i in range(len(pool) - 1, -1, -1):
+        if (pool[i].cons is not None) == full:
+            return pool.pop(i)
+    return pool.pop() if pool else None
 
 
 def _sqnorm(T: torch.Tensor) -> float:
@@ -230,7 +243,8 @@ def fista_minimize(
     FQ = F_start
     Y, SY, fY = Q, SQ, fQ
     # states no longer read, whose arrays the next states overwrite: at scale allocating
-    # a large array costs as much as a pass over it (three sets of arrays in all)
+    # a large array costs as much as a pass over it (with constraints: two sets of
+    # constraint arrays and three of multipliers in all)
     pool: list = []
     t = 1.0
     eps = torch.finfo(Q.dtype).eps
@@ -247,7 +261,7 @@ def fista_minimize(
             pool.append(SY)  # only its cached values are read from here on
         while True:
             Qn = prox(torch.add(Y, g, alpha=-step), step * beta)
-            Sn = part.state(Qn, spare=pool.pop() if pool else None)
+            Sn = part.state(Qn, spare=_take(pool, full=True))
             fn = part.value(Sn)
             D = Qn - Y
             sq = _sqnorm(D)
@@ -304,7 +318,7 @@ def fista_minimize(
                 Y, SY, fY = Qn, Sn, fn
             else:
                 Y = torch.add(Qn, E, alpha=w)
-                SY = part.extrapolate(SQ, Sn, w, spare=pool.pop() if pool else None)
+                SY = part.extrapolate(SQ, Sn, w, spare=_take(pool, full=False))
                 fY = part.value(SY)
         if grow:
             step *= step_increase
