@@ -412,14 +412,21 @@ class BlockOperator:
 
     def norm_estimate(self, n_iter: int = 30, seed: int = 0) -> float:
         """Estimate of the spectral norm of ``A`` by power iteration (deterministic)."""
-        return self._power_norm(lambda Q: self.adjoint(self.matvec(Q)), n_iter, seed)
+        work = self.workspace()
+        return self._power_norm(lambda Q: self.adjoint(self.matvec(Q, work=work), work=work), n_iter, seed)
 
     def constraint_norm_estimate(self, n_iter: int = 8, seed: int = 0) -> float:
         """Estimate of the spectral norm of ``K`` (all cones stacked) by power iteration;
         0 without constraints."""
         if not self.has_constraints:
             return 0.0
-        return self._power_norm(lambda Q: self.adjoint(None, self.constraints(Q)), n_iter, seed)
+        work, last = self.workspace(), [None]
+
+        def gram(Q):
+            last[0] = self.apply(Q, out=last[0], work=work)  # the constraint arrays of the last call reused
+            return self.adjoint(None, last[0][1], work=work)
+
+        return self._power_norm(gram, n_iter, seed)
 
     # ------------------------------------------------------------------ dense pieces
     def padded_groups(self) -> torch.Tensor:
