@@ -61,8 +61,10 @@ class LossPart:
     """Smooth part ``f(Q) = l(A Q, Y)`` of a program (its constraints ignored).
 
     It keeps the operator's scratch arrays (:meth:`BlockOperator.workspace`) for the
-    states it computes; :meth:`state` and :meth:`extrapolate` overwrite the arrays of a
-    ``spare`` state (one no longer used) instead of allocating."""
+    states it computes; :meth:`state` and :meth:`extrapolate` take a ``spare`` state (one
+    no longer used) whose large arrays they overwrite instead of allocating (the
+    augmented Lagrangian's constraint values and multipliers; the model output ``Z``,
+    of shape (n, C), is always new)."""
 
     def __init__(self, program):
         self.program = program
