@@ -57,6 +57,11 @@ class Workspace:
         return a
 
 
+def _scratch(work: "Workspace | None", name: str, shape, like: torch.Tensor) -> torch.Tensor | None:
+    """``work``'s array ``name`` (None without a workspace: the operation allocates)."""
+    return None if work is None else work.get(name, shape, like)
+
+
 class BlockOperator:
     """Model ``Q -> Z`` and cone constraints ``Q -> K(Q) >= 0`` of a convex program.
 
@@ -256,7 +261,7 @@ class BlockOperator:
         if self._d2s is None and self.n_outputs == 1:
             return Hg @ self._sigma[:, None]  # one pass, no (n, G) temporary
         scale = self._sigma if self._d2s is None else self._d2s
-        S = torch.mul(Hg, scale, out=None if work is None else work.get("nG2", Hg.shape, Hg))
+        S = torch.mul(Hg, scale, out=_scratch(work, "nG2", Hg.shape, Hg))
         if self.n_outputs == 1:
             return S.sum(dim=1, keepdim=True)
         out = torch.zeros((S.shape[0], self.n_outputs), dtype=S.dtype, device=S.device)
@@ -265,7 +270,7 @@ class BlockOperator:
     def _outputs_adjoint(self, R: torch.Tensor, work: "Workspace | None" = None) -> torch.Tensor:
         """(n, C) -> (n, G): adjoint of :meth:`_outputs` (a new array, or ``work``'s)."""
         Rg = R.expand(-1, self.n_groups) if self.n_outputs == 1 else R[:, self._output]
-        out = None if work is None else work.get("nG2", (R.shape[0], self.n_groups), R)
+        out = _scratch(work, "nG2", (R.shape[0], self.n_groups), R)
         return torch.mul(Rg, self._sigma if self._d2s is None else self._d2s, out=out)
 
     # ------------------------------------------------------------------ API
@@ -289,16 +294,12 @@ class BlockOperator:
         constraints : tuple of tensors, shapes :attr:`constraint_shapes`; the program
             requires every entry to be >= 0.
         """
-        n, B = self.n_samples, self.n_blocks
+        n, B, X = self.n_samples, self.n_blocks, self.X
         bufs = tuple(out[1]) if out is not None else (None,) * len(self.constraint_shapes)
-
-        def scratch(name, shape):
-            return None if work is None else work.get(name, shape, self.X)
-
         # the raw product goes where the first cone's values will be (they are its sign flips)
-        XQ = torch.matmul(self.X, Q, out=bufs[0] if self.cone_first else scratch("nB", (n, B)))
-        H = torch.mul(self._sd1, XQ, out=scratch("nB", (n, B))) if self.cone_first else XQ.mul_(self._sd1)
-        Hg = self._group_sum(H, out=scratch("nG", (n, self.n_groups)))
+        XQ = torch.matmul(X, Q, out=bufs[0] if self.cone_first else _scratch(work, "nB", (n, B), X))
+        H = torch.mul(self._sd1, XQ, out=_scratch(work, "nB", (n, B), X)) if self.cone_first else XQ.mul_(self._sd1)
+        Hg = self._group_sum(H, out=_scratch(work, "nG", (n, self.n_groups), X))
         Z = self._outputs(Hg, work)
         cons = []
         if self.cone_first:
@@ -309,11 +310,9 @@ class BlockOperator:
 
     def matvec(self, Q: torch.Tensor, work: "Workspace | None" = None) -> torch.Tensor:
         """Model output ``Z = A(Q)``, shape (n, C)."""
-        n, B = self.n_samples, self.n_blocks
-        if work is None:
-            return self._outputs(self._group_sum(self._sd1 * (self.X @ Q)))
-        XQ = torch.matmul(self.X, Q, out=work.get("nB", (n, B), self.X))
-        Hg = self._group_sum(XQ.mul_(self._sd1), out=work.get("nG", (n, self.n_groups), self.X))
+        n, B, X = self.n_samples, self.n_blocks, self.X
+        XQ = torch.matmul(X, Q, out=_scratch(work, "nB", (n, B), X))  # this call's own array
+        Hg = self._group_sum(XQ.mul_(self._sd1), out=_scratch(work, "nG", (n, self.n_groups), X))
         return self._outputs(Hg, work)
 
     def constraints(self, Q: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -355,7 +354,7 @@ class BlockOperator:
             Tg = self._s2 * L2 if Tg is None else Tg.addcmul_(self._s2, L2)
         grouped = bool(self.group_size) and not self.trivial_groups  # blocks of a group contiguous
         G, m = self.n_groups, self.group_size
-        T_out = None if work is None else work.get("nB", (n, self.n_blocks), self.X)
+        T_out = _scratch(work, "nB", (n, self.n_blocks), self.X)
         if self.cone_first and multipliers:
             T = torch.mul(self._s1, multipliers[0], out=T_out)
             if Tg is not None:  # T += s_b D1_b Tg[:, g(b)], one pass
