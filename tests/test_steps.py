@@ -100,6 +100,12 @@ def test_multiplier_update():
     assert torch.equal(_steps.multiplier_update(c, lam, 2.0), torch.tensor([2.0, 0.0, 1.0]))
     # equals minus the gradient of the penalty
     assert torch.equal(_steps.multiplier_update(c, lam, 2.0), -_steps.al_penalty_grad(c, lam, 2.0))
+    # into a given array, also into c itself (the solvers' spare arrays)
+    buf = torch.full((3,), 7.0)
+    assert _steps.multiplier_update(c, lam, 2.0, out=buf) is buf and torch.equal(buf, torch.tensor([2.0, 0.0, 1.0]))
+    c2 = c.clone()
+    _steps.multiplier_update(c2, lam, 2.0, out=c2)
+    assert torch.equal(c2, torch.tensor([2.0, 0.0, 1.0]))
 
 
 def test_penalty_update_rule():

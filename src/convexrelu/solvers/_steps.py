@@ -115,12 +115,13 @@ def al_penalty(c: torch.Tensor, lam: torch.Tensor, rho: float) -> torch.Tensor:
 
 def al_penalty_grad(c: torch.Tensor, lam: torch.Tensor, rho: float) -> torch.Tensor:
     """Gradient of :func:`al_penalty` in ``c``: ``-(lam - rho c)_+``."""
-    return -torch.clamp(lam - rho * c, min=0)
+    return -multiplier_update(c, lam, rho)
 
 
-def multiplier_update(c: torch.Tensor, lam: torch.Tensor, rho: float) -> torch.Tensor:
-    """Method-of-multipliers update ``lam+ = (lam - rho c)_+``."""
-    return torch.clamp(lam - rho * c, min=0)
+def multiplier_update(c: torch.Tensor, lam: torch.Tensor, rho: float, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Method-of-multipliers update ``lam+ = (lam - rho c)_+`` (into ``out`` if given,
+    which may be ``c`` itself)."""
+    return torch.sub(lam, c, alpha=rho, out=out).clamp_(min=0)
 
 
 def penalty_update(

@@ -138,7 +138,7 @@ class ALPart(LossPart):
         bufs = spare.P if spare is not None and spare.P is not None else (None,) * len(new.cons)
         c = tuple(torch.lerp(co, cn, a, out=buf) for co, cn, buf in zip(old.cons, new.cons, bufs))
         s = _State(torch.lerp(old.Z, new.Z, a), None)
-        s.P = tuple(torch.sub(m, ci, alpha=self.rho, out=ci).clamp_(min=0.0) for m, ci in zip(self.lam, c))
+        s.P = tuple(_steps.multiplier_update(ci, m, self.rho, out=ci) for m, ci in zip(self.lam, c))
         return s
 
     def multipliers(self, s: _State):
@@ -146,8 +146,7 @@ class ALPart(LossPart):
         multipliers of the method of multipliers' update at that point."""
         if s.P is None or s.P_stale:
             bufs = s.P if s.P is not None else (None,) * len(s.cons)
-            s.P = tuple(torch.sub(m, c, alpha=self.rho, out=buf).clamp_(min=0.0)
-                        for m, c, buf in zip(self.lam, s.cons, bufs))
+            s.P = tuple(_steps.multiplier_update(c, m, self.rho, out=buf) for m, c, buf in zip(self.lam, s.cons, bufs))
             s.P_stale = False
         return s.P
 
