@@ -151,29 +151,73 @@ def test_normal_solver_against_the_dense_system(cls, loss):
         assert torch.allclose(ns.apply(got, a), R, rtol=1e-9, atol=1e-10)
 
 
-def test_contiguous_group_fast_path_equals_the_general_path():
-    """Three-layer groups are contiguous runs of one size: the reshaping path of the group
-    sums and expansions gives the same numbers as the general index path."""
+@pytest.mark.parametrize("layout", ["contiguous", "slab"])
+def test_regular_group_fast_paths_equal_the_general_path(layout):
+    """Groups of one size in either regular layout (:meth:`BlockOperator._grid`): the
+    reshaping paths of the group sums, expansions, model sums and adjoint give the same
+    numbers as the general index path, and ``padded_groups`` lists each group's blocks."""
     from convexrelu.operators import BlockOperator
 
     full = _program(ThreeLayerReLUProgram, "squared").operator
     # keep the groups of three blocks (some groups of this program have fewer)
     sizes = np.bincount(full.group_np)
     groups = np.flatnonzero(sizes == 3)
-    blocks = np.flatnonzero(np.isin(full.group_np, groups))
+    blocks = np.flatnonzero(np.isin(full.group_np, groups))  # contiguous: group g is blocks 3g .. 3g+2
+    if layout == "slab":
+        blocks = blocks.reshape(-1, 3).T.reshape(-1)  # column j G + g: pair j of group g
     renum = np.searchsorted(groups, full.group_np[blocks])
     op = BlockOperator(full.X_np, full.first_np[:, blocks], full.signs_np[blocks], renum, full.second_np[:, groups],
                        full.sigma_np[groups], full.output_np[groups], 1, cone_first=True, cone_second=True)
-    assert op.group_size == 3 and op.n_groups == len(groups) > 5
+    assert op.group_size == 3 and op.group_layout == layout and op.n_groups == len(groups) > 5
+    gidx = op.padded_groups().numpy()
+    assert gidx.shape == (op.n_groups, 3) and all(np.array_equal(np.sort(gidx[g]), np.flatnonzero(renum == g))
+                                                  for g in range(op.n_groups))
     Q = _random_like(op.shape, 6)
     R = _random_like((op.n_samples, 1), 7)
     L = tuple(_random_like(s, 8 + i) for i, s in enumerate(op.constraint_shapes))
-    fast = op.apply(Q), op.adjoint(R, L)
-    op.group_size = 0
-    slow = op.apply(Q), op.adjoint(R, L)
+    Tg = _random_like((op.n_samples, op.n_groups), 9)
+
+    def run():
+        return (op.apply(Q), op.adjoint(R, L), op.adjoint(R), op.matvec(Q), op.constraints(Q),
+                op._group_expand(Tg), op._group_sum(op._group_expand(Tg)))
+
+    fast = run()
+    op.group_size, op.group_layout = 0, None
+    slow = run()
     assert torch.allclose(fast[0][0], slow[0][0], rtol=1e-13)
     assert all(torch.allclose(a, b, rtol=1e-13) for a, b in zip(fast[0][1], slow[0][1]))
-    assert torch.allclose(fast[1], slow[1], rtol=1e-13)
+    for a, b in zip(fast[1:4] + fast[5:], slow[1:4] + slow[5:]):
+        assert torch.allclose(a, b, rtol=1e-13, atol=1e-14)
+    assert all(torch.allclose(a, b, rtol=1e-13) for a, b in zip(fast[4], slow[4]))
+
+
+def test_three_layer_programs_use_the_slab_layout_when_regular():
+    """Every pattern with m pairs: column j G + g is pair j of group g, the same variables
+    as the consecutive layout up to a permutation of the columns (the same model and
+    constraint values); a pattern set with fewer pairs somewhere keeps the consecutive one."""
+    from convexrelu.operators import BlockOperator
+
+    X, y = planted_regression(n=24, d=3, seed=0)
+    prog = ThreeLayerReLUProgram(X, y, 6, hidden=2, beta=0.1, random_state=0)
+    op, pats = prog.operator, prog.patterns
+    m = op.group_size
+    assert op.group_layout == "slab" and m == 2 and np.all(np.bincount(pats.owner) == m)
+    assert np.array_equal(op.group_np, np.tile(np.arange(op.n_groups), m))
+    # the consecutive layout of the same program, built by hand (column (2k + sign) B + b)
+    P, B = len(pats), pats.n_pairs
+    cons = BlockOperator(op.X_np, np.tile(pats.first, (1, 2)), np.tile(pats.signs, 2),
+                         np.repeat(np.arange(2), B) * P + np.tile(pats.owner, 2), np.tile(pats.second, (1, 2)),
+                         np.repeat([1.0, -1.0], P), np.zeros(2 * P, dtype=int), 1, cone_first=True, cone_second=True)
+    assert cons.group_layout == "contiguous"
+    perm = np.arange(op.n_blocks).reshape(op.n_groups, m).T.reshape(-1)  # slab column k = consecutive perm[k]
+    Q = _random_like(op.shape, 3)
+    Qc = torch.empty_like(Q)
+    Qc[:, perm] = Q
+    (Z, (c1, c2)), (Zc, (c1c, c2c)) = op.apply(Q), cons.apply(Qc)
+    assert torch.allclose(Z, Zc, rtol=1e-13) and torch.allclose(c2, c2c, rtol=1e-13)
+    assert torch.allclose(c1, c1c[:, perm], rtol=1e-13)
+    irregular = _program(ThreeLayerReLUProgram).operator  # some of its patterns have fewer pairs
+    assert irregular.group_layout is None
 
 
 @pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])

@@ -163,6 +163,45 @@ def test_fista_certificate_is_tight_for_the_gated_program(loss):
     assert sol.relative_gap <= 1e-4
 
 
+def _slab_program(loss):
+    """A three-layer program whose patterns all have two pairs: the operator's slab layout
+    (that of the benchmark and larger programs; the small programs above, whose patterns
+    have one or two pairs, take the operator's general path)."""
+    X, y = planted_regression(n=24, d=3, seed=0)
+    prog = ThreeLayerReLUProgram(X, targets_for(loss, y), 6, loss=loss, beta=0.1, random_state=0, hidden=2)
+    assert prog.operator.group_layout == "slab"
+    return prog, X, targets_for(loss, y)
+
+
+@pytest.mark.parametrize("name", ["auglag", "admm", "ipm"])
+@pytest.mark.parametrize("loss", ["squared", "softmax"])
+def test_agreement_with_cvxpy_and_recovery_on_the_slab_layout(name, loss):
+    prog, X, yy = _slab_program(loss)
+    ref = CVXPYSolver().solve(prog)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sol = make_solver(name).solve(prog)
+    assert sol.converged and _relative(sol.objective, ref.objective) <= 1e-5
+    scale = constraint_scale(prog.operator.constraints(torch.tensor(sol.weights)))
+    assert sol.constraint_violation <= 1e-9 * scale
+    assert sol.lower_bound <= ref.objective * (1 + 1e-7) + 1e-9 and sol.relative_gap <= 2e-3
+    net = prog.recover(sol.weights)
+    assert net.objective(X, yy, loss, prog.beta) == pytest.approx(sol.objective, rel=1e-6)
+    pred = prog.predict(sol.weights)
+    np.testing.assert_allclose(net.predict(X), pred, rtol=1e-6, atol=1e-7 * np.abs(pred).max())
+
+
+def test_gradient_of_the_augmented_lagrangian_on_the_slab_layout():
+    prog, _, _ = _slab_program("squared")
+    op = prog.operator
+    lam = tuple(torch.clamp(_random(s, 6 + i), min=0) for i, s in enumerate(op.constraint_shapes))
+    part = ALPart(prog, lam, rho=0.7)
+    Q0, D, h = 0.3 * _random(op.shape, 4), _random(op.shape, 5), 1e-6
+    g = part.grad(part.state(Q0))
+    fd = (part.value(part.state(Q0 + h * D)) - part.value(part.state(Q0 - h * D))) / (2 * h)
+    assert fd == pytest.approx(float(torch.sum(g * D)), rel=1e-6, abs=1e-7)
+
+
 # ----------------------------------------------------------------------------- warm starts
 @pytest.mark.parametrize("name", ["fista", "auglag", "admm", "ipm"])
 @pytest.mark.parametrize("cls", PROGRAMS)

@@ -283,8 +283,12 @@ class ThreeLayerReLUProgram(_DataProgram):
     for one output; for C > 1 the program is exact for that architecture and a
     restriction for sub-networks feeding several outputs.
 
-    Block layout: output k, sign (q+ then q-), pair b of the pattern set -> column
-    ``(2 k + sign) B + b``; groups (one per sub-network candidate) likewise with P.
+    Block layout: group (one per sub-network candidate) ``g = (2 k + sign) P + c`` for
+    output k, sign (q+ then q-) and pattern c. When every pattern has the same number
+    ``m`` of pairs, pair j of group g is column ``j G + g`` (``G = 2 C P``; the operator's
+    *slab* layout, the faster one); otherwise pair b of the pattern set is column
+    ``(2 k + sign) B + b`` (the pairs of a group consecutive). :meth:`recover` and the
+    block keys of :mod:`convexrelu.strategies` read the layout from the operator.
 
     Parameters
     ----------
@@ -330,6 +334,11 @@ class ThreeLayerReLUProgram(_DataProgram):
         second = np.tile(patterns.second, (1, copies))
         sigma = np.repeat(np.tile([1.0, -1.0], C), P)
         output = np.repeat(np.arange(C), 2 * P)
+        sizes = np.bincount(patterns.owner, minlength=P)
+        m = int(sizes[0]) if P else 0
+        if m >= 2 and np.all(sizes == m):  # the slab layout: column j G + g is pair j of group g
+            slab = np.arange(B * copies).reshape(copies * P, m).T.reshape(-1)
+            first, signs, group = first[:, slab], signs[slab], group[slab]
         operator = BlockOperator(
             design, first, signs, group, second, sigma, output, C,
             cone_first=True, cone_second=True, dtype=dtype, device=device,
