@@ -155,8 +155,10 @@ def embed_weights(old_program, new_program, Q) -> np.ndarray:
 
     Blocks are matched by :func:`block_keys`; blocks of the new program with no
     counterpart are zero. With ``new = old.with_patterns(old.patterns.union(extra))``
-    every block has one (new patterns are appended inside each output/sign segment),
-    so the model output and the objective are unchanged. Blocks of the old program
+    every block has one (whatever the column layouts of the two programs: a union whose
+    patterns all have the same number of pairs takes the slab layout of
+    :class:`~convexrelu.programs.ThreeLayerReLUProgram`), so the model output and the
+    objective are unchanged. Blocks of the old program
     missing from the new one are dropped (a warning is logged).
 
     Returns
