@@ -112,6 +112,20 @@ def test_solve_from_returns_a_better_feasible_start():
 
 
 # ----------------------------------------------------------------------------- embedding
+def test_embed_weights_across_column_layouts():
+    """A slab-layout three-layer program grown by patterns with fewer pairs (the union is
+    irregular: consecutive layout) and back: the blocks are found by key."""
+    X, y = planted_regression(n=25, d=3, seed=7)
+    prog = ThreeLayerReLUProgram(X, y, 6, beta=0.1, random_state=0, hidden=2)
+    grown = prog.with_patterns(prog.patterns.union(sample_three_layer(prog.X_design, 5, 1, random_state=1)))
+    assert prog.operator.group_layout == "slab" and grown.operator.group_layout != "slab"
+    sol = CVXPYSolver().solve(prog)
+    Q = embed_weights(prog, grown, sol.weights)
+    np.testing.assert_allclose(grown.predict(Q), prog.predict(sol.weights), atol=1e-12)
+    assert grown.objective(Q) == pytest.approx(sol.objective, rel=1e-12)
+    np.testing.assert_allclose(embed_weights(grown, prog, Q), sol.weights)
+
+
 @pytest.mark.parametrize("cls", [TwoLayerReLUProgram, GatedReLUProgram, ThreeLayerReLUProgram])
 def test_embed_weights_keeps_the_model(cls):
     X, y = planted_regression(n=25, d=3, seed=7)
