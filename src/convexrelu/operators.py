@@ -133,8 +133,8 @@ class BlockOperator:
         self.cone_first = bool(cone_first)
         self.cone_second = bool(cone_second)
         self.trivial_groups = B == G and np.array_equal(self.group_np, np.arange(B))
-        # groups of one size m >= 2 in one of two regular layouts: sums and expansions by
-        # reshaping (:meth:`_grid`), otherwise by index (the general path)
+        # groups of one size m in one of two regular layouts (module docstring): sums and
+        # expansions by reshaping (:meth:`_grid`), otherwise by index (the general path)
         m = B // G if G else 0
         self.group_size, self.group_layout = 0, None
         if m and m * G == B:
