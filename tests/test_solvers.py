@@ -173,16 +173,13 @@ def _slab_program(loss):
     return prog, X, targets_for(loss, y)
 
 
-_SLAB_REFERENCES: dict = {}
-
-
 @pytest.mark.parametrize("name", ["auglag", "admm", "ipm"])
 @pytest.mark.parametrize("loss", ["squared", "softmax"])
 def test_agreement_with_cvxpy_and_recovery_on_the_slab_layout(name, loss):
     prog, X, yy = _slab_program(loss)
-    if loss not in _SLAB_REFERENCES:
-        _SLAB_REFERENCES[loss] = CVXPYSolver().solve(prog)
-    ref = _SLAB_REFERENCES[loss]
+    if ("slab", loss) not in _REFERENCES:  # (the cache of :func:`reference`)
+        _REFERENCES["slab", loss] = CVXPYSolver().solve(prog)
+    ref = _REFERENCES["slab", loss]
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         sol = make_solver(name).solve(prog)

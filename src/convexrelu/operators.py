@@ -246,6 +246,7 @@ class BlockOperator:
 
     # ------------------------------------------------------------------ pieces
     def _grid_shape(self, n: int) -> tuple[int, int, int]:
+        """Shape of :meth:`_grid` for ``n`` rows."""
         G, m = self.n_groups, self.group_size
         return (n, m, G) if self.group_layout == "slab" else (n, G, m)
 
