@@ -15,7 +15,8 @@ Side by side in one process (issue 4, "What must be shown"):
 3. scale: three-layer n=20,000, d=50, m1=3, 500 patterns: wall time and peak memory
    (target: under 2 minutes and 4 GB), and n=100,000 to show the growth;
 4. floor: time per iteration / time of the two matrix products of the same shapes
-   (target: at most 2); for the interior point, time per Newton iteration / time of its
+   (target: at most 2), for every program at n=500 and at the sizes of (3) (float32,
+   the first n of (3)); for the interior point, time per Newton iteration / time of its
    Woodbury product ``V^T V`` (its lower block triangle, as the solver computes it).
 
 With ``--device``, our solvers compute on that torch device (CVXPY and scnn on the
@@ -176,16 +177,19 @@ def main(argv=None):
             say(f"    growth n {a['n']} -> {b['n']} (x{b['n'] / a['n']:.1f}): time per iteration "
                 f"x{(b['solve_time'] / b['iterations']) / (a['solve_time'] / a['iterations']):.1f}, "
                 f"peak memory x{b['peak_rss_gb'] / a['peak_rss_gb']:.1f}")
-        # floor at the scale of (3), in float32
+        # floor at the scale of (3), in float32, for every program (the unconstrained gated
+        # program shows the iteration without the cones' elementwise work)
         if not args.quick:
             torch.set_num_threads(args.scale_threads)
-            progS = bs.build("three", scale_ns[0], scale_d, scale_P, m1=3, dtype=torch.float32, device=dev)
-            f = bs.floor(progS, iterations=10)
-            f["label"] = "three (scale)"
-            floors.append(f)
-            say(f"    floor at scale: n={f['n']} d={f['d']} B={f['blocks']} {f['dtype']}: "
-                f"{1e3 * f['per_iteration']:.1f} ms/iteration, two GEMMs {1e3 * f['two_gemms']:.1f} ms, ratio {f['ratio']:.2f}")
-            del progS
+            for kind in ("three", "relu", "gated"):
+                progS = bs.build(kind, scale_ns[0], scale_d, scale_P, m1=3, dtype=torch.float32, device=dev)
+                f = bs.floor(progS, iterations=10 if kind == "three" else 30)
+                f["label"] = f"{kind} (scale)"
+                floors.append(f)
+                say(f"    floor at scale, {kind}: n={f['n']} d={f['d']} B={f['blocks']} {f['dtype']}: "
+                    f"{1e3 * f['per_iteration']:.1f} ms/iteration, two GEMMs {1e3 * f['two_gemms']:.1f} ms, "
+                    f"ratio {f['ratio']:.2f}")
+                del progS
     say("", f"total benchmark time {time.perf_counter() - t_start:.0f}s")
 
     body = render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors)
