@@ -120,3 +120,28 @@ def test_table_marks_unproven_numbers():
     assert auto.lower_global <= auto.upper
     with pytest.raises(Exception):
         Certificate.__setattr__(auto, "upper", 0.0)  # frozen
+
+
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
+def test_a_solution_of_another_program_certifies_nothing_false(cls):
+    # the bound is recomputed from the weights and multipliers, never copied from the
+    # Solution: one of a larger beta, or of fewer patterns (embedded into a grown program),
+    # carried a lower bound above this program's optimum
+    from convexrelu.patterns import sample_three_layer, sample_two_layer
+    from convexrelu.strategies import embed_solution
+
+    r = np.random.default_rng(2)
+    X = r.normal(size=(14, 2))
+    y = np.sin(2 * X[:, 0]) + 0.1 * r.normal(size=14)
+    kw = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
+    prog = cls(X, y, 4, beta=0.05, random_state=0, **kw)
+    sol = CVXPYSolver().solve(prog)
+    extra = (sample_three_layer(prog.X_design, 6, 2, random_state=1) if kw
+             else sample_two_layer(prog.X_design, 6, random_state=1))
+    grown = prog.with_patterns(prog.patterns.union(extra))
+    smaller_beta = prog.with_beta(0.01)
+    for other, start in ((grown, embed_solution(prog, grown, sol)), (smaller_beta, sol)):
+        optimum = CVXPYSolver().solve(other).objective
+        assert optimum < sol.lower_bound - 1e-3  # the carried bound would have been false
+        cert = certificate(other, start, exact=False, search_starts=4, search_iter=10, random_state=0)
+        assert cert.lower_sampled <= optimum * (1 + 1e-7)

@@ -145,6 +145,8 @@ def test_embed_weights_keeps_the_model(cls):
     np.testing.assert_allclose(embed_weights(grown, prog, Q), sol.weights)
     # multipliers follow their blocks and groups; new ones are zero
     warm = embed_solution(prog, grown, sol)
+    # a starting point of the grown program, not its solution: no bound, not converged
+    assert warm.lower_bound == -np.inf and not warm.converged and warm.status == "embedded"
     assert [m.shape for m in warm.multipliers] == list(grown.operator.constraint_shapes)
     np.testing.assert_allclose(warm.weights, Q)
     for old, new in zip(sol.multipliers, warm.multipliers):

@@ -232,8 +232,10 @@ def certificate(
     Z = _design_network(network).predict(program.X_design)
     V = program.loss.grad(torch.as_tensor(Z, dtype=torch.float64),
                           torch.as_tensor(program.Y_np, dtype=torch.float64)).numpy()
+    # recomputed from the weights and multipliers given, never taken from
+    # ``solution.lower_bound``: a Solution of another program (another beta, fewer
+    # patterns: an embedded warm start) would carry a bound that does not hold here
     lower_sampled, _ = dual_lower_bound(program, weights, multipliers)
-    lower_sampled = max(lower_sampled, float(getattr(solution, "lower_bound", -math.inf)))
     arch = architecture_of(program)
     hidden = program_hidden(program) if arch == "three_layer" else None
     found = search_program(program, weights, V=V, n_starts=search_starts, n_iter=search_iter,

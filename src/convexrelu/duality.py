@@ -40,7 +40,12 @@ def dual_lower_bound(program, Q, multipliers=()) -> tuple[float, float]:
     """
     op = program.operator
     Q = program.as_tensor(Q)
-    v = program.loss.grad(op.matvec(Q), program.Y)
+    # the dual point and its value in float64 whatever the program's dtype: in float32 the
+    # rows of a softmax dual point ``v + Y`` sum to 1 only to ~1e-7, outside the
+    # conjugate's domain test, and the bound would collapse towards 0
+    f64 = dict(dtype=torch.float64, device=op.device)
+    Y = torch.as_tensor(program.Y_np, **f64)
+    v = program.loss.grad(op.matvec(Q).to(torch.float64), Y)
     lams = tuple(
         -torch.clamp(torch.as_tensor(m if isinstance(m, torch.Tensor) else np.array(m), dtype=op.dtype, device=op.device),
                      min=0)
@@ -48,7 +53,7 @@ def dual_lower_bound(program, Q, multipliers=()) -> tuple[float, float]:
     )
     if lams and len(lams) != len(op.constraint_shapes):
         lams = ()
-    G = op.adjoint(v, lams)
+    G = op.adjoint(v.to(op.dtype), lams)
     worst = float(program.regularizer.dual_norm(G))
     beta = program.beta
     if worst <= beta:
@@ -57,7 +62,7 @@ def dual_lower_bound(program, Q, multipliers=()) -> tuple[float, float]:
         a = 0.0
     else:
         a = beta / worst
-    a, value = _best_scale(lambda t: -float(program.loss.conjugate(t * v, program.Y)), a)
+    a, value = _best_scale(lambda t: -float(program.loss.conjugate(t * v, Y)), a)
     return value, a
 
 

@@ -193,7 +193,10 @@ def embed_solution(old_program, new_program, solution):
     Multipliers of the first cone are per block (columns of an (n, B) array), those of
     the second cone per group ((n, G)); both are matched by key, new blocks and groups
     get zeros. ``info`` (e.g. the penalty ``rho`` of the augmented Lagrangian) is kept;
-    ``objective`` and ``constraint_violation`` are those of the embedded point.
+    ``objective`` and ``constraint_violation`` are those of the embedded point. It is a
+    starting point, not a solution of ``new_program``: ``status`` is ``"embedded"``,
+    ``converged`` False and ``lower_bound`` ``-inf`` (the old program's bound says nothing
+    about the new one, whose optimum may be far lower).
     """
     Q = embed_weights(old_program, new_program, solution.weights)
     old_op, new_op = old_program.operator, new_program.operator
@@ -212,7 +215,7 @@ def embed_solution(old_program, new_program, solution):
         new_mults = tuple(out)
     return dataclasses.replace(
         solution, weights=Q, objective=new_program.objective(Q), constraint_violation=new_program.violation(Q),
-        multipliers=new_mults,
+        multipliers=new_mults, converged=False, status="embedded", lower_bound=-math.inf,
     )
 
 
