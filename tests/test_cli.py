@@ -334,3 +334,34 @@ def test_log_to_stream(capsys):
     with log_to_stream(0, stream=buf):
         logging.getLogger("convexrelu.x").info("not shown")
     assert buf.getvalue() == "[convexrelu] hello there\n"
+
+
+def test_output_path_is_checked_before_the_fit(data, tmp_path, capsys):
+    for out, match in ((tmp_path / "no-such-folder" / "m.npz", "-o/--output: cannot write"),
+                       (tmp_path, "-o/--output: " + repr(str(tmp_path)) + " is a directory")):
+        assert main(["fit", str(data / "reg.csv"), "-t", "y", *FAST, "-o", str(out)]) == 1
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], err
+        assert "fitting" not in err.lower()
+
+
+def test_non_numeric_regression_target_points_to_classification(data, tmp_path, capsys):
+    assert main(["fit", str(data / "clf.csv"), "-t", "label", "--ignore", "id", "--task", "regression", *FAST,
+                 "-o", str(tmp_path / "m")]) == 1
+    err = capsys.readouterr().err
+    assert "column 'label' is not numeric" in err and "use --task classification" in err and "--ignore" not in err
+
+
+def test_demo_plot_leaves_the_matplotlib_backend_alone(tmp_path):
+    import matplotlib
+
+    from convexrelu._demo import DemoSettings, _plot
+
+    before = matplotlib.get_backend()
+    settings = DemoSettings(n_train=10, n_patterns=5, patterns="sample", hidden=2, beta=1.0, adam_starts=0,
+                            adam_iter=0, adam_lr=1e-3, solver="auto")
+    _plot(tmp_path / "p.png", {"convex": {"objective": 1.5, "patterns": 5}, "adam": None, "n_train": 10}, None,
+          settings)
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    assert matplotlib.get_backend() == before

@@ -34,10 +34,38 @@ def test_inaccurate_warns(program):
     assert not sol.converged and sol.status == "optimal_inaccurate"
 
 
-def test_failed_status_raises(program):
-    # Clarabel stopped after one iteration returns no usable solution
-    with pytest.raises(SolverError, match="CLARABEL"):
-        CVXPYSolver(options={"max_iter": 1}).solve(program)
+def test_iteration_limit_returns_the_last_iterate_with_a_warning(program):
+    # Clarabel stopped after one iteration: status 'user_limit', its iterate returned (as
+    # the other solvers return theirs at max_iter), with a valid lower bound
+    ref = CVXPYSolver().solve(program)
+    for solver in (CVXPYSolver(max_iter=1), CVXPYSolver(options={"max_iter": 1})):
+        with pytest.warns(ConvergenceWarning, match="user_limit"):
+            sol = solver.solve(program)
+        assert sol.status == "user_limit" and not sol.converged and sol.iterations <= 1
+        assert sol.objective > ref.objective and sol.lower_bound <= ref.objective * (1 + 1e-9)
+
+
+def test_max_iter_and_tol_become_the_backend_options():
+    clarabel = CVXPYSolver(max_iter=7, tol=1e-5)._options("CLARABEL")
+    assert clarabel == {"max_iter": 7, "tol_gap_abs": 1e-5, "tol_gap_rel": 1e-5, "tol_feas": 1e-5}
+    assert CVXPYSolver()._options("CLARABEL") == CVXPYSolver.DEFAULT_CLARABEL_OPTIONS
+    assert CVXPYSolver(tol=1e-4)._options("SCS") == {"eps_abs": 1e-4, "eps_rel": 1e-4}
+    # explicit options win
+    assert CVXPYSolver(max_iter=7, options={"max_iters": 3})._options("SCS") == {"max_iters": 3}
+    with pytest.raises(ValueError, match="max_iter, tol: not known for the CVXPY backend HIGHS"):
+        CVXPYSolver(max_iter=3)._options("HIGHS")
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="max_iter"):
+            CVXPYSolver(max_iter=bad)
+    for bad in (0, -1e-3, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="tol"):
+            CVXPYSolver(tol=bad)
+
+
+def test_scs_stops_at_max_iter(program):
+    with pytest.warns(ConvergenceWarning):
+        sol = get_solver("scs", max_iter=5).solve(program)
+    assert sol.iterations <= 5 and not sol.converged
 
 
 def test_solution_record_is_immutable(program):

@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -12,7 +13,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 from convexrelu import ConvexReLUClassifier, ConvexReLURegressor, ThreeLayerNetwork, TwoLayerNetwork
 from convexrelu.estimators import PATTERN_STRATEGIES, resolve_solver_name
-from convexrelu.solvers import SOLVERS, CVXPYSolver
+from convexrelu.solvers import SOLVERS, ConvergenceWarning, CVXPYSolver
 from conftest import planted_regression
 
 SMALL = dict(n_patterns=6, patterns="sample", random_state=0)
@@ -169,16 +170,18 @@ def test_solver_names_and_auto():
 
 def test_max_iter_tol_verbose_reach_the_solver(capsys):
     X, y = planted_regression(n=20, d=2)
-    est = ConvexReLURegressor(depth=2, beta=0.1, solver="cvxpy", max_iter=2, tol=1e-3, verbose=1, **SMALL)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
+    for solver in ("cvxpy", "clarabel", "auto"):  # auto takes CVXPY for beta = 0 (no interior point)
+        est = ConvexReLURegressor(depth=2, beta=0.1 if solver != "auto" else 0.0, solver=solver, max_iter=2,
+                                  tol=1e-3, verbose=1, **SMALL)
+        with pytest.warns(ConvergenceWarning, match="user_limit"):  # Clarabel stopped at 2 iterations
             est.fit(X, y)
-        except Exception as exc:  # Clarabel may give up after 2 iterations: that is the option working
-            assert "status" in str(exc) or "solver" in str(exc).lower()
-        else:
-            assert est.solver_info_["iterations"] <= 2
+        assert est.solver_info_["status"] == "user_limit" and est.solver_info_["iterations"] <= 2
+        assert not est.solver_info_["converged"]
     assert "[convexrelu]" in capsys.readouterr().err  # verbose=1 prints progress lines on stderr
+    est = ConvexReLURegressor(depth=2, beta=0.1, solver="scs", max_iter=5, **SMALL)
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X, y)
+    assert est.solver_info_["iterations"] <= 5
 
 
 def test_dtype_and_device():
@@ -190,6 +193,9 @@ def test_dtype_and_device():
         ConvexReLURegressor(dtype="int8", **SMALL).fit(X, y)
     with pytest.raises(ValueError, match="device"):
         ConvexReLURegressor(device="nonsense-device", **SMALL).fit(X, y)
+    if not torch.cuda.is_available():  # a clear error, not torch's assertion from deep inside
+        with pytest.raises(ValueError, match=r"device: 'cuda' requested, but torch.cuda.is_available\(\) is False"):
+            ConvexReLURegressor(device="cuda", **SMALL).fit(X, y)
 
 
 # ---------------------------------------------------------------------- classifier options
@@ -283,6 +289,43 @@ def test_certificate_is_lazy_and_bounds_the_objective():
         ConvexReLURegressor().certificate_
 
 
+def test_pickling_keeps_the_original_certificate():
+    import copy
+    import pickle
+
+    X, y = planted_regression(n=20, d=2)
+    est = ConvexReLURegressor(depth=2, beta=0.1, **SMALL).fit(X, y)
+    clone = pickle.loads(pickle.dumps(est))
+    deep = copy.deepcopy(est)
+    np.testing.assert_array_equal(clone.predict(X), est.predict(X))
+    assert clone.certificate_ is None and deep.certificate_ is None  # the program is not pickled
+    assert est.certificate_ is not None  # the original keeps what it needs
+    assert pickle.loads(pickle.dumps(est)).certificate_.upper == est.certificate_.upper  # computed: pickled
+
+
+def test_a_failed_refit_leaves_an_unfitted_estimator():
+    from sklearn.exceptions import NotFittedError
+
+    from convexrelu import SolverError
+    from convexrelu.solvers import Solver
+
+    class Failing(Solver):
+        name = "failing"
+
+        def solve(self, program, init=None):
+            raise SolverError("failing: no solution")
+
+    X, y = planted_regression(n=20, d=2)
+    labels = np.where(y > np.median(y), 0, 1)
+    est = ConvexReLUClassifier(depth=2, beta=0.1, **SMALL).fit(X, labels)
+    est.set_params(solver=Failing())
+    with pytest.raises(SolverError, match="failing"):  # the old network must not answer for labels a, b, c
+        est.fit(X, np.array(["a", "b", "c", "a"] * 5))
+    assert not hasattr(est, "classes_") and not hasattr(est, "network_")
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+
+
 # ---------------------------------------------------------------------- validation
 X_OK, Y_OK = planted_regression(n=12, d=2)
 
@@ -307,6 +350,9 @@ X_OK, Y_OK = planted_regression(n=12, d=2)
         (dict(tol=-1.0), ValueError, "tol"),
         (dict(verbose=-1), ValueError, "verbose"),
         (dict(solver=3), TypeError, "solver"),
+        (dict(random_state=-1), ValueError, "random_state: expected None, an int"),
+        (dict(random_state="abc"), ValueError, "random_state: expected None, an int"),
+        (dict(device="meta"), ValueError, "device: expected a 'cpu', 'cuda' or 'mps' device"),
     ],
 )
 def test_parameter_validation(kw, exc, match):
@@ -386,3 +432,19 @@ def test_beta_above_the_zero_threshold_gives_the_empty_network(depth):
     assert model.n_active_ == 0
     np.testing.assert_array_equal(model.predict(X), np.zeros(len(X)))
     assert model.objective_ == pytest.approx(0.5 * float(np.sum(y**2)), rel=1e-9)
+
+
+def test_missing_labels_are_named():
+    X, _ = planted_regression(n=12, d=2)
+    y = np.array(["a", "b"] * 5 + [None, "a"], dtype=object)
+    with pytest.raises(ValueError, match="y: 1 missing labels \\(None\\), first at row 10"):
+        ConvexReLUClassifier(**SMALL).fit(X, y)
+
+
+def test_exact_three_layer_enumeration_is_capped(monkeypatch):
+    import convexrelu.estimators as estimators
+
+    monkeypatch.setattr(estimators, "EXACT_MAX_THREE_LAYER_PATTERNS", 3)
+    X = np.linspace(-1, 1, 6)[:, None]
+    with pytest.raises(ValueError, match="patterns: 'exact' enumeration stopped, more than 3 three-layer patterns"):
+        ConvexReLURegressor(depth=3, patterns="exact", random_state=0).fit(X, np.abs(X[:, 0]))

@@ -201,3 +201,32 @@ def test_corrupt_and_foreign_files(fitted, tmp_path):
         load(tmp_path / "does-not-exist")
     with pytest.raises(ValueError, match="directory"):
         load(tmp_path)
+
+
+def test_save_checks_the_path_first(tmp_path):
+    est = ConvexReLURegressor(depth=2, **SMALL).fit(*planted_regression(n=15, d=2))
+    with pytest.raises(ValueError, match="is a directory"):
+        save(est, tmp_path)
+    with pytest.raises(ValueError, match="the folder .* does not exist"):
+        save(est, tmp_path / "missing" / "m.npz")
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+def test_object_parameters_are_named_and_loading_warns(tmp_path):
+    from convexrelu.solvers import InteriorPoint
+
+    X, y = planted_regression(n=15, d=2)
+    est = ConvexReLURegressor(depth=2, **{**SMALL, "random_state": np.random.RandomState(0)},
+                              solver=InteriorPoint(tol=1e-6)).fit(X, y)
+    save(est, tmp_path / "m")
+    with pytest.warns(UserWarning, match=r"not in the file: random_state=RandomState.*solver=<.*InteriorPoint"):
+        back = load(tmp_path / "m")
+    assert back.solver == "ipm" and back.random_state is None
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+    plain = ConvexReLURegressor(depth=2, **SMALL).fit(X, y)
+    save(plain, tmp_path / "p")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn about
+        load(tmp_path / "p")

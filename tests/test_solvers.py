@@ -462,7 +462,8 @@ def test_auto_picks_by_size_and_constraints():
     finally:
         auto_module.IPM_MAX_ROWS = old
     auto = AutoSolver(ipm=False, tol=1e-4, max_iter=7)
-    assert isinstance(auto.choose(program(ThreeLayerReLUProgram, "squared")), CVXPYSolver)  # tiny
+    cvx = auto.choose(program(ThreeLayerReLUProgram, "squared"))  # tiny
+    assert isinstance(cvx, CVXPYSolver) and cvx.tol == 1e-4 and cvx.max_iter == 7  # as Clarabel options
     forced = AutoSolver(cvxpy_max_size=0, ipm=False, tol=1e-4, max_iter=7)
     fista = forced.choose(program(GatedReLUProgram, "squared"))
     al = forced.choose(program(TwoLayerReLUProgram, "squared"))

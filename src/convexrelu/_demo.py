@@ -206,10 +206,8 @@ def run_demo(
 
 
 def _plot(path: Path, results: dict, adam, settings: DemoSettings) -> None:
-    """Objective curves of Adam's starts against the convex objective (Agg backend)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
+    """Objective curves of Adam's starts against the convex objective (a bare ``Figure``:
+    no pyplot, and the user's matplotlib backend is left as it is)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7.5, 4.5), dpi=110)

@@ -70,8 +70,9 @@ class Table:
             raise CLIError(f"{self.path}: no column {name!r} (columns: {shown})")
         return self.data[name]
 
-    def numeric(self, name: str) -> np.ndarray:
-        """Column ``name`` as finite float64, or a :class:`CLIError` naming the problem."""
+    def numeric(self, name: str, hint: str = "encode it as numbers or leave it out with --ignore") -> np.ndarray:
+        """Column ``name`` as finite float64, or a :class:`CLIError` naming the problem
+        (and ending with ``hint`` for a non-numeric value)."""
         col = self.column(name)
         if col.dtype == object:
             values = np.empty(len(col))
@@ -83,8 +84,7 @@ class Table:
                     values[i] = float(v)
                 except (TypeError, ValueError):
                     raise CLIError(
-                        f"{self.path}: column {name!r} is not numeric (value {v!r} on line {i + 2}); "
-                        "encode it as numbers or leave it out with --ignore"
+                        f"{self.path}: column {name!r} is not numeric (value {v!r} on line {i + 2}); {hint}"
                     ) from None
             col = values
         col = np.asarray(col, dtype=np.float64)
@@ -282,8 +282,12 @@ def _write_csv(header: list[str], columns: list[np.ndarray], out) -> None:
 def _cmd_fit(args) -> int:
     from ._progress import StatusLine
     from .estimators import ConvexReLUClassifier, ConvexReLURegressor
-    from .io import save
+    from .io import check_output_path, save
 
+    try:  # before the fit, not after it
+        check_output_path(args.output)
+    except ValueError as exc:
+        raise CLIError(f"-o/--output: {str(exc).split(': ', 1)[1]}") from None
     table = read_table(args.data)
     targets = list(dict.fromkeys(args.target))
     for t in targets:
@@ -308,7 +312,7 @@ def _cmd_fit(args) -> int:
         if n_classes < 2:
             raise CLIError(f"{args.data}: target column {targets[0]!r} has only one class ({y[0]!r}); need at least 2")
     else:
-        cols = [table.numeric(t) for t in targets]
+        cols = [table.numeric(t, hint=_REGRESSION_TARGET_HINT) for t in targets]
         y = cols[0] if len(cols) == 1 else np.column_stack(cols)
 
     if args.no_standardize:
@@ -377,6 +381,9 @@ def _cmd_fit(args) -> int:
     _print_table(rows)
     print(f"model written to {args.output}")
     return 0
+
+
+_REGRESSION_TARGET_HINT = "a regression target must be numeric (for labels use --task classification)"
 
 
 def _guess_task(table: Table, targets: list[str]) -> str:
@@ -492,7 +499,7 @@ def _cmd_evaluate(args) -> int:
         if hasattr(model, "predict_proba") and not unseen:
             rows.append(("log loss", _fmt(log_loss(y, model.predict_proba(X), labels=model.classes_), 6)))
     else:
-        cols = [table.numeric(t) for t in targets]
+        cols = [table.numeric(t, hint=_REGRESSION_TARGET_HINT) for t in targets]
         y = cols[0] if len(cols) == 1 else np.column_stack(cols)
         pred = model.predict(X)
         if np.shape(pred) != np.shape(y):

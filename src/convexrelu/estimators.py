@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 PATTERN_STRATEGIES = ("sample", "exact", "seeded", "pursuit", "seeded+pursuit")
 #: The strategies run by :func:`convexrelu.strategies.run_strategy`.
 _STRATEGY_NAMES = ("seeded", "pursuit", "seeded+pursuit")
+#: ``patterns="exact"`` with ``depth=3`` stops with an error beyond this many patterns
+#: (the enumeration grows like ``n^(hidden rank)``: theory.md, "How many patterns").
+EXACT_MAX_THREE_LAYER_PATTERNS = 5000
 _DTYPES = {"float64": torch.float64, "float32": torch.float32, "double": torch.float64, "float": torch.float32}
 
 
@@ -64,48 +67,26 @@ def resolve_solver_name(name: str) -> str:
 def _solver_hyperparameters(name: str, max_iter: int | None, tol: float | None, verbose: int) -> dict:
     """Keyword arguments for ``get_solver(name, ...)`` from the estimator's settings.
 
-    ``max_iter``, ``tol`` and ``verbose`` are passed to solvers whose constructor takes
-    them; for the CVXPY solver (Clarabel backend) they become Clarabel options. ``None``
-    keeps the solver's own default.
+    ``max_iter``, ``tol`` and ``verbose`` (the solver's own output: ``verbose >= 2``) are
+    passed to solvers whose constructor takes them (every solver of ``SOLVERS``;
+    :class:`~convexrelu.solvers.CVXPYSolver` translates them into its backend's options,
+    and a CVXPY backend name such as "clarabel" gives that solver). ``None`` keeps the
+    solver's own default.
     """
     import inspect
 
-    key = name.lower()
-    cls = SOLVERS.get(key)
-    cvxpy_backend = None
-    if cls is None:  # a CVXPY backend name such as "clarabel"
-        cls = SOLVERS["cvxpy"]
-        cvxpy_backend = name.upper()
+    cls = SOLVERS.get(name.lower(), SOLVERS["cvxpy"])  # a CVXPY backend name: CVXPYSolver
     try:
-        accepted = set(inspect.signature(cls.__init__).parameters)
+        parameters = inspect.signature(cls.__init__).parameters
     except (TypeError, ValueError):  # pragma: no cover
-        accepted = set()
+        parameters = {}
+    takes_any = any(q.kind is inspect.Parameter.VAR_KEYWORD for q in parameters.values())
     hp: dict[str, Any] = {}
-    if cls is SOLVERS.get("cvxpy"):
-        backend = cvxpy_backend or "CLARABEL"
-        options: dict[str, Any] = {}
-        if backend == "CLARABEL" and (max_iter is not None or tol is not None):
-            options.update(getattr(cls, "DEFAULT_CLARABEL_OPTIONS", {}))  # keep the solver's own settings
-            if max_iter is not None:
-                options["max_iter"] = int(max_iter)
-            if tol is not None:
-                options.update(tol_gap_abs=float(tol), tol_gap_rel=float(tol), tol_feas=float(tol))
-        if options:
-            hp["options"] = options
-        hp["verbose"] = bool(verbose >= 2)
-        return hp
-    try:
-        takes_any = any(
-            q.kind is inspect.Parameter.VAR_KEYWORD for q in inspect.signature(cls.__init__).parameters.values()
-        )
-    except (TypeError, ValueError):  # pragma: no cover
-        takes_any = False
-    if max_iter is not None and ("max_iter" in accepted or takes_any):
-        hp["max_iter"] = int(max_iter)
-    if tol is not None and ("tol" in accepted or takes_any):
-        hp["tol"] = float(tol)
-    if verbose >= 2 and ("verbose" in accepted or takes_any):  # the solver's own output: verbose=2
-        hp["verbose"] = True
+    for key, value in (("max_iter", None if max_iter is None else int(max_iter)),
+                       ("tol", None if tol is None else float(tol)),
+                       ("verbose", True if verbose >= 2 else None)):
+        if value is not None and (key in parameters or takes_any):
+            hp[key] = value
     return hp
 
 
@@ -225,6 +206,22 @@ class _ConvexReLUBase(BaseEstimator):
             p["device"] = torch.device(self.device)
         except (RuntimeError, TypeError) as exc:
             raise ValueError(f"device: expected a torch device such as 'cpu' or 'cuda', got {self.device!r}") from exc
+        kind = p["device"].type
+        if kind not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"device: expected a 'cpu', 'cuda' or 'mps' device, got {self.device!r}")
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device: {self.device!r} requested, but torch.cuda.is_available() is False "
+                f"(torch {torch.__version__}: a CPU build, or no GPU visible)"
+            )
+        if kind == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"device: {self.device!r} requested, but torch.backends.mps.is_available() is False")
+        try:
+            check_random_state(self.random_state)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"random_state: expected None, an int in [0, 2**32 - 1] or a numpy RandomState, got {self.random_state!r}"
+            ) from exc
         p["solver"] = self._make_solver(p)
         return p
 
@@ -249,6 +246,25 @@ class _ConvexReLUBase(BaseEstimator):
             raise TypeError(_name_argument("X", exc)) from exc
         except ValueError as exc:
             raise ValueError(_name_argument("X", exc)) from exc
+
+    def _reset_fitted(self) -> None:
+        """Forget a previous fit (its fitted attributes and private state), so that a
+        fit that fails leaves an unfitted estimator, not a mix of old and new."""
+        for key in [k for k in vars(self) if (k.endswith("_") and not k.startswith("__"))
+                    or k in ("_certificate", "_certificate_state", "_single_output")]:
+            delattr(self, key)
+
+    def _fit_guarded(self, body, X, y):
+        """``body(X, y, params)`` after the parameters are checked and any previous fit
+        forgotten; if it raises, the estimator is left unfitted."""
+        p = self._check_params()
+        self._reset_fitted()
+        try:
+            body(X, y, p)
+        except BaseException:
+            self._reset_fitted()
+            raise
+        return self
 
     def _check_y_present(self, y) -> None:
         if y is None:
@@ -311,7 +327,6 @@ class _ConvexReLUBase(BaseEstimator):
         self.__dict__.pop("_certificate", None)
         point = SimpleNamespace(  # what the certificate reads from the Solution, picklable
             weights=solution.weights, multipliers=tuple(solution.multipliers),
-            lower_bound=float(getattr(solution, "lower_bound", -math.inf)),
         )
         self._certificate_state = (program, point, int(rng.randint(0, 2**31 - 1)))
         logger.info(
@@ -325,7 +340,15 @@ class _ConvexReLUBase(BaseEstimator):
             logger.info("enumerating all patterns of a %d x %d design matrix", *design.shape)
             if p["depth"] == 2:
                 return enumerate_two_layer(design)
-            return enumerate_three_layer(design, p["hidden"])
+            try:
+                return enumerate_three_layer(design, p["hidden"], max_patterns=EXACT_MAX_THREE_LAYER_PATTERNS)
+            except ValueError as exc:
+                if not str(exc).startswith("max_patterns"):
+                    raise
+                raise ValueError(
+                    f"patterns: 'exact' enumeration stopped, {exc.args[0].split(': ', 1)[1]}: too many for a convex "
+                    "program; use patterns='seeded' or 'sample' with n_patterns, or fewer samples"
+                ) from exc
         logger.info("sampling %d patterns", p["n_patterns"])
         if p["depth"] == 2:
             return sample_two_layer(design, p["n_patterns"], rng)
@@ -358,8 +381,11 @@ class _ConvexReLUBase(BaseEstimator):
         A :class:`convexrelu.certificates.Certificate` (upper bound = the network's
         objective, proven lower bounds over the program's patterns and, for exactly
         enumerable data, over all networks of the architecture), or None where
-        :mod:`convexrelu.certificates` is not available. Computed on first access and
-        cached (it runs an atom search, and an enumeration where that is cheap).
+        :mod:`convexrelu.certificates` is not available, and in a copy made by pickling
+        (``pickle``, ``joblib``, ``copy.deepcopy``) before its first access: the program
+        it needs holds a copy of the data and is not pickled (the estimator pickled
+        keeps its own). Computed on first access and cached (it runs an atom search,
+        and an enumeration where that is cheap).
         """
         if "_certificate" in self.__dict__:
             return self.__dict__["_certificate"]
@@ -380,7 +406,7 @@ class _ConvexReLUBase(BaseEstimator):
 
     def __getstate__(self):
         # the program kept for the lazy certificate holds a copy of the data: not pickled
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: on Python 3.11 it is ``self.__dict__`` itself
         state.pop("_certificate_state", None)
         return state
 
@@ -457,8 +483,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         that network's objective, and it beats the best Adam run in
         ``benchmarks/RESULTS.md`` (section Patterns) on every problem. "sample" uses
         Gaussian-sampled patterns only (fastest, far from optimal on real data).
-        "exact" enumerates all of them (small, low-rank data only); it gives the global
-        optimum. "pursuit" and "seeded+pursuit" add patterns by column generation on
+        "exact" enumerates all of them (small, low-rank data only; with ``depth=3`` an
+        error beyond ``EXACT_MAX_THREE_LAYER_PATTERNS`` = 5,000 patterns); it gives the
+        global optimum. "pursuit" and "seeded+pursuit" add patterns by column generation on
         the dual (:mod:`convexrelu.strategies`).
     gated : bool, default False
         Gated ReLU network (two layers only): the group-lasso relaxation.
@@ -498,7 +525,8 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         lower_bound, gap, relative_gap, network_objective and solver-specific entries.
     certificate_ : Certificate or None
         Optimality certificate where :mod:`convexrelu.certificates` is available;
-        computed on first access (an atom search: seconds on larger data).
+        computed on first access (an atom search: seconds on larger data); None in a
+        pickled copy made before that access.
     n_outputs_ : int
     n_features_in_ : int
     feature_names_in_ : ndarray of str
@@ -523,7 +551,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         -------
         self
         """
-        p = self._check_params()
+        return self._fit_guarded(self._fit_body, X, y)
+
+    def _fit_body(self, X, y, p: dict) -> None:
         self._check_y_present(y)
         X = self._validate_X(X, reset=True)
         try:
@@ -541,7 +571,6 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         self.n_outputs_ = int(Y.shape[1])
         with log_to_stream(p["verbose"]):
             self._fit_encoded(X, Y, p)
-        return self
 
     def predict(self, X) -> np.ndarray:
         """Network output: shape (n,) for one target, (n, k) for k targets."""
@@ -601,11 +630,16 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
         -------
         self
         """
-        p = self._check_params()
+        return self._fit_guarded(self._fit_body, X, y)
+
+    def _fit_body(self, X, y, p: dict) -> None:
         self._check_y_present(y)
         X = self._validate_X(X, reset=True)
         try:
             y = column_or_1d(y, warn=True)
+            missing = np.flatnonzero([v is None for v in y]) if y.dtype == object else ()
+            if len(missing):
+                raise ValueError(f"y: {len(missing)} missing labels (None), first at row {missing[0]}")
             check_classification_targets(y)
         except TypeError as exc:
             raise TypeError(_name_argument("y", exc)) from exc
@@ -626,7 +660,6 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
         Y = self._encode(encoded, len(classes), p["loss"])
         with log_to_stream(p["verbose"]):
             self._fit_encoded(X, Y, p)
-        return self
 
     @staticmethod
     def _encode(encoded: np.ndarray, n_classes: int, loss: str) -> np.ndarray:

@@ -7,6 +7,8 @@ so that loading a file can never execute code (unlike pickle). Entries:
 - ``metadata``: a 0-d unicode array holding one JSON object:
   ``format``, ``format_version``, ``library_version``, ``kind`` ("estimator" or
   "network"), ``estimator`` (class name), ``params`` (the estimator's parameters),
+  ``params_not_stored`` (the repr of those that were objects: a Solver instance is
+  stored by its name, a RandomState as None; loading warns about them),
   ``network`` (its class, ``fit_intercept``), ``fitted`` (scalar fitted attributes:
   ``objective_``, ``n_patterns_``, ``n_active_``, ``n_iter_``, ``n_outputs_``,
   ``solver_info_``, ...), ``classes_dtype``, ``preprocessing`` (whether a
@@ -28,6 +30,7 @@ import math
 import numbers
 import os
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +40,7 @@ import numpy as np
 
 from .networks import ThreeLayerNetwork, TwoLayerNetwork
 
-__all__ = ["save", "load", "load_model_file", "ModelFile", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save", "load", "load_model_file", "check_output_path", "ModelFile", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "convexrelu-model"
 FORMAT_VERSION = 1
@@ -99,8 +102,9 @@ def _jsonable(value):
 
 
 def _param_for_json(name: str, value):
-    """Estimator parameters: JSON values; objects (a Solver instance, a RandomState,
-    a torch dtype) by their name, flagged so that loading does not pretend otherwise."""
+    """Estimator parameters: JSON values; a torch dtype or device by its name; a Solver
+    instance by its name and a RandomState as None (listed in the metadata's
+    ``params_not_stored``, so that loading warns instead of pretending otherwise)."""
     if value is None or isinstance(value, (bool, str, numbers.Integral, numbers.Real)):
         return _jsonable(value)
     import torch
@@ -112,6 +116,13 @@ def _param_for_json(name: str, value):
     if name == "solver":
         return getattr(value, "name", None) or type(value).__name__
     return None  # e.g. a RandomState: not reproducible from a file; stored as None
+
+
+def _stored_exactly(value) -> bool:
+    """Whether :func:`_param_for_json` keeps ``value`` itself (not a name or None)."""
+    import torch
+
+    return value is None or isinstance(value, (bool, str, numbers.Integral, numbers.Real, torch.dtype, torch.device))
 
 
 def _string_array(values) -> np.ndarray:
@@ -174,6 +185,18 @@ def _library_version() -> str:
 
 
 # ---------------------------------------------------------------------- save
+def check_output_path(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, or a ValueError naming it when no file can be written there (a
+    directory, or a folder that does not exist); checked before any work is done."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"path: {str(path)!r} is a directory; expected a file name such as model.npz")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise ValueError(f"path: cannot write {str(path)!r}: the folder {str(directory)!r} does not exist")
+    return path
+
+
 def save(
     model,
     path: str | os.PathLike,
@@ -197,6 +220,7 @@ def save(
     -------
     Path of the written file.
     """
+    path = check_output_path(path)
     estimators = _estimator_classes()
     arrays: dict[str, np.ndarray] = {}
     meta: dict[str, Any] = {
@@ -210,7 +234,9 @@ def save(
         net_arrays, net_meta = _network_arrays(model.network_)
         meta["kind"] = "estimator"
         meta["estimator"] = type(model).__name__
-        meta["params"] = {k: _param_for_json(k, v) for k, v in model.get_params(deep=False).items()}
+        params = model.get_params(deep=False)
+        meta["params"] = {k: _param_for_json(k, v) for k, v in params.items()}
+        meta["params_not_stored"] = {k: repr(v) for k, v in params.items() if not _stored_exactly(v)}
         fitted = {k: getattr(model, k) for k in _SCALAR_FITTED if hasattr(model, k)}
         fitted["solver_info_"] = dict(getattr(model, "solver_info_", {}) or {})
         fitted["_single_output"] = getattr(model, "_single_output", None)
@@ -242,7 +268,6 @@ def save(
     meta["extra"] = _jsonable(extra or {})
     arrays["metadata"] = np.asarray(json.dumps(meta, allow_nan=False, sort_keys=True))
 
-    path = Path(path)
     buffer = _io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     directory = path.parent if str(path.parent) else Path(".")
@@ -347,6 +372,17 @@ def _build_model(meta: dict, arrays: dict):
     valid = estimator.get_params(deep=False)
     params = {k: v for k, v in (meta.get("params") or {}).items() if k in valid and v is not None}
     estimator.set_params(**params)
+    lost = meta.get("params_not_stored") or {}
+    if lost:
+        warnings.warn(
+            "parameters that were objects are not in the file: "
+            + ", ".join(f"{k}={v}" for k, v in sorted(lost.items()))
+            + f"; the loaded {name} has "
+            + ", ".join(f"{k}={getattr(estimator, k)!r}" for k in sorted(lost) if k in valid)
+            + " (set_params before refitting); its network and predictions are unaffected",
+            UserWarning,
+            stacklevel=2,
+        )
     fitted = dict(meta.get("fitted") or {})
     for key in _SCALAR_FITTED:
         if fitted.get(key) is not None:

@@ -12,9 +12,18 @@ import numpy as np
 from ..duality import dual_lower_bound
 from .base import ConvergenceWarning, Solution, Solver, SolverError
 
-__all__ = ["CVXPYSolver"]
+__all__ = ["CVXPYSolver", "LIMIT_OPTIONS"]
 
 logger = logging.getLogger(__name__)
+
+#: Option names of ``max_iter`` and of ``tol`` for the CVXPY backends that
+#: :class:`CVXPYSolver` translates them for.
+LIMIT_OPTIONS = {
+    "CLARABEL": ("max_iter", ("tol_gap_abs", "tol_gap_rel", "tol_feas")),
+    "SCS": ("max_iters", ("eps_abs", "eps_rel")),
+    "ECOS": ("max_iters", ("abstol", "reltol", "feastol")),
+    "OSQP": ("max_iter", ("eps_abs", "eps_rel")),
+}
 
 
 class CVXPYSolver(Solver):
@@ -30,25 +39,53 @@ class CVXPYSolver(Solver):
         Any CVXPY solver installed (``cvxpy.installed_solvers()``): CLARABEL, SCS, MOSEK...
     verbose : bool, default False
     options : dict or None
-        Passed to ``Problem.solve`` (solver-specific settings). For Clarabel the
-        default tightens its tolerances to 1e-9 (``DEFAULT_CLARABEL_OPTIONS``): with
-        hundreds of patterns, per-block cone violations at the default 1e-8 add up to
-        relative errors of 1e-6 in the recovered network, at no extra cost in time.
+        Passed to ``Problem.solve`` (solver-specific settings; they take precedence over
+        ``max_iter`` and ``tol``). For Clarabel the default tightens its tolerances to
+        1e-9 (``DEFAULT_CLARABEL_OPTIONS``): with hundreds of patterns, per-block cone
+        violations at the default 1e-8 add up to relative errors of 1e-6 in the
+        recovered network, at no extra cost in time.
+    max_iter : int or None
+        Iteration limit, passed as the backend's own option (:data:`LIMIT_OPTIONS`:
+        Clarabel, SCS, ECOS, OSQP); None keeps the backend's default. A solve stopped by
+        it returns its last iterate with status "user_limit" and a ConvergenceWarning
+        where CVXPY has one, and raises SolverError (naming ``max_iter``) where not.
+    tol : float or None
+        Tolerance, passed as every tolerance option of the backend in
+        :data:`LIMIT_OPTIONS` (for Clarabel: the gaps and feasibility).
     """
 
     DEFAULT_CLARABEL_OPTIONS = {"tol_feas": 1e-9, "tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9}
 
     name = "cvxpy"
 
-    def __init__(self, solver: str = "CLARABEL", verbose: bool = False, options: dict | None = None):
+    def __init__(self, solver: str = "CLARABEL", verbose: bool = False, options: dict | None = None,
+                 max_iter: int | None = None, tol: float | None = None):
+        if max_iter is not None and (isinstance(max_iter, bool) or int(max_iter) != max_iter or max_iter < 1):
+            raise ValueError(f"max_iter: expected a positive integer or None, got {max_iter!r}")
+        if tol is not None and not (0 < float(tol) < np.inf):
+            raise ValueError(f"tol: expected a positive number or None, got {tol!r}")
         self.solver = solver
         self.verbose = verbose
         self.options = options
+        self.max_iter = None if max_iter is None else int(max_iter)
+        self.tol = None if tol is None else float(tol)
 
     def _options(self, solver: str) -> dict:
-        if self.options is not None:
-            return dict(self.options)
-        return dict(self.DEFAULT_CLARABEL_OPTIONS) if solver == "CLARABEL" else {}
+        """Keyword arguments of ``Problem.solve`` for the backend ``solver``."""
+        opts = {} if self.options is not None else (dict(self.DEFAULT_CLARABEL_OPTIONS) if solver == "CLARABEL" else {})
+        if self.max_iter is not None or self.tol is not None:
+            if solver not in LIMIT_OPTIONS:
+                raise ValueError(
+                    f"max_iter, tol: not known for the CVXPY backend {solver} (known: {sorted(LIMIT_OPTIONS)}); "
+                    "pass its own settings as options={...}"
+                )
+            iter_key, tol_keys = LIMIT_OPTIONS[solver]
+            if self.max_iter is not None:
+                opts[iter_key] = self.max_iter
+            if self.tol is not None:
+                opts.update({k: self.tol for k in tol_keys})
+        opts.update(self.options or {})
+        return opts
 
     def solve(self, program, init=None) -> Solution:
         """Solve ``program``; ``init`` is accepted for interface compatibility and ignored
@@ -69,17 +106,23 @@ class CVXPYSolver(Solver):
             with warnings.catch_warnings():  # our own ConvergenceWarning below says it better
                 warnings.filterwarnings("ignore", message="Solution may be inaccurate", category=UserWarning)
                 problem.solve(solver=solver, verbose=self.verbose, **self._options(solver))
-                if problem.status == cp.OPTIMAL_INACCURATE and self.options is None and solver == "CLARABEL":
+                tightened = self.options is None and self.tol is None and self.max_iter is None
+                if problem.status == cp.OPTIMAL_INACCURATE and tightened and solver == "CLARABEL":
                     # the tightened tolerances were out of reach: fall back to Clarabel's own
                     logger.info("Clarabel missed the tightened tolerances; re-solving with its defaults")
                     problem.solve(solver=solver, verbose=self.verbose)
         except cp.error.SolverError as exc:
             raise SolverError(f"CVXPY solver {solver} failed: {exc}") from exc
         status = problem.status
-        if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or Q.value is None:
+        if status == cp.USER_LIMIT and Q.value is None:
+            raise SolverError(
+                f"CVXPY solver {solver} stopped at a limit (status 'user_limit', max_iter={self.max_iter}) "
+                "without a point to return; raise max_iter"
+            )
+        if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, cp.USER_LIMIT) or Q.value is None:
             raise SolverError(f"CVXPY solver {solver} returned status {status!r}; no solution")
-        if status == cp.OPTIMAL_INACCURATE:
-            warnings.warn(f"CVXPY solver {solver} returned status 'optimal_inaccurate'", ConvergenceWarning, stacklevel=2)
+        if status != cp.OPTIMAL:
+            warnings.warn(f"CVXPY solver {solver} returned status {status!r}", ConvergenceWarning, stacklevel=2)
         weights = np.asarray(Q.value, dtype=np.float64)
         multipliers = tuple(np.maximum(np.asarray(c.dual_value, dtype=np.float64), 0.0) for c in constraints)
         elapsed = time.perf_counter() - start
