@@ -649,3 +649,23 @@ def test_states_on_spare_arrays_are_the_states_of_their_points(cls):
         fresh2 = part.state(Q2)
         assert part.value(S2) == pytest.approx(part.value(fresh2), rel=1e-13)
         torch.testing.assert_close(part.grad(S2), part.grad(fresh2), rtol=1e-12, atol=1e-12)
+
+
+def test_float32_first_order_solves_converge():
+    # the step grows only on a curvature measured above the rounding of the values: in
+    # float32 a step grown on noise made the inner FISTA oscillate (stationarity stuck at
+    # ~2e-2 while the objective stood still) and the augmented Lagrangian never stopped
+    import torch
+
+    r = np.random.default_rng(1)
+    X = r.normal(size=(16, 2))
+    y = np.sin(2 * X[:, 0]) + 0.1 * r.normal(size=16)
+    for cls, solver in ((TwoLayerReLUProgram, AugmentedLagrangian()), (GatedReLUProgram, FISTA())):
+        prog = cls(X, y, 6, beta=0.05, random_state=0)
+        ref = CVXPYSolver().solve(prog)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            sol = solver.solve(prog.to(dtype=torch.float32))
+        assert sol.converged and sol.status == "optimal"
+        assert sol.objective == pytest.approx(ref.objective, rel=1e-3)
+        assert sol.lower_bound <= ref.objective * (1 + 1e-6)

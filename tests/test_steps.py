@@ -58,6 +58,14 @@ def test_local_curvature_is_exact_on_quadratics():
     assert _steps.local_curvature(1.0, 1.0, 0.0, 0.0) == 0.0
 
 
+def test_curvature_is_resolved_above_four_times_the_slack():
+    # quadratic term ||D||^2 / (2 step): 4 / (2 * 0.5) = 4
+    assert _steps.curvature_is_resolved(4.0, 0.5, 0.99)
+    assert not _steps.curvature_is_resolved(4.0, 0.5, 1.0)
+    assert _steps.curvature_is_resolved(1e-30, 1.0, 0.0)
+    assert not _steps.curvature_is_resolved(0.0, 1.0, 0.0)
+
+
 def test_restart_tests():
     y = torch.tensor([1.0, 1.0])
     q_old = torch.tensor([0.0, 0.0])

@@ -225,7 +225,8 @@ def fista_minimize(
       :func:`._steps.extrapolation_coefficient`;
     - backtracking: :func:`._steps.sufficient_decrease`, the step times
       ``backtrack_factor`` until it holds; the step grows by ``step_increase`` after an
-      iteration whose :func:`._steps.local_curvature` was below half of ``1 / step``;
+      iteration whose :func:`._steps.local_curvature` was below half of ``1 / step``
+      and above the values' rounding (:func:`._steps.curvature_is_resolved`);
     - restart: :func:`._steps.gradient_restart` or :func:`._steps.function_restart`.
 
     Stops when the prox-gradient residual (:func:`._steps.prox_gradient_residual`,
@@ -278,7 +279,8 @@ def fista_minimize(
             step *= backtrack_factor
             backtracks += 1
             pool.append(Sn)
-        grow = step_increase != 1.0 and backtrack and _steps.local_curvature(fn, fY, inner, sq) * step < 0.5
+        grow = (step_increase != 1.0 and backtrack and _steps.local_curvature(fn, fY, inner, sq) * step < 0.5
+                and _steps.curvature_is_resolved(sq, step, 64 * eps * (part.noise(Sn) + noise_Y)))
         Rn = _block_norm_sum(Qn) if beta else 0.0
         Fn = fn + beta * Rn
         if history is not None:
