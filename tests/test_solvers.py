@@ -669,3 +669,24 @@ def test_float32_first_order_solves_converge():
         assert sol.converged and sol.status == "optimal"
         assert sol.objective == pytest.approx(ref.objective, rel=1e-3)
         assert sol.lower_bound <= ref.objective * (1 + 1e-6)
+
+
+def test_interior_point_stall_names_its_cause(monkeypatch):
+    # a Newton system that cannot be factored after the first iteration: the last point is
+    # returned, and the warning says why and how far it is certified
+    prog = program(TwoLayerReLUProgram, "squared")
+    original = InteriorPoint._newton_system
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:
+            raise SolverError("factorisation failed (test)")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(InteriorPoint, "_newton_system", staticmethod(failing))
+    with pytest.warns(ConvergenceWarning, match=r"stall \(the Newton system could not be factored: .*certified "
+                                                r"relative gap at the last point [0-9.e+-]+\)"):
+        sol = InteriorPoint().solve(prog)
+    assert sol.status == "stalled" and not sol.converged and sol.iterations == 3
+    assert sol.lower_bound <= CVXPYSolver().solve(prog).objective * (1 + 1e-9)

@@ -300,7 +300,8 @@ def fista_minimize(
             logger.info("%s it %d: F %.10g residual %.3e step %.3e", name, k, Fn, residual / scale, step)
         if (residual <= tol * scale and k >= min_iter) or stalled:
             Q, SQ, FQ = Qn, Sn, Fn
-            converged = not stalled
+            converged = residual <= tol * scale and k >= min_iter  # even where the line search stalled too
+            stalled = stalled and not converged
             break
         E = Qn - Q
         if restart == "gradient":

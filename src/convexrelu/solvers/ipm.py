@@ -309,6 +309,7 @@ class InteriorPoint(Solver):
         Q, z, run = self._iterate(program, Q, tol, start)
         res, it = run["res"], run["iterations"]
         lower = dual_lower_bound(program, Q, z)[0]  # before the clean-up below moves Q slightly
+        gap_now = (program.objective(Q) - lower) / max(1.0, abs(program.objective(Q)))
         info = dict(res)
         info["system"] = run["system"]
         if op.has_constraints:
@@ -316,8 +317,8 @@ class InteriorPoint(Solver):
             Q, info["repair"] = restore_feasibility(op, Q)
         Q, info["zeroed_blocks"] = _drop_negligible_blocks(program, Q, tol)
         stop = None if run["converged"] else (f"max_time={self.max_time}s" if run["timed_out"] else (
-            f"stall (rounding stops the progress near the boundary of the cones; certified relative gap "
-            f"{res.get('certified_gap', math.inf):.2e})"
+            f"stall ({run['stall_reason']}: rounding stops the progress near the boundary of the cones; "
+            f"certified relative gap at the last point {gap_now:.2e})"
             if run["stalled"] else f"max_iter={self.max_iter}"))
         return constrained_solution(
             program, Q, z, solver="ipm", label="InteriorPoint", knob="tol", converged=run["converged"], stop=stop,
@@ -376,6 +377,7 @@ class InteriorPoint(Solver):
         it = 0
         deadline = None if self.max_time is None else start + self.max_time
         stalled, best_cert, short = 0, math.inf, 0
+        why = None  # what stopped the progress, for the warning
         for it in range(1, self.max_iter + 1):
             Z, cons = op.apply(Q)
             norms = torch.linalg.vector_norm(Q, dim=0)
@@ -411,6 +413,7 @@ class InteriorPoint(Solver):
                 stalled = stalled + 1 if res["certified_gap"] > 0.5 * best_cert else 0
                 best_cert = min(best_cert, res["certified_gap"])
                 if stalled >= self.max_stall:
+                    why = f"the certified gap stopped decreasing for {self.max_stall} iterations"
                     break
             if deadline is not None and time.perf_counter() > deadline:
                 timed_out = True
@@ -430,6 +433,7 @@ class InteriorPoint(Solver):
                 if it == 1:
                     raise
                 stalled = self.max_stall  # rounding ended the progress: keep the last point
+                why = "the Newton system could not be factored"
                 break
 
             def direction(rc, rc0, rc1):
@@ -501,6 +505,7 @@ class InteriorPoint(Solver):
             # (ds and dz are finite with dQ: ds = K dQ + rp, dz = -(rc + z ds) / s)
             if not all(bool(torch.isfinite(v).all()) for v in (dQ, dt, dy0, dy1)):
                 stalled = self.max_stall  # rounding ended the progress: keep the last point
+                why = "the Newton direction was not finite"
                 break
             # a loss that is not quadratic (logistic, softmax): Newton steps are damped until
             # the stationarity residual decreases (it is linear in the step for a quadratic one)
@@ -516,6 +521,7 @@ class InteriorPoint(Solver):
             short = short + 1 if alpha < 1e-3 else 0
             if short >= self.max_stall:
                 stalled = self.max_stall
+                why = f"{self.max_stall} steps in a row were shorter than 1e-3"
                 break
             Q = Q + alpha * dQ
             t = t + alpha * dt
@@ -524,7 +530,7 @@ class InteriorPoint(Solver):
             y0 = y0 + alpha * dy0
             y1 = y1 + alpha * dy1
         run = {"res": res, "iterations": it, "history": history, "converged": converged, "timed_out": timed_out,
-               "stalled": stalled >= self.max_stall,
+               "stalled": stalled >= self.max_stall, "stall_reason": why,
                "system": None if system is None else ("woodbury" if system.woodbury else "dense")}
         return Q, z, run
 
