@@ -495,6 +495,10 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         "auto" or a name accepted by :func:`convexrelu.solvers.get_solver`.
     fit_intercept : bool, default True
         Append a ones column to the inputs (an intercept in every first-layer neuron).
+        The output has no bias of its own (the networks of theory.md): a target far from
+        zero must be made of ReLU units, which sampled patterns do poorly (seeded ones
+        well); centre such targets, e.g. with
+        ``sklearn.compose.TransformedTargetRegressor(regressor, transformer=StandardScaler())``.
     max_iter : int or None, default None
         Iteration limit passed to the solver (None: the solver's default).
     tol : float or None, default None
