@@ -496,7 +496,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     fit_intercept : bool, default True
         Append a ones column to the inputs (an intercept in every first-layer neuron).
         The output has no bias of its own (the networks of theory.md): a target far from
-        zero must be made of ReLU units, which sampled patterns do poorly (seeded ones
+        zero must be made of ReLU units, which few sampled patterns can do poorly (seeded ones
         well); centre such targets, e.g. with
         ``sklearn.compose.TransformedTargetRegressor(regressor, transformer=StandardScaler())``.
     max_iter : int or None, default None
