@@ -305,7 +305,8 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
                          f"{r['final_rel']:.1e} | {r['final_violation']:.1e} | {s['time'] / r['final_time']:.2f}x |")
             else:
                 L.append(f"| {kind} | {s.get('error', 'failed')} | | | | | | | | |")
-    L += _table("Floor (4): time per inner iteration / time of `X @ Q` (into an existing array) + `X.T @ T` (target <= 2)",
+    L += _table("Floor (4): time per inner iteration / time of `X @ Q` (into an existing array) + `X.T @ T` (target <= 2; "
+                "each the median of 3 alternate measurements)",
                 ["program", "n", "d", "blocks", "dtype", "ms / iteration", "ms two GEMMs", "ratio"])
     for f in floors:
         L.append(f"| {f['label']} | {f['n']} | {f['d']} | {f['blocks']} | {f['dtype']} | {1e3 * f['per_iteration']:.3f} | "
