@@ -16,9 +16,9 @@ device:
 Measured on a 2-core machine (``benchmarks/RESULTS.md``, sections Solvers and Interior
 point: robustness): the interior-point method reaches the CVXPY (Clarabel) optimum to
 1e-7 on every program and loss tried (n = 300 to 500), a median 7 times faster than
-Clarabel over 27 programs (2.1x to 220x; Clarabel failed on 8 of them), 40 to 47 times
-on the two-layer and 21 to 25 times on the three-layer n = 500 benchmarks (19.8 in one
-run on a slowed machine); its cost per
+Clarabel over 27 programs (2.1x to 220x; Clarabel failed on 8 of them), 38 to 48 times
+on the two-layer and 21 to 25 times on the three-layer n = 500 benchmarks (19.8 and 19.1
+in two runs on a slowed machine); its cost per
 iteration grows as ``n^2 C^2 B d`` (one ``n C x n C`` Woodbury matrix), hence the
 limits. On an NVIDIA H200 (section "Scale: interior point (device: cuda)") it solved the
 three-layer program with n = 10,000, d = 50, 500 patterns in 48 s (188 iterations, 18 GB
