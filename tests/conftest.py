@@ -37,3 +37,16 @@ def small_program(cls, loss="squared"):
     X, y = planted_regression(n=24, d=2, seed=0)
     extra = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
     return cls(X, targets_for(loss, y), 6, loss=loss, beta=0.1, random_state=0, **extra)
+
+
+def grown_program(prog, n_extra: int, random_state=1):
+    """``prog`` with up to ``n_extra`` more sampled patterns (its own first-layer width
+    for three layers), the old ones first."""
+    from convexrelu import ThreeLayerReLUProgram
+    from convexrelu.patterns import sample_three_layer, sample_two_layer
+
+    if isinstance(prog, ThreeLayerReLUProgram):
+        extra = sample_three_layer(prog.X_design, n_extra, prog.hidden, random_state=random_state)
+    else:
+        extra = sample_two_layer(prog.X_design, n_extra, random_state=random_state)
+    return prog.with_patterns(prog.patterns.union(extra))

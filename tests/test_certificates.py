@@ -13,7 +13,7 @@ from convexrelu.certificates import Certificate, certificate, enumerable
 from convexrelu.nonconvex import train_three_layer, train_two_layer
 from convexrelu.patterns import enumerate_three_layer, enumerate_two_layer
 from convexrelu.strategies import run_strategy
-from conftest import targets_for
+from conftest import grown_program, targets_for
 
 
 @pytest.fixture(autouse=True)
@@ -127,7 +127,6 @@ def test_a_solution_of_another_program_certifies_nothing_false(cls):
     # the bound is recomputed from the weights and multipliers, never copied from the
     # Solution: one of a larger beta, or of fewer patterns (embedded into a grown program),
     # carried a lower bound above this program's optimum
-    from convexrelu.patterns import sample_three_layer, sample_two_layer
     from convexrelu.strategies import embed_solution
 
     r = np.random.default_rng(2)
@@ -136,9 +135,7 @@ def test_a_solution_of_another_program_certifies_nothing_false(cls):
     kw = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
     prog = cls(X, y, 4, beta=0.05, random_state=0, **kw)
     sol = CVXPYSolver().solve(prog)
-    extra = (sample_three_layer(prog.X_design, 6, 2, random_state=1) if kw
-             else sample_two_layer(prog.X_design, 6, random_state=1))
-    grown = prog.with_patterns(prog.patterns.union(extra))
+    grown = grown_program(prog, 6)
     smaller_beta = prog.with_beta(0.01)
     for other, start in ((grown, embed_solution(prog, grown, sol)), (smaller_beta, sol)):
         optimum = CVXPYSolver().solve(other).objective

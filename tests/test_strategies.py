@@ -12,7 +12,7 @@ import torch
 from convexrelu import ConvergenceWarning, CVXPYSolver, GatedReLUProgram, Solution, Solver, ThreeLayerReLUProgram, TwoLayerReLUProgram
 from convexrelu.duality import dual_lower_bound
 from convexrelu.nonconvex import train_three_layer, train_two_layer
-from convexrelu.patterns import enumerate_three_layer, enumerate_two_layer, sample_three_layer, sample_two_layer
+from convexrelu.patterns import enumerate_three_layer, enumerate_two_layer, sample_three_layer
 from convexrelu.strategies import (
     StrategyResult,
     embed_solution,
@@ -23,7 +23,7 @@ from convexrelu.strategies import (
     run_strategy,
     solve_from,
 )
-from conftest import planted_regression, targets_for
+from conftest import grown_program, planted_regression, targets_for
 
 TRAIN = dict(max_iter=300)
 
@@ -133,9 +133,7 @@ def test_embed_weights_keeps_the_model(cls):
     kw = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
     prog = cls(X, Y, 6, beta=0.1, random_state=0, **kw)
     sol = CVXPYSolver().solve(prog)
-    extra = (sample_three_layer(prog.X_design, 7, 2, random_state=1) if kw
-             else sample_two_layer(prog.X_design, 7, random_state=1))
-    grown = prog.with_patterns(prog.patterns.union(extra))
+    grown = grown_program(prog, 7)
     Q = embed_weights(prog, grown, sol.weights)
     assert Q.shape == grown.shape
     np.testing.assert_allclose(grown.predict(Q), prog.predict(sol.weights), atol=1e-12)
