@@ -101,28 +101,20 @@ def _jsonable(value):
     return str(value)
 
 
-def _param_for_json(name: str, value):
-    """Estimator parameters: JSON values; a torch dtype or device by its name; a Solver
-    instance by its name and a RandomState as None (listed in the metadata's
+def _param_for_json(name: str, value) -> tuple[Any, bool]:
+    """An estimator parameter for the metadata, and whether it is stored exactly: JSON
+    values and a torch dtype or device (by its name) are; a Solver instance (stored by its
+    name) and anything else, e.g. a RandomState (stored as None), are not (listed in
     ``params_not_stored``, so that loading warns instead of pretending otherwise)."""
     if value is None or isinstance(value, (bool, str, numbers.Integral, numbers.Real)):
-        return _jsonable(value)
+        return _jsonable(value), True
     import torch
 
-    if isinstance(value, torch.dtype):
-        return str(value).replace("torch.", "")
-    if isinstance(value, torch.device):
-        return str(value)
+    if isinstance(value, (torch.dtype, torch.device)):
+        return str(value).replace("torch.", ""), True
     if name == "solver":
-        return getattr(value, "name", None) or type(value).__name__
-    return None  # e.g. a RandomState: not reproducible from a file; stored as None
-
-
-def _stored_exactly(value) -> bool:
-    """Whether :func:`_param_for_json` keeps ``value`` itself (not a name or None)."""
-    import torch
-
-    return value is None or isinstance(value, (bool, str, numbers.Integral, numbers.Real, torch.dtype, torch.device))
+        return getattr(value, "name", None) or type(value).__name__, False
+    return None, False
 
 
 def _string_array(values) -> np.ndarray:
@@ -234,9 +226,9 @@ def save(
         net_arrays, net_meta = _network_arrays(model.network_)
         meta["kind"] = "estimator"
         meta["estimator"] = type(model).__name__
-        params = model.get_params(deep=False)
-        meta["params"] = {k: _param_for_json(k, v) for k, v in params.items()}
-        meta["params_not_stored"] = {k: repr(v) for k, v in params.items() if not _stored_exactly(v)}
+        params = {k: (v, *_param_for_json(k, v)) for k, v in model.get_params(deep=False).items()}
+        meta["params"] = {k: stored for k, (_, stored, _) in params.items()}
+        meta["params_not_stored"] = {k: repr(v) for k, (v, _, exact) in params.items() if not exact}
         fitted = {k: getattr(model, k) for k in _SCALAR_FITTED if hasattr(model, k)}
         fitted["solver_info_"] = dict(getattr(model, "solver_info_", {}) or {})
         fitted["_single_output"] = getattr(model, "_single_output", None)
