@@ -54,10 +54,10 @@ def test_max_iter_and_tol_become_the_backend_options():
     assert CVXPYSolver(max_iter=7, options={"max_iters": 3})._options("SCS") == {"max_iters": 3}
     with pytest.raises(ValueError, match="max_iter, tol: not known for the CVXPY backend HIGHS"):
         CVXPYSolver(max_iter=3)._options("HIGHS")
-    for bad in (0, -1, 2.5, True):
+    for bad in (0, -1, 2.5, True, "3"):
         with pytest.raises(ValueError, match="max_iter"):
             CVXPYSolver(max_iter=bad)
-    for bad in (0, -1e-3, float("nan"), float("inf")):
+    for bad in (0, -1e-3, float("nan"), float("inf"), "abc"):
         with pytest.raises(ValueError, match="tol"):
             CVXPYSolver(tol=bad)
 

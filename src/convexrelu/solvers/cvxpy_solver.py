@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 import warnings
 
@@ -60,9 +61,10 @@ class CVXPYSolver(Solver):
 
     def __init__(self, solver: str = "CLARABEL", verbose: bool = False, options: dict | None = None,
                  max_iter: int | None = None, tol: float | None = None):
-        if max_iter is not None and (isinstance(max_iter, bool) or int(max_iter) != max_iter or max_iter < 1):
+        if max_iter is not None and (isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral)
+                                     or max_iter < 1):
             raise ValueError(f"max_iter: expected a positive integer or None, got {max_iter!r}")
-        if tol is not None and not (0 < float(tol) < np.inf):
+        if tol is not None and (isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < tol < np.inf):
             raise ValueError(f"tol: expected a positive number or None, got {tol!r}")
         self.solver = solver
         self.verbose = verbose
