@@ -52,3 +52,17 @@ def test_wrong_feature_count():
     net = TwoLayerNetwork(np.ones((3, 2)), np.ones((2, 1)))
     with pytest.raises(ValueError, match="X: expected 2 features, got 3"):
         net.predict(np.ones((4, 3)))
+
+
+def test_weights_of_mismatched_shapes_are_named():
+    with pytest.raises(ValueError, match=r"W2: expected shape \(2, C\) to match W1, got \(5, 1\)"):
+        TwoLayerNetwork(np.ones((3, 2)), np.ones((5, 1)))
+    with pytest.raises(ValueError, match=r"W1: expected shape \(d, m\), got \(3,\)"):
+        TwoLayerNetwork(np.ones(3), np.ones((3, 1)))
+    with pytest.raises(ValueError, match=r"w2: expected shape \(2, 3\) to match W1, got \(2, 2\)"):
+        ThreeLayerNetwork(np.ones((2, 4, 3)), np.ones((2, 2)), np.ones(2))
+    with pytest.raises(ValueError, match=r"w3: expected shape \(2, C\) to match W1, got \(3,\)"):
+        ThreeLayerNetwork(np.ones((2, 4, 3)), np.ones((2, 3)), np.ones(3))
+    # the shapes that are accepted: 1-D second layer, and no neuron at all
+    assert TwoLayerNetwork(np.ones((3, 2)), np.ones(2)).W2.shape == (2, 1)
+    assert TwoLayerNetwork(np.zeros((3, 0)), np.zeros((0, 2))).predict(np.ones((4, 2))).shape == (4, 2)

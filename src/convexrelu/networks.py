@@ -24,6 +24,16 @@ def _design(X, fit_intercept: bool, n_features: int) -> np.ndarray:
     return add_intercept(X) if fit_intercept else X
 
 
+def _reshaped(value, shape: tuple, name: str, expected: str) -> np.ndarray:
+    """``value`` as a float array of ``shape`` (one ``-1`` allowed), or a ValueError
+    naming the argument."""
+    a = np.asarray(value, dtype=np.float64)
+    try:
+        return a.reshape(shape)
+    except ValueError:
+        raise ValueError(f"{name}: expected shape {expected}, got {a.shape}") from None
+
+
 class TwoLayerNetwork:
     """``f(X) = (X W1)_+ W2`` (ReLU) or ``f(X) = (1[X G >= 0] * (X W1)) W2`` (gated).
 
@@ -47,9 +57,12 @@ class TwoLayerNetwork:
 
     def __init__(self, W1, W2, gates=None, fit_intercept: bool = True):
         self.W1 = np.asarray(W1, dtype=np.float64)
+        if self.W1.ndim != 2:
+            raise ValueError(f"W1: expected shape (d, m), got {self.W1.shape}")
+        m = self.W1.shape[1]
         W2 = np.asarray(W2, dtype=np.float64)
         # a network with no neuron (the zero solution of a large beta) keeps its outputs
-        self.W2 = W2 if W2.ndim == 2 and W2.shape[0] == self.W1.shape[1] else W2.reshape(self.W1.shape[1], -1)
+        self.W2 = W2 if W2.ndim == 2 and W2.shape[0] == m else _reshaped(W2, (m, -1), "W2", f"({m}, C) to match W1")
         self.gates = None if gates is None else np.asarray(gates, dtype=np.float64)
         if self.gates is not None and self.gates.shape != self.W1.shape:
             raise ValueError(f"gates: expected shape {self.W1.shape}, got {self.gates.shape}")
@@ -112,9 +125,9 @@ class ThreeLayerNetwork:
         if self.W1.ndim != 3:
             raise ValueError(f"W1: expected shape (K, d, m1), got {self.W1.shape}")
         K, _, m1 = self.W1.shape
-        self.w2 = np.asarray(w2, dtype=np.float64).reshape(K, m1)
+        self.w2 = _reshaped(w2, (K, m1), "w2", f"({K}, {m1}) to match W1")
         w3 = np.asarray(w3, dtype=np.float64)
-        self.w3 = w3 if w3.ndim == 2 and w3.shape[0] == K else w3.reshape(K, -1)
+        self.w3 = w3 if w3.ndim == 2 and w3.shape[0] == K else _reshaped(w3, (K, -1), "w3", f"({K}, C) to match W1")
         self.fit_intercept = bool(fit_intercept)
 
     @property
