@@ -691,3 +691,11 @@ def test_interior_point_stall_names_its_cause(monkeypatch):
         sol = InteriorPoint().solve(prog)
     assert sol.status == "stalled" and not sol.converged and sol.iterations == 3
     assert sol.lower_bound <= CVXPYSolver().solve(prog).objective * (1 + 1e-9)
+
+
+def test_interior_point_relative_gap_closed_form():
+    from convexrelu.solvers.ipm import _relative_gap
+
+    assert _relative_gap(10.0, 9.0) == pytest.approx(0.1)
+    assert _relative_gap(0.5, 0.25) == pytest.approx(0.25)  # |objective| < 1: the absolute gap
+    assert _relative_gap(-4.0, -6.0) == pytest.approx(0.5)

@@ -220,6 +220,12 @@ class _NewtonSystem:
         return (self.Linv.mT @ (self.Linv @ r[:, :, None]))[:, :, 0]
 
 
+def _relative_gap(objective: float, lower: float) -> float:
+    """``(objective - lower) / max(1, |objective|)``: the certified gap the interior point
+    stops on and reports."""
+    return (objective - lower) / max(1.0, abs(objective))
+
+
 class InteriorPoint(Solver):
     """Primal-dual interior-point solver (Mehrotra predictor-corrector) of every program.
 
@@ -309,7 +315,7 @@ class InteriorPoint(Solver):
         Q, z, run = self._iterate(program, Q, tol, start)
         res, it = run["res"], run["iterations"]
         lower = dual_lower_bound(program, Q, z)[0]  # before the clean-up below moves Q slightly
-        gap_now = (program.objective(Q) - lower) / max(1.0, abs(program.objective(Q)))
+        stall_gap = _relative_gap(program.objective(Q), lower) if run["stalled"] else None
         info = dict(res)
         info["system"] = run["system"]
         if op.has_constraints:
@@ -318,7 +324,7 @@ class InteriorPoint(Solver):
         Q, info["zeroed_blocks"] = _drop_negligible_blocks(program, Q, tol)
         stop = None if run["converged"] else (f"max_time={self.max_time}s" if run["timed_out"] else (
             f"stall ({run['stall_reason']}: rounding stops the progress near the boundary of the cones; "
-            f"certified relative gap at the last point {gap_now:.2e})"
+            f"certified relative gap at the last point {stall_gap:.2e})"
             if run["stalled"] else f"max_iter={self.max_iter}"))
         return constrained_solution(
             program, Q, z, solver="ipm", label="InteriorPoint", knob="tol", converged=run["converged"], stop=stop,
@@ -404,7 +410,7 @@ class InteriorPoint(Solver):
             if max(res["primal_residual"], res["gap_residual"]) <= tol:
                 # the certified gap of the multipliers (what the solution reports) decides
                 lower, _ = dual_lower_bound(program, Q, z)
-                res["certified_gap"] = (obj - lower) / max(1.0, abs(obj))
+                res["certified_gap"] = _relative_gap(obj, lower)
                 if self.verbose:
                     logger.info("IPM it %d: certified relative gap %.2e", it, res["certified_gap"])
                 if res["dual_residual"] <= tol or res["certified_gap"] <= tol:
