@@ -429,3 +429,49 @@ def test_irregular_groups_adjoint_and_model():
         expect[:, op.output_np[g]] += op.sigma_np[g] * op.second_np[:, g] * H[:, g]
     np.testing.assert_allclose(Z.numpy(), expect, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(C[1].numpy(), (2.0 * op.second_np - 1) * H, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", PROGRAMS)
+def test_group_constraint_matrix_gives_the_groups_constraint_values(cls):
+    """``K_g u`` equals the constraint values of the group's columns (first cone: its
+    listed blocks; second cone: the group) when only those blocks are non-zero, for
+    every group and every subset of its blocks tried; the matrix has no rows without
+    constraints (gated)."""
+    op = _program(cls).operator
+    rng = np.random.default_rng(7)
+    for g in range(op.n_groups):
+        blocks = np.flatnonzero(op.group_np == g)
+        for subset in (blocks, blocks[rng.permutation(blocks.size)][: max(1, blocks.size - 1)]):
+            K = op.group_constraint_matrix(subset)
+            assert K.shape == (op.n_samples * (subset.size * op.cone_first + op.cone_second), subset.size * op.n_features)
+            U = rng.standard_normal((op.n_features, subset.size))
+            Q = torch.zeros(op.shape, dtype=torch.float64)
+            Q[:, subset] = torch.tensor(U)
+            cons = op.constraints(Q)
+            parts = ([cons[0][:, b] for b in subset] if op.cone_first else []) + ([cons[-1][:, g]] if op.cone_second else [])
+            expected = torch.cat(parts).numpy() if parts else np.zeros(0)
+            np.testing.assert_allclose(K @ U.T.reshape(-1), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_group_constraint_matrix_rejects_blocks_of_several_groups():
+    op = _program(ThreeLayerReLUProgram).operator
+    two = [int(np.flatnonzero(op.group_np == 0)[0]), int(np.flatnonzero(op.group_np == 1)[0])]
+    with pytest.raises(ValueError, match="blocks: expected blocks of one group"):
+        op.group_constraint_matrix(two)
+    with pytest.raises(ValueError, match="blocks: expected block indices"):
+        op.group_constraint_matrix([op.n_blocks])
+
+
+@pytest.mark.parametrize("cls", PROGRAMS)
+def test_constraint_groups_name_the_group_of_every_constraint_column(cls):
+    """Putting a block's group at non-zero values changes only the constraint columns
+    that ``constraint_groups`` assigns to that group."""
+    op = _program(cls).operator
+    groups = op.constraint_groups()
+    assert [len(c) for c in groups] == [s[1] for s in op.constraint_shapes]
+    for g in (0, op.n_groups - 1):
+        Q = torch.zeros(op.shape, dtype=torch.float64)
+        Q[:, op.group_np == g] = _random_like((op.n_features, int(np.sum(op.group_np == g))), g)
+        for c, cols in zip(op.constraints(Q), groups):
+            changed = np.flatnonzero(torch.any(c != 0, dim=0).numpy())
+            assert changed.size and set(cols[changed].tolist()) == {g}

@@ -515,17 +515,21 @@ def _data(loss):
 
 
 # ----------------------------------------------------------------------------- repair
+@pytest.mark.parametrize("project", [True, False], ids=["projection", "local rounds"])
 @pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
-def test_restore_feasibility_fixes_a_small_violation(cls):
+def test_restore_feasibility_fixes_a_small_violation(cls, project):
+    """Either path of the repair (the exact projection of the violated groups, or the
+    local least-squares rounds alone) removes a small violation with a small move."""
     prog = program(cls, "squared")
     op = prog.operator
     Q = torch.tensor(reference(cls, "squared").weights)
     scale = constraint_scale(op.constraints(Q))
     bad = Q + 1e-6 * scale / math.sqrt(op.n_samples) * _random(Q.shape, 9) * (Q.abs().sum(0) > 0)
     assert op.violation(bad) > 1e-9 * scale
-    fixed, info = restore_feasibility(op, bad)
+    fixed, info = restore_feasibility(op, bad, project=project)
     assert op.violation(fixed) <= 1e-9 * scale
-    assert info["violation_after"] <= 1e-9 and info["rounds"] >= 1
+    assert info["violation_after"] <= 1e-9
+    assert info["projection"]["projected_groups"] >= 1 if project else (info["rounds"] >= 1 and "projection" not in info)
     assert float(torch.linalg.vector_norm(fixed - bad)) <= 1e-3 * float(torch.linalg.vector_norm(Q))
     # zero blocks stay zero
     assert torch.all(fixed[:, Q.abs().sum(0) == 0] == 0)

@@ -236,6 +236,12 @@ class BlockOperator:
             shapes.append((self.n_samples, self.n_groups))
         return tuple(shapes)
 
+    def constraint_groups(self) -> tuple[np.ndarray, ...]:
+        """The group of each column of each constraint array (:attr:`constraint_shapes`):
+        the blocks' groups for the first cone, ``0 .. G-1`` for the second."""
+        return tuple(([self.group_np] if self.cone_first else [])
+                     + ([np.arange(self.n_groups)] if self.cone_second else []))
+
     @property
     def has_constraints(self) -> bool:
         return self.cone_first or self.cone_second
@@ -433,6 +439,42 @@ class BlockOperator:
         if self.cone_second:
             out.append(row[:, None] & (self._group_sum(self._sd1 * self._sd1) > 0))
         return tuple(out)
+
+    def group_constraint_matrix(self, blocks) -> np.ndarray:
+        """The cone constraints on some blocks of one group as a dense matrix (float64).
+
+        With ``u = (q_{blocks[0]}; ...; q_{blocks[k-1]})`` (block-major, length ``k d``)
+        and every other block of the group at zero, the group's constraint values are
+        ``K u``: the first-cone rows ``(2 D1_b - I) X q_b`` of each listed block (``n``
+        rows each, in the order of ``blocks``), then the group's second-cone rows
+        ``(2 D2_g - I) sum_b s_b D1_b X q_b`` (``n`` rows), each part only where the
+        program has that cone.
+
+        Parameters
+        ----------
+        blocks : int array (k,), blocks of one group
+
+        Returns
+        -------
+        K : float64 array (rows, k d), ``rows = n (k [cone_first] + [cone_second])``
+        """
+        blocks = np.asarray(blocks, dtype=np.int64).reshape(-1)
+        if blocks.size == 0 or blocks.min() < 0 or blocks.max() >= self.n_blocks:
+            raise ValueError(f"blocks: expected block indices in [0, {self.n_blocks}), got {blocks.tolist()}")
+        groups = np.unique(self.group_np[blocks])
+        if groups.size != 1:
+            raise ValueError(f"blocks: expected blocks of one group, got blocks of groups {groups.tolist()}")
+        n, d, k = self.n_samples, self.n_features, blocks.size
+        parts = []
+        if self.cone_first:
+            first = np.zeros((k * n, k * d))
+            for i, b in enumerate(blocks):
+                first[i * n:(i + 1) * n, i * d:(i + 1) * d] = np.where(self.first_np[:, b, None], 1.0, -1.0) * self.X_np
+            parts.append(first)
+        if self.cone_second:
+            s2 = np.where(self.second_np[:, groups[0], None], 1.0, -1.0)
+            parts.append(np.hstack([s2 * self.signs_np[b] * self.first_np[:, b, None] * self.X_np for b in blocks]))
+        return np.vstack(parts) if parts else np.zeros((0, k * d))
 
     def violation(self, Q: torch.Tensor) -> float:
         """Largest constraint violation ``max(0, -K(Q))`` (0.0 without constraints)."""

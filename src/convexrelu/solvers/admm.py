@@ -41,7 +41,7 @@ import torch
 
 from ..regularizers import group_soft_threshold
 from . import _steps
-from .auglag import constrained_solution, relative_violation, restore_feasibility
+from .auglag import constrained_solution, relative_violation, repaired
 from .base import Solution, Solver, SolverError
 from ._presolve import on_live_groups
 from .fista import _dtype_tol, _initial_point
@@ -278,7 +278,7 @@ class ADMM(Solver):
             Qout = V if rel[0] <= rel[1] else Qs
             info["violation_before_repair"] = min(rel)
             if self.repair:
-                Qout, info["repair"] = restore_feasibility(op, Qout, target=self.repair_tol)
+                Qout = repaired(program, Qout, info, self.max_time, target=self.repair_tol)
         stop = None if converged else (f"max_time={self.max_time}s" if timed_out else f"max_iter={self.max_iter}")
         return constrained_solution(
             program, Qout, lam_t, solver="admm", label="ADMM", knob="tol", converged=converged, stop=stop,

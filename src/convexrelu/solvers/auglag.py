@@ -30,9 +30,10 @@ from ..duality import dual_lower_bound
 from . import _steps
 from .base import ConvergenceWarning, Solution, Solver
 from ._presolve import on_live_groups
+from ._projection import project_groups
 from .fista import _RESTARTS, ALPart, _dtype_tol, _initial_point, fista_minimize, gradient_scale
 
-__all__ = ["AugmentedLagrangian", "restore_feasibility", "constraint_scale", "relative_violation"]
+__all__ = ["AugmentedLagrangian", "restore_feasibility", "repaired", "constraint_scale", "relative_violation"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,15 @@ def _violation(cons) -> float:
 #: Relative cone violation above which a converged solve is reported as infeasible
 #: (status "infeasible", with a ConvergenceWarning): the repair did not reach it.
 FEASIBLE = 1e-6
+
+
+#: A converged solve whose repair raised the objective by more than this many times its
+#: tolerance (relative) warns that the tolerance was too loose for the network.
+REPAIR_COST = 10.0
+
+#: Relative size (to ``max |K Q|``) of the constraint values below which the repair may
+#: zero a whole block (:func:`restore_feasibility`, step 1).
+NEGLIGIBLE = 1e-6
 
 
 def relative_violation(op, Q) -> float:
@@ -96,9 +106,19 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
         "max_time" if stop.startswith("max_time") else "stalled" if stop.startswith("stall") else "max_iter")
     violation_after = relative_violation(op, Q) if op.has_constraints else 0.0
     feasible = violation_after <= FEASIBLE
+    rise = (obj - info["objective_before_repair"]) / max(abs(obj), 1e-12) if "objective_before_repair" in info else 0.0
     if converged and not feasible:
         converged, status = False, "infeasible"
         warn_infeasible(label, violation_after, knob)
+    elif converged and rise > REPAIR_COST * info.get("tol", math.inf):
+        # the point was far from feasible, and the network pays for it
+        warnings.warn(
+            f"{label}: converged, but making the point feasible (relative cone violation "
+            f"{info.get('violation_before_repair', math.nan):.1e}) raised its objective by {rise:.1e} (relative; "
+            f"tol {info['tol']:.1e}); lower {knob} for an accurate network",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
     elif not converged:
         warnings.warn(
             f"{label}: stopped at {stop} {residuals}; objective {obj:.10g}, "
@@ -117,47 +137,100 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
     )
 
 
-def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_rounds: int = 4, cg_iter: int = 100):
+def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_rounds: int = 4, cg_iter: int = 100,
+                        project: bool = True, max_projection_entries: float = 2e8, deadline: float | None = None):
     """A point near ``Q`` with ``K Q >= 0`` up to ``target * max|K Q|``.
 
-    The constraints are homogeneous and linear. At an approximate solution only a few
-    entries of ``c = K Q`` are slightly negative, on rows where the constraint is active
-    at the optimum (a kink through a sample). Each round:
+    The constraints are homogeneous and linear, and block diagonal over the groups.
 
-    1. blocks so small that all their constraint values lie within a hundred times the
-       violation are set to zero (a change of the order of the violation);
-    2. ``S`` collects the entries found below a tiny margin ``m`` (excluding exact zeros:
-       rows of zero blocks and structurally empty rows), over all rounds so far;
-    3. the correction ``Delta`` (zero on zero blocks) is the least-norm least-squares
+    First, with ``project``, every violated group is replaced by its Euclidean projection
+    onto its cone (:func:`._projection.project_groups`: exact to rounding, the smallest
+    change of the group; worst groups first, within ``max_projection_entries``). Then
+    rounds of a cheap local repair (for the groups over that budget, and for float32,
+    whose rounding leaves rows slightly below zero) each:
+
+    1. set to zero the blocks so small that all their constraint values lie within a
+       hundred times the violation, and within :data:`NEGLIGIBLE` of ``max|K Q|`` (a
+       change of the order of the violation);
+    2. collect in ``S`` the entries found below a tiny margin ``m`` (excluding exact
+       zeros: rows of zero blocks and structurally empty rows), over all rounds so far;
+    3. add the correction ``Delta`` (zero on zero blocks), the least-norm least-squares
        solution of ``K_S Delta = m - c_S``, which puts those entries at the margin, by
        conjugate gradients on the normal equations (CGLS): one ``apply`` and one
        ``adjoint`` per step. Other entries move by about the violation.
 
     Rounds stop once the violation is below the target; a round that does not lower
-    the violation is discarded.
+    the violation is discarded. Past ``deadline`` (a ``time.perf_counter()`` value) no
+    group is projected and no conjugate-gradient step taken (``info["timed_out"]``).
+    The rounds alone fail where many rows of a block are
+    violated (a loose solve: the system of step 3 is inconsistent), and their step 1
+    would drop real parts of the model there: hence the projection first.
 
     Returns
     -------
     Q : tensor, the repaired point
-    info : dict (rounds, violation before and after relative to ``max|K Q|``, CG steps)
+    info : dict (rounds, violation before and after relative to ``max|K Q|``, CG steps;
+        with a projection, ``projection``: groups projected and skipped)
     """
-    dtype = Q.dtype
-    eps = torch.finfo(dtype).eps
     cons = op.constraints(Q)
     scale = constraint_scale(cons)
     viol = _violation(cons)
-    info = {"violation_before": viol / scale, "rounds": 0, "cg_iterations": 0}
+    info = {"violation_before": viol / scale, "rounds": 0, "cg_iterations": 0, "zeroed_blocks": 0}
+    if project and viol > target * scale:
+        worst = np.zeros(op.n_groups)
+        for c, groups in zip(cons, op.constraint_groups()):
+            np.maximum.at(worst, groups, torch.clamp(-c, min=0).amax(dim=0).cpu().numpy())
+        order = np.argsort(-worst, kind="stable")
+        Qp, info["projection"] = project_groups(op, Q, order[worst[order] > 0], max_entries=max_projection_entries,
+                                                  deadline=deadline)
+        cons_p = op.constraints(Qp)
+        viol_p = _violation(cons_p)
+        if viol_p < viol:
+            Q, cons, viol, scale = Qp, cons_p, viol_p, constraint_scale(cons_p)
+    Q, cons, viol, scale = _least_squares_rounds(op, Q, cons, viol, scale, target, max_rounds, cg_iter, info, deadline)
+    info["violation_after"] = viol / scale
+    return Q, info
+
+
+def repaired(program, Q: torch.Tensor, info: dict, max_time: float | None = None, **options) -> torch.Tensor:
+    """``Q`` made feasible by :func:`restore_feasibility` (``options``); its account goes
+    to ``info["repair"]`` and the objective before it to ``info["objective_before_repair"]``
+    (:func:`constrained_solution` warns when the repair cost more than the tolerance).
+
+    ``max_time``: the solver's wall-time limit; the repair then gets at most
+    ``max(1, max_time / 10)`` seconds more (a solve stopped far from feasible would
+    otherwise spend many conjugate-gradient steps on it)."""
+    info["objective_before_repair"] = program.objective(Q)
+    if max_time is not None:
+        options["deadline"] = time.perf_counter() + max(1.0, 0.1 * max_time)
+    Q, info["repair"] = restore_feasibility(program.operator, Q, **options)
+    return Q
+
+
+def _past(deadline: float | None, info: dict) -> bool:
+    """Whether ``deadline`` has passed (recorded in ``info["timed_out"]``)."""
+    if deadline is not None and time.perf_counter() > deadline:
+        info["timed_out"] = True
+    return bool(info.get("timed_out"))
+
+
+def _least_squares_rounds(op, Q, cons, viol, scale, target, max_rounds, cg_iter, info, deadline=None):
+    """The rounds of :func:`restore_feasibility` (steps 1-3); counts in ``info``.
+    Returns ``(Q, cons, viol, scale)`` of the best point."""
+    dtype = Q.dtype
+    eps = torch.finfo(dtype).eps
     # the margin must exceed the rounding of K Q in this dtype (d terms of size ~scale)
     margin = max(1e-2 * target, 8 * math.sqrt(op.n_features) * eps) * scale
-    info["zeroed_blocks"] = 0
     active = None
     for _ in range(max_rounds):
-        if viol <= target * scale:
+        if viol <= target * scale or _past(deadline, info):
             break
         info["rounds"] += 1
-        tau = max(100.0 * viol, 10.0 * margin)
         # blocks so small that all their constraint values lie within tau cannot be lifted
-        # (n conditions on d unknowns): zero them, a change of the order of the violation
+        # (n conditions on d unknowns): zero them, a change of the order of the violation.
+        # Never blocks whose values reach NEGLIGIBLE of the scale: on a loose point (a large
+        # violation) that would drop real parts of the model; the projection takes those.
+        tau = max(min(100.0 * viol, NEGLIGIBLE * scale), 10.0 * margin)
         norms = torch.sqrt(torch.sum(Q * Q, dim=0))
         kappa = scale / float(norms.max()) if float(norms.max()) > 0 else 0.0
         tiny = (norms > 0) & (norms * kappa < tau)
@@ -187,7 +260,7 @@ def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_round
         gg0 = gg
         res = r
         for _ in range(cg_iter):
-            if gg <= (100 * eps) ** 2 * gg0 or gg == 0:
+            if gg <= (100 * eps) ** 2 * gg0 or gg == 0 or _past(deadline, info):
                 break
             Kp = tuple(k * m for k, m in zip(op.constraints(p), masks))
             kk = sum(float(torch.sum(k * k)) for k in Kp)
@@ -208,8 +281,7 @@ def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_round
             break
         Q, cons, viol = Q_new, cons_new, viol_new
         scale = constraint_scale(cons)
-    info["violation_after"] = viol / scale
-    return Q, info
+    return Q, cons, viol, scale
 
 
 class AugmentedLagrangian(Solver):
@@ -413,8 +485,7 @@ class AugmentedLagrangian(Solver):
         info = {"stationarity": stat, "violation_before_repair": viol, "multiplier_residual": feas, "tol": tol, "feas_tol": feas_tol,
                 "rho": rho, "step": step, "outer_iterations": outer, "gradient_scale": scale}
         if self.repair and op.has_constraints:
-            Q, rinfo = restore_feasibility(op, Q, target=self.repair_tol)
-            info["repair"] = rinfo
+            Q = repaired(program, Q, info, self.max_time, target=self.repair_tol)
         stop = None if converged else (f"max_time={self.max_time}s" if timed_out else f"max_iter={self.max_iter}")
         return constrained_solution(
             program, Q, lam, solver="auglag", label="AugmentedLagrangian", knob="feas_tol", converged=converged,

@@ -64,7 +64,7 @@ import torch
 
 from . import _steps
 from ._presolve import on_live_groups
-from .auglag import constrained_solution, relative_violation, restore_feasibility
+from .auglag import constrained_solution, relative_violation, repaired
 from ..duality import dual_lower_bound
 from .base import Solution, Solver, SolverError
 from .fista import _dtype_tol, _initial_point
@@ -320,7 +320,7 @@ class InteriorPoint(Solver):
         info["system"] = run["system"]
         if op.has_constraints:
             info["violation_before_repair"] = relative_violation(op, Q)
-            Q, info["repair"] = restore_feasibility(op, Q)
+            Q = repaired(program, Q, info, self.max_time)
         Q, info["zeroed_blocks"] = _drop_negligible_blocks(program, Q, tol)
         stop = None if run["converged"] else (f"max_time={self.max_time}s" if run["timed_out"] else (
             f"stall ({run['stall_reason']}: rounding stops the progress near the boundary of the cones; "
@@ -599,14 +599,21 @@ def _sup(*arrays) -> float:
 def _drop_negligible_blocks(program, Q: torch.Tensor, tol: float):
     """Zero the blocks whose norm is below ``tol`` times the largest (interior
     points leave them tiny but non-zero), when that neither raises the objective by more
-    than ``tol`` relative nor the cone violation. Returns ``(Q, number zeroed)``."""
+    than ``tol`` relative nor the cone violation; all of them when ``Q = 0`` is that
+    good (above the zero threshold of beta the optimum is 0, and the interior point
+    stops at a tiny ``Q``). Returns ``(Q, number zeroed)``."""
     norms = torch.linalg.vector_norm(Q, dim=0)
     top = float(norms.max()) if norms.numel() else 0.0
+    if top == 0:
+        return Q, 0
+    f0 = program.objective(Q)
+    if program.objective(torch.zeros_like(Q)) <= f0 + tol * max(1.0, abs(f0)):
+        return torch.zeros_like(Q), int((norms > 0).sum())
     small = (norms > 0) & (norms <= tol * top)
-    if top == 0 or not bool(small.any()):
+    if not bool(small.any()):
         return Q, 0
     Qz = Q * (~small).to(Q.dtype)
-    f0, f1 = program.objective(Q), program.objective(Qz)
+    f1 = program.objective(Qz)
     op = program.operator
     if f1 <= f0 + tol * max(1.0, abs(f0)) and (not op.has_constraints or
                                                 relative_violation(op, Qz) <= max(relative_violation(op, Q), 1e-10)):

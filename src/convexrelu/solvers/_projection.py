@@ -1,0 +1,135 @@
+"""Exact Euclidean projection of a program's groups onto their cones.
+
+The cone constraints ``K Q >= 0`` of the programs (theory.md, "Two-layer networks" and
+"Three-layer parallel networks") are block diagonal over the groups, so a point is
+made feasible group by group. For one group with variables ``u0`` (its non-zero blocks,
+stacked) and constraint matrix ``K`` (:meth:`convexrelu.operators.BlockOperator.group_constraint_matrix`),
+the projection onto the polyhedral cone ``C = {u : K u >= 0}`` is, by Moreau's
+decomposition with the polar cone ``C° = {-K^T lam : lam >= 0}``,
+
+    P_C(u0) = u0 + K^T lam*,    lam* = argmin_{lam >= 0} ||K^T lam + u0||,
+
+a non-negative least-squares problem (active-set, :func:`scipy.optimize.nnls`) whose
+solution satisfies ``K P_C(u0) >= 0`` up to rounding. It is the smallest change of the
+group that makes it feasible. Blocks at zero stay at zero (the cone restricted to them
+still contains the origin), so the group sparsity is kept.
+
+This is the exact fallback of :func:`.auglag.restore_feasibility`, whose least-squares
+rounds are cheaper but can fail on points with many violated rows per block. Nothing
+here knows the architecture: the operator gives the matrices.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+from scipy.optimize import nnls
+
+__all__ = ["project_onto_cone", "project_groups"]
+
+logger = logging.getLogger(__name__)
+
+
+def project_onto_cone(K: np.ndarray, u0: np.ndarray, *, max_rounds: int = 50) -> np.ndarray:
+    """Euclidean projection of ``u0`` onto ``{u : K u >= 0}``.
+
+    The non-negative least-squares problem runs on a working set of rows: first the
+    rows ``u0`` violates, then, round by round, the rows the last projection violates.
+    The projection onto the cone of the working set (a larger set) that satisfies every
+    row is the projection onto the cone itself, so the result is exact; the rows far
+    inside the cone, most of them, never enter the solve.
+
+    Parameters
+    ----------
+    K : array (rows, p)
+    u0 : array (p,)
+    max_rounds : int
+        Rounds of the working set before the solve takes every row.
+
+    Returns
+    -------
+    u : array (p,), ``argmin_{K u >= 0} ||u - u0||`` (float64)
+
+    Raises
+    ------
+    RuntimeError
+        When the non-negative least-squares solve stops at its iteration limit.
+    """
+    K = np.asarray(K, dtype=np.float64)
+    u0 = np.asarray(u0, dtype=np.float64)
+    values = K @ u0
+    work = values < 0
+    if not work.any():
+        return u0.copy()
+    for _ in range(max_rounds):
+        u = _project(K[work], u0)
+        values = K @ u
+        # rows outside the working set below zero beyond rounding
+        new = ~work & (values < -1e-14 * max(float(np.max(np.abs(values))), 1e-300))
+        if not new.any():
+            return u
+        work |= new
+    return _project(K, u0)
+
+
+def _project(K: np.ndarray, u0: np.ndarray) -> np.ndarray:
+    """``u0 + K^T lam``, ``lam = argmin_{lam >= 0} ||K^T lam + u0||`` (Moreau)."""
+    lam, _ = nnls(K.T, -u0, maxiter=max(3 * K.shape[0], 100))
+    return u0 + K.T @ lam
+
+
+def project_groups(op, Q: torch.Tensor, groups, *, max_entries: float = 2e8,
+                   deadline: float | None = None) -> tuple[torch.Tensor, dict]:
+    """``Q`` with the listed groups projected onto their cones (:func:`project_onto_cone`).
+
+    Parameters
+    ----------
+    op : BlockOperator
+    Q : tensor (d, B)
+    groups : int array
+        The groups to project, most important first.
+    max_entries : float
+        Budget: groups are projected in the given order while the entries of their
+        constraint matrices (the cost of building them and of the products with them)
+        add up to at most this; a group over the rest of the budget is left as it is.
+    deadline : float or None
+        A ``time.perf_counter()`` value after which no group is projected.
+
+    Returns
+    -------
+    Q : tensor (d, B), a new tensor
+    info : dict with ``projected_groups`` and ``skipped_groups``
+    """
+    Q = Q.clone()
+    d = op.n_features
+    blocks_of = [[] for _ in range(op.n_groups)]
+    norms = torch.linalg.vector_norm(Q, dim=0).cpu().numpy()
+    for b in np.flatnonzero(norms > 0):
+        blocks_of[op.group_np[b]].append(b)
+    rows_per_block = op.n_samples * int(op.cone_first)
+    spent, projected, skipped = 0.0, 0, 0
+    for g in np.asarray(groups, dtype=np.int64).reshape(-1):
+        blocks = np.asarray(blocks_of[g], dtype=np.int64)
+        if blocks.size == 0:
+            continue
+        cost = float(blocks.size * d) * (blocks.size * rows_per_block + op.n_samples * int(op.cone_second))
+        if spent + cost > max_entries or (deadline is not None and time.perf_counter() > deadline):
+            skipped += 1
+            continue
+        spent += cost
+        K = op.group_constraint_matrix(blocks)
+        K = K[np.any(K != 0, axis=1)]
+        u0 = Q[:, blocks].T.reshape(-1).cpu().numpy().astype(np.float64)
+        try:
+            u = project_onto_cone(K, u0)
+        except RuntimeError as exc:  # nnls at its iteration limit: leave the group
+            logger.info("projection of group %d skipped: %s", g, exc)
+            skipped += 1
+            continue
+        Q[:, torch.as_tensor(blocks, device=Q.device)] = torch.as_tensor(
+            u.reshape(blocks.size, d).T, dtype=Q.dtype, device=Q.device)
+        projected += 1
+    return Q, {"projected_groups": projected, "skipped_groups": skipped}
