@@ -152,3 +152,25 @@ def test_estimator_on_device_matches_the_cpu(device, depth):
     dev = ConvexReLURegressor(device=device, **kw).fit(X, y)
     assert dev.objective_ == pytest.approx(cpu.objective_, rel=1e-6)
     np.testing.assert_allclose(dev.predict(X), cpu.predict(X), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
+def test_repair_on_device_matches_the_cpu(device, cls):
+    """The feasibility repair of a loose point (projection of the violated groups, then
+    the local rounds) on the device gives the CPU's point, feasible."""
+    from convexrelu.solvers import ADMM
+    from convexrelu.solvers.auglag import restore_feasibility
+
+    X, y = planted_regression(n=60, d=4, seed=0)
+    extra = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
+    prog = cls(X, y, 12, beta=0.6, random_state=0, **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        Q = ADMM(tol=1e-3, repair=False).solve(prog).weights
+    on_cpu, info_cpu = restore_feasibility(prog.operator, torch.tensor(Q))
+    dev = prog.to(device=device)
+    on_dev, info_dev = restore_feasibility(dev.operator, torch.tensor(Q, device=device))
+    assert info_dev["violation_before"] > 1e-6 and info_dev["projection"]["projected_groups"] >= 1
+    assert info_dev["violation_after"] <= 1e-10
+    np.testing.assert_allclose(on_dev.cpu().numpy(), on_cpu.numpy(), rtol=1e-9, atol=1e-12)
