@@ -5,6 +5,19 @@ import pytest
 
 
 @pytest.fixture
+def one_thread():
+    """Small tensors: one intra-op thread is faster (no OpenMP start-up or contention,
+    robust on a loaded machine). Modules use it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)
 

@@ -16,12 +16,7 @@ from convexrelu.strategies import run_strategy
 from conftest import grown_program, targets_for
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny(n, seed=0):

@@ -15,12 +15,7 @@ from convexrelu.solvers.auglag import relative_violation, restore_feasibility
 from conftest import planted_regression
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _loose(cls, n, d, P, tol):

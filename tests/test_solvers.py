@@ -36,13 +36,7 @@ LOSSES = ["squared", "logistic", "softmax"]
 SOLVER_NAMES = ["cvxpy", "fista", "auglag", "admm", "ipm", "auto"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: one thread avoids OpenMP start-up and contention costs."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 _PROGRAMS: dict = {}

@@ -28,12 +28,7 @@ from conftest import grown_program, planted_regression, targets_for
 TRAIN = dict(max_iter=300)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny(n=6, seed=0):

@@ -161,7 +161,8 @@ def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_round
 
     Rounds stop once the violation is below the target; a round that does not lower
     the violation is discarded. Past ``deadline`` (a ``time.perf_counter()`` value) no
-    group is projected and no conjugate-gradient step taken (``info["timed_out"]``).
+    conjugate-gradient step is taken (``info["timed_out"]``), and past half the time
+    to it no group is projected.
     The rounds alone fail where many rows of a block are
     violated (a loose solve: the system of step 3 is inconsistent), and their step 1
     would drop real parts of the model there: hence the projection first.
@@ -181,8 +182,11 @@ def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_round
         for c, groups in zip(cons, op.constraint_groups()):
             np.maximum.at(worst, groups, torch.clamp(-c, min=0).amax(dim=0).cpu().numpy())
         order = np.argsort(-worst, kind="stable")
+        # half of the time left to the projection, the rest to the rounds (on a GPU they
+        # are fast, while the projection runs on the host)
+        half = None if deadline is None else time.perf_counter() + 0.5 * (deadline - time.perf_counter())
         Qp, info["projection"] = project_groups(op, Q, order[worst[order] > 0], max_entries=max_projection_entries,
-                                                  deadline=deadline)
+                                                  deadline=half)
         cons_p = op.constraints(Qp)
         viol_p = _violation(cons_p)
         if viol_p < viol:
