@@ -164,3 +164,63 @@ def test_the_repair_stops_at_its_deadline():
     assert torch.equal(fixed, Q) and info["timed_out"]
     assert info["projection"]["projected_groups"] == 0 and info["cg_iterations"] == 0
     assert info["violation_after"] == info["violation_before"] > 0
+
+
+def test_a_group_over_the_budget_keeps_the_projections_of_the_others():
+    """The groups are independent: when the worst group is over the budget, the others
+    are still projected and kept (their violations vanish, the worst one's stays)."""
+    from convexrelu.solvers.auglag import _group_violations
+
+    prog, Q = _loose(ThreeLayerReLUProgram, 60, 4, 12, 1e-3)
+    op = prog.operator
+    before = _group_violations(op, op.constraints(Q))
+    worst = int(np.argmax(before))
+    nonzero = np.flatnonzero((op.group_np == worst) & (torch.linalg.vector_norm(Q, dim=0).numpy() > 0))
+    budget = op.group_constraint_matrix(nonzero).size - 1
+    fixed, info = restore_feasibility(op, Q, max_projection_entries=budget, max_rounds=0)
+    after = _group_violations(op, op.constraints(fixed))
+    others = np.flatnonzero((before > 0) & (np.arange(op.n_groups) != worst))
+    assert info["projection"]["skipped_groups"] >= 1 and info["projection"]["projected_groups"] >= 1
+    assert after[worst] == before[worst]
+    assert np.sum(after[others] <= 1e-14 * float(op.constraints(fixed)[0].abs().max())) >= 1
+
+
+def test_projected_groups_keep_no_rounding_sized_blocks():
+    """A block that the projection sends to zero comes back exactly zero, not as a
+    block of norm 1e-17 (a spurious neuron violating its own cone)."""
+    for case in LOOSE:
+        prog, Q = _loose(*case)
+        fixed, info = restore_feasibility(prog.operator, Q)
+        norms = torch.linalg.vector_norm(fixed, dim=0)
+        live = norms[norms > 0]
+        assert float(live.min()) > 1e-10 * float(live.max())
+
+
+def test_a_past_deadline_projects_nothing():
+    prog, Q = _loose(*LOOSE[2])
+    op = prog.operator
+    K = op.group_constraint_matrix(np.flatnonzero(op.group_np == 0))
+    assert project_onto_cone(K, -np.ones(K.shape[1]), deadline=0.0) is None
+    P, info = project_groups(op, Q, np.arange(op.n_groups), deadline=0.0)
+    assert torch.equal(P, Q) and info["timed_out"] and info["projected_groups"] == 0
+
+
+def test_the_local_rounds_measure_each_block_by_its_own_values():
+    """A block of tiny norm on a feature in large units (|x . q| = 5e-3 of the scale)
+    is not negligible: the local rounds keep it."""
+    rng = np.random.default_rng(0)
+    t = rng.uniform(-1, 1, size=(20, 1)) * 1e4
+    prog = TwoLayerReLUProgram(t, rng.standard_normal(20), 6, random_state=0)
+    op = prog.operator
+    Q = torch.zeros(op.shape, dtype=torch.float64)
+    j = int(np.argmax(op.X_np.std(0) < 1e-12))  # the intercept column
+    Q[j, 0] = 1e3  # intercept only: violated where block 0's pattern is off
+    Q[1 - j, 1] = 5e-4  # tiny norm, |X q_1| up to 5
+    fixed, _ = restore_feasibility(op, Q, project=False)
+    assert float(torch.linalg.vector_norm(fixed[:, 1])) > 0
+
+
+def test_a_point_with_nan_is_never_feasible():
+    prog, Q = _loose(*LOOSE[0])
+    Q[0, 0] = float("nan")
+    assert relative_violation(prog.operator, Q) == np.inf

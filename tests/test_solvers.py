@@ -697,3 +697,23 @@ def test_interior_point_relative_gap_closed_form():
     assert _relative_gap(10.0, 9.0) == pytest.approx(0.1)
     assert _relative_gap(0.5, 0.25) == pytest.approx(0.25)  # |objective| < 1: the absolute gap
     assert _relative_gap(-4.0, -6.0) == pytest.approx(0.5)
+
+
+def test_the_interior_point_keeps_an_optimum_of_small_objective():
+    """The clean-up that returns Q = 0 when 0 is as good compares relative to the
+    objective: the optimum of a problem in small units (y and beta scaled by s, optimum
+    s Q*, objective s^2 f*) is kept, not replaced by 0 (160 times the optimum)."""
+    from convexrelu.solvers.ipm import _drop_negligible_blocks
+
+    X, y = planted_regression(n=40, d=3, seed=0)
+    y = y / np.linalg.norm(y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = InteriorPoint().solve(TwoLayerReLUProgram(X, y, 10, beta=1e-3, random_state=0))
+    assert "tol" in sol.info  # the repair-cost warning compares with it
+    s = 4e-4
+    small = TwoLayerReLUProgram(X, s * y, 10, beta=1e-3 * s, random_state=0)
+    Qs = s * torch.tensor(sol.weights)
+    kept, zeroed = _drop_negligible_blocks(small, Qs, 1e-7)
+    assert small.objective(kept) <= small.objective(Qs) * (1 + 1e-7)
+    assert small.objective(kept) < 0.5 * small.objective(torch.zeros_like(Qs))

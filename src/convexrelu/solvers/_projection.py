@@ -33,7 +33,8 @@ __all__ = ["project_onto_cone", "project_groups"]
 logger = logging.getLogger(__name__)
 
 
-def project_onto_cone(K: np.ndarray, u0: np.ndarray, *, max_rounds: int = 50) -> np.ndarray:
+def project_onto_cone(K: np.ndarray, u0: np.ndarray, *, max_rounds: int = 50,
+                      deadline: float | None = None) -> np.ndarray | None:
     """Euclidean projection of ``u0`` onto ``{u : K u >= 0}``.
 
     The non-negative least-squares problem runs on a working set of rows: first the
@@ -48,10 +49,13 @@ def project_onto_cone(K: np.ndarray, u0: np.ndarray, *, max_rounds: int = 50) ->
     u0 : array (p,)
     max_rounds : int
         Rounds of the working set before the solve takes every row.
+    deadline : float or None
+        A ``time.perf_counter()`` value after which no new round starts.
 
     Returns
     -------
-    u : array (p,), ``argmin_{K u >= 0} ||u - u0||`` (float64)
+    u : array (p,), ``argmin_{K u >= 0} ||u - u0||`` (float64), or None when the
+        deadline stopped the rounds
 
     Raises
     ------
@@ -65,6 +69,8 @@ def project_onto_cone(K: np.ndarray, u0: np.ndarray, *, max_rounds: int = 50) ->
     if not work.any():
         return u0.copy()
     for _ in range(max_rounds):
+        if deadline is not None and time.perf_counter() > deadline:
+            return None
         u = _project(K[work], u0)
         values = K @ u
         # rows outside the working set below zero beyond rounding
@@ -72,6 +78,8 @@ def project_onto_cone(K: np.ndarray, u0: np.ndarray, *, max_rounds: int = 50) ->
         if not new.any():
             return u
         work |= new
+    if deadline is not None and time.perf_counter() > deadline:
+        return None
     return _project(K, u0)
 
 
@@ -100,8 +108,10 @@ def project_groups(op, Q: torch.Tensor, groups, *, max_entries: float = 2e8,
 
     Returns
     -------
-    Q : tensor (d, B), a new tensor
-    info : dict with ``projected_groups`` and ``skipped_groups``
+    Q : tensor (d, B), a new tensor. A block that the projection sends to zero (up to
+        rounding: norm below ``1e3 eps`` times the group's) is exactly zero.
+    info : dict with ``projected_groups``, ``skipped_groups`` and, when the deadline
+        stopped the projections, ``timed_out``
     """
     Q = Q.clone()
     d = op.n_features
@@ -110,26 +120,34 @@ def project_groups(op, Q: torch.Tensor, groups, *, max_entries: float = 2e8,
     for b in np.flatnonzero(norms > 0):
         blocks_of[op.group_np[b]].append(b)
     rows_per_block = op.n_samples * int(op.cone_first)
-    spent, projected, skipped = 0.0, 0, 0
+    info = {"projected_groups": 0, "skipped_groups": 0}
+    spent = 0.0
     for g in np.asarray(groups, dtype=np.int64).reshape(-1):
         blocks = np.asarray(blocks_of[g], dtype=np.int64)
         if blocks.size == 0:
             continue
         cost = float(blocks.size * d) * (blocks.size * rows_per_block + op.n_samples * int(op.cone_second))
-        if spent + cost > max_entries or (deadline is not None and time.perf_counter() > deadline):
-            skipped += 1
+        if deadline is not None and time.perf_counter() > deadline:
+            info["timed_out"] = True
+        if spent + cost > max_entries or info.get("timed_out"):
+            info["skipped_groups"] += 1
             continue
         spent += cost
         K = op.group_constraint_matrix(blocks)
         K = K[np.any(K != 0, axis=1)]
         u0 = Q[:, blocks].T.reshape(-1).cpu().numpy().astype(np.float64)
         try:
-            u = project_onto_cone(K, u0)
+            u = project_onto_cone(K, u0, deadline=deadline)
         except RuntimeError as exc:  # nnls at its iteration limit: leave the group
             logger.info("projection of group %d skipped: %s", g, exc)
-            skipped += 1
+            u = None
+        if u is None:
+            info["skipped_groups"] += 1
+            if deadline is not None and time.perf_counter() > deadline:
+                info["timed_out"] = True
             continue
-        Q[:, torch.as_tensor(blocks, device=Q.device)] = torch.as_tensor(
-            u.reshape(blocks.size, d).T, dtype=Q.dtype, device=Q.device)
-        projected += 1
-    return Q, {"projected_groups": projected, "skipped_groups": skipped}
+        U = u.reshape(blocks.size, d)
+        U[np.linalg.norm(U, axis=1) <= 1e3 * np.finfo(np.float64).eps * np.linalg.norm(u0)] = 0.0
+        Q[:, torch.as_tensor(blocks, device=Q.device)] = torch.as_tensor(U.T, dtype=Q.dtype, device=Q.device)
+        info["projected_groups"] += 1
+    return Q, info

@@ -45,8 +45,13 @@ def constraint_scale(cons) -> float:
 
 
 def _violation(cons) -> float:
-    """``max(0, -min K Q)``."""
-    return max((max(0.0, -float(torch.min(c))) for c in cons if c.numel()), default=0.0)
+    """``max(0, -min K Q)`` (``inf`` where a value is NaN: such a point is never feasible)."""
+    worst = 0.0
+    for c in cons:
+        if c.numel():
+            low = float(torch.min(c))
+            worst = max(worst, math.inf if math.isnan(low) else -low)
+    return worst
 
 
 #: Relative cone violation above which a converged solve is reported as infeasible
@@ -178,19 +183,22 @@ def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_round
     viol = _violation(cons)
     info = {"violation_before": viol / scale, "rounds": 0, "cg_iterations": 0, "zeroed_blocks": 0}
     if project and viol > target * scale:
-        worst = np.zeros(op.n_groups)
-        for c, groups in zip(cons, op.constraint_groups()):
-            np.maximum.at(worst, groups, torch.clamp(-c, min=0).amax(dim=0).cpu().numpy())
+        worst = _group_violations(op, cons)
         order = np.argsort(-worst, kind="stable")
         # half of the time left to the projection, the rest to the rounds (on a GPU they
         # are fast, while the projection runs on the host)
         half = None if deadline is None else time.perf_counter() + 0.5 * (deadline - time.perf_counter())
         Qp, info["projection"] = project_groups(op, Q, order[worst[order] > 0], max_entries=max_projection_entries,
                                                   deadline=half)
-        cons_p = op.constraints(Qp)
-        viol_p = _violation(cons_p)
-        if viol_p < viol:
-            Q, cons, viol, scale = Qp, cons_p, viol_p, constraint_scale(cons_p)
+        # the groups are independent: keep each projected group that is less violated
+        # than before (in float32 the rounding of a projection can exceed a tiny violation)
+        worse = np.flatnonzero(_group_violations(op, op.constraints(Qp)) >= worst)
+        if worse.size:
+            back = torch.as_tensor(np.flatnonzero(np.isin(op.group_np, worse)), device=Q.device)
+            Qp[:, back] = Q[:, back]
+        Q = Qp
+        cons = op.constraints(Q)
+        viol, scale = _violation(cons), constraint_scale(cons)
     Q, cons, viol, scale = _least_squares_rounds(op, Q, cons, viol, scale, target, max_rounds, cg_iter, info, deadline)
     info["violation_after"] = viol / scale
     return Q, info
@@ -209,6 +217,14 @@ def repaired(program, Q: torch.Tensor, info: dict, max_time: float | None = None
         options["deadline"] = time.perf_counter() + max(1.0, 0.1 * max_time)
     Q, info["repair"] = restore_feasibility(program.operator, Q, **options)
     return Q
+
+
+def _group_violations(op, cons) -> np.ndarray:
+    """``max(0, -min K_g Q)`` of each group g: array (G,) (NaN counts as violated)."""
+    worst = np.zeros(op.n_groups)
+    for c, groups in zip(cons, op.constraint_groups()):
+        np.maximum.at(worst, groups, torch.nan_to_num(torch.clamp(-c, min=0), nan=math.inf).amax(dim=0).cpu().numpy())
+    return worst
 
 
 def _past(deadline: float | None, info: dict) -> bool:
@@ -232,12 +248,16 @@ def _least_squares_rounds(op, Q, cons, viol, scale, target, max_rounds, cg_iter,
         info["rounds"] += 1
         # blocks so small that all their constraint values lie within tau cannot be lifted
         # (n conditions on d unknowns): zero them, a change of the order of the violation.
-        # Never blocks whose values reach NEGLIGIBLE of the scale: on a loose point (a large
-        # violation) that would drop real parts of the model; the projection takes those.
+        # Never blocks whose values reach NEGLIGIBLE of the scale (in float32 ten margins,
+        # more): on a loose point (a large violation) that would drop real parts of the
+        # model; the projection takes those.
         tau = max(min(100.0 * viol, NEGLIGIBLE * scale), 10.0 * margin)
         norms = torch.sqrt(torch.sum(Q * Q, dim=0))
-        kappa = scale / float(norms.max()) if float(norms.max()) > 0 else 0.0
-        tiny = (norms > 0) & (norms * kappa < tau)
+        if op.cone_first:  # the first-cone values of block b are +-x_r . q_b: its own size
+            size = torch.amax(torch.abs(cons[0]), dim=0)
+        else:
+            size = norms * (scale / float(norms.max()) if float(norms.max()) > 0 else 0.0)
+        tiny = (norms > 0) & (size < tau)
         if bool(tiny.any()):
             # kept only if it does not raise the violation (zeroing a block of a group
             # moves the second-layer constraint values of the group)

@@ -318,6 +318,7 @@ class InteriorPoint(Solver):
         stall_gap = _relative_gap(program.objective(Q), lower) if run["stalled"] else None
         info = dict(res)
         info["system"] = run["system"]
+        info["tol"] = tol
         if op.has_constraints:
             info["violation_before_repair"] = relative_violation(op, Q)
             Q = repaired(program, Q, info, self.max_time)
@@ -607,7 +608,7 @@ def _drop_negligible_blocks(program, Q: torch.Tensor, tol: float):
     if top == 0:
         return Q, 0
     f0 = program.objective(Q)
-    if program.objective(torch.zeros_like(Q)) <= f0 + tol * max(1.0, abs(f0)):
+    if program.objective(torch.zeros_like(Q)) <= f0 + tol * abs(f0):
         return torch.zeros_like(Q), int((norms > 0).sum())
     small = (norms > 0) & (norms <= tol * top)
     if not bool(small.any()):
@@ -615,7 +616,7 @@ def _drop_negligible_blocks(program, Q: torch.Tensor, tol: float):
     Qz = Q * (~small).to(Q.dtype)
     f1 = program.objective(Qz)
     op = program.operator
-    if f1 <= f0 + tol * max(1.0, abs(f0)) and (not op.has_constraints or
+    if f1 <= f0 + tol * abs(f0) and (not op.has_constraints or
                                                 relative_violation(op, Qz) <= max(relative_violation(op, Q), 1e-10)):
         return Qz, int(small.sum())
     return Q, 0
