@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 def constraint_scale(cons) -> float:
     """``max |K Q|`` over every constraint (the scale of ``X Q``); 1 when all vanish."""
-    s = max((float(torch.max(torch.abs(c))) for c in cons if c.numel()), default=0.0)
+    s = max((max(float(torch.max(c)), -float(torch.min(c))) for c in cons if c.numel()), default=0.0)
     return s if s > 0 else 1.0
 
 
@@ -223,7 +223,8 @@ def _group_violations(op, cons) -> np.ndarray:
     """``max(0, -min K_g Q)`` of each group g: array (G,) (NaN counts as violated)."""
     worst = np.zeros(op.n_groups)
     for c, groups in zip(cons, op.constraint_groups()):
-        np.maximum.at(worst, groups, torch.nan_to_num(torch.clamp(-c, min=0), nan=math.inf).amax(dim=0).cpu().numpy())
+        low = torch.nan_to_num(torch.amin(c, dim=0), nan=-math.inf)  # no (n, B) temporary
+        np.maximum.at(worst, groups, torch.clamp(-low, min=0).cpu().numpy())
     return worst
 
 
@@ -274,8 +275,8 @@ def _least_squares_rounds(op, Q, cons, viol, scale, target, max_rounds, cg_iter,
         # the exact zeros (rows of zero blocks, structurally empty rows)
         below = tuple((c < margin) & (c != 0) for c in cons)
         active = below if active is None else tuple(a | b for a, b in zip(active, below))
-        masks = tuple(a.to(dtype) for a in active)
-        r = tuple((margin - c) * m for c, m in zip(cons, masks))
+        # (boolean masks multiply in place: no float copies of the (n, B) arrays)
+        r = tuple(torch.neg(c).add_(margin).mul_(m) for c, m in zip(cons, active))
         # CGLS for min ||M K P D - r||: D = 0, s = r, p = g = P K^T M s
         D = torch.zeros_like(Q)
         g = op.adjoint(None, r) * colmask
@@ -286,13 +287,14 @@ def _least_squares_rounds(op, Q, cons, viol, scale, target, max_rounds, cg_iter,
         for _ in range(cg_iter):
             if gg <= (100 * eps) ** 2 * gg0 or gg == 0 or _past(deadline, info):
                 break
-            Kp = tuple(k * m for k, m in zip(op.constraints(p), masks))
-            kk = sum(float(torch.sum(k * k)) for k in Kp)
+            Kp = tuple(k.mul_(m) for k, m in zip(op.constraints(p), active))
+            kk = sum(float(torch.dot(k.reshape(-1), k.reshape(-1))) for k in Kp)
             if not kk > 0:
                 break
             alpha = gg / kk
             D = D + alpha * p
-            res = tuple(torch.add(a, b, alpha=-alpha) for a, b in zip(res, Kp))
+            res = tuple(a.add_(b, alpha=-alpha) for a, b in zip(res, Kp))  # (r is not needed again)
+            Kp = None
             g = op.adjoint(None, res) * colmask
             gg_new = float(torch.sum(g * g))
             p = g + (gg_new / gg) * p
@@ -508,6 +510,7 @@ class AugmentedLagrangian(Solver):
             inner_tol = max(tol, inner_tol / self.inner_tol_decrease)
         info = {"stationarity": stat, "violation_before_repair": viol, "multiplier_residual": feas, "tol": tol, "feas_tol": feas_tol,
                 "rho": rho, "step": step, "outer_iterations": outer, "gradient_scale": scale}
+        part = None  # its arrays: the repair needs the memory
         if self.repair and op.has_constraints:
             Q = repaired(program, Q, info, self.max_time, target=self.repair_tol)
         stop = None if converged else (f"max_time={self.max_time}s" if timed_out else f"max_iter={self.max_iter}")
