@@ -14,9 +14,9 @@ solution satisfies ``K P_C(u0) >= 0`` up to rounding. It is the smallest change 
 group that makes it feasible. Blocks at zero stay at zero (the cone restricted to them
 still contains the origin), so the group sparsity is kept.
 
-This is the exact fallback of :func:`.auglag.restore_feasibility`, whose least-squares
-rounds are cheaper but can fail on points with many violated rows per block. Nothing
-here knows the architecture: the operator gives the matrices.
+This is the first step of :func:`.auglag.restore_feasibility`. Its least-squares rounds
+come after: they are cheaper at scale, but fail on points with many violated rows per
+block. Nothing here knows the architecture: the operator gives the matrices.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def project_onto_cone(K: np.ndarray, u0: np.ndarray, *, max_rounds: int = 50,
     if not work.any():
         return u0.copy()
     for _ in range(max_rounds):
-        if deadline is not None and time.perf_counter() > deadline:
+        if _expired(deadline):
             return None
         u = _project(K[work], u0)
         values = K @ u
@@ -78,9 +78,12 @@ def project_onto_cone(K: np.ndarray, u0: np.ndarray, *, max_rounds: int = 50,
         if not new.any():
             return u
         work |= new
-    if deadline is not None and time.perf_counter() > deadline:
-        return None
-    return _project(K, u0)
+    return None if _expired(deadline) else _project(K, u0)
+
+
+def _expired(deadline: float | None) -> bool:
+    """Whether the ``time.perf_counter()`` value ``deadline`` has passed."""
+    return deadline is not None and time.perf_counter() > deadline
 
 
 def _project(K: np.ndarray, u0: np.ndarray) -> np.ndarray:
@@ -127,7 +130,7 @@ def project_groups(op, Q: torch.Tensor, groups, *, max_entries: float = 2e8,
         if blocks.size == 0:
             continue
         cost = float(blocks.size * d) * (blocks.size * rows_per_block + op.n_samples * int(op.cone_second))
-        if deadline is not None and time.perf_counter() > deadline:
+        if _expired(deadline):
             info["timed_out"] = True
         if spent + cost > max_entries or info.get("timed_out"):
             info["skipped_groups"] += 1
@@ -143,7 +146,7 @@ def project_groups(op, Q: torch.Tensor, groups, *, max_entries: float = 2e8,
             u = None
         if u is None:
             info["skipped_groups"] += 1
-            if deadline is not None and time.perf_counter() > deadline:
+            if _expired(deadline):
                 info["timed_out"] = True
             continue
         U = u.reshape(blocks.size, d)

@@ -166,9 +166,8 @@ def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_round
 
     Rounds stop once the violation is below the target; a round that does not lower
     the violation is discarded. Past ``deadline`` (a ``time.perf_counter()`` value) no
-    conjugate-gradient step is taken (``info["timed_out"]``), and past half the time
-    to it no group is projected.
-    The rounds alone fail where many rows of a block are
+    conjugate-gradient step is taken (``info["timed_out"]``), and past half the time to
+    it no group is projected. The rounds alone fail where many rows of a block are
     violated (a loose solve: the system of step 3 is inconsistent), and their step 1
     would drop real parts of the model there: hence the projection first.
 
@@ -192,12 +191,13 @@ def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_round
                                                   deadline=half)
         # the groups are independent: keep each projected group that is less violated
         # than before (in float32 the rounding of a projection can exceed a tiny violation)
-        worse = np.flatnonzero(_group_violations(op, op.constraints(Qp)) >= worst)
+        cons_p = op.constraints(Qp)
+        worse = np.flatnonzero((worst > 0) & (_group_violations(op, cons_p) >= worst))
         if worse.size:
             back = torch.as_tensor(np.flatnonzero(np.isin(op.group_np, worse)), device=Q.device)
             Qp[:, back] = Q[:, back]
-        Q = Qp
-        cons = op.constraints(Q)
+            cons_p = op.constraints(Qp)
+        Q, cons = Qp, cons_p
         viol, scale = _violation(cons), constraint_scale(cons)
     Q, cons, viol, scale = _least_squares_rounds(op, Q, cons, viol, scale, target, max_rounds, cg_iter, info, deadline)
     info["violation_after"] = viol / scale
