@@ -717,3 +717,36 @@ def test_the_interior_point_keeps_an_optimum_of_small_objective():
     kept, zeroed = _drop_negligible_blocks(small, Qs, 1e-7)
     assert small.objective(kept) <= small.objective(Qs) * (1 + 1e-7)
     assert small.objective(kept) < 0.5 * small.objective(torch.zeros_like(Qs))
+
+
+def test_the_interior_point_keeps_a_model_that_beats_zero_by_less_than_tol():
+    """At a loose tolerance a weak model may beat Q = 0 by less than tol: the clean-up
+    keeps it (zero is taken only when it is at least as good)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 2))
+    y = 0.3 * np.maximum(X[:, 0], 0) + rng.standard_normal(100)
+    y -= y.mean()
+    prog = TwoLayerReLUProgram(X, y, 20, beta=5.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = InteriorPoint(tol=1e-2).solve(prog)
+    f0 = prog.objective(np.zeros(prog.shape))
+    assert sol.objective < f0  # a model better than none ...
+    assert sol.objective > f0 * (1 - 1e-2)  # ... by less than tol: the case of the test
+    assert np.any(sol.weights != 0)
+
+
+@pytest.mark.parametrize("name", ["fista", "auglag", "admm", "ipm"])
+def test_convergence_warnings_point_at_the_callers_line(name):
+    """The solvers' warnings name the line that called ``solve`` (not the live-group
+    decorator inside the library)."""
+    cls = GatedReLUProgram if name == "fista" else ThreeLayerReLUProgram
+    with pytest.warns(ConvergenceWarning) as record:
+        get_solver(name, max_iter=2).solve(program(cls, "squared"))
+    assert {w.filename for w in record if issubclass(w.category, ConvergenceWarning)} == {__file__}
+
+
+def test_the_infeasible_warning_points_at_the_callers_line():
+    with pytest.warns(ConvergenceWarning, match="violates the cone constraints") as record:
+        ADMM(tol=1e-2, repair=False).solve(program(ThreeLayerReLUProgram, "squared"))
+    assert {w.filename for w in record} == {__file__}

@@ -94,13 +94,17 @@ class _ZeroSolver(Solver):
 
     def solve(self, program, init=None):
         Q = np.zeros(program.shape)
-        return Solution(Q, program.objective(Q), False, "gave up", multipliers=())
+        # a repair account, as the constrained solvers give one, of the point it returns
+        info = {"objective_before_repair": 0.5, "violation_before_repair": 1e-3, "repair": {"rounds": 1}}
+        return Solution(Q, program.objective(Q), False, "gave up", multipliers=(), info=info)
 
 
 def test_solve_from_returns_a_better_feasible_start():
     prog = _program(3, "squared", seed=6)
     res = run_strategy("seeded", prog, _ZeroSolver(), n_patterns=5, n_starts=1, random_state=0, train_kwargs=TRAIN)
     assert res.solution.info["returned"] == "init"
+    # the solver's repair account described the point not returned: dropped
+    assert not {"objective_before_repair", "violation_before_repair", "repair"} & set(res.solution.info)
     assert res.objective <= res.trained_objective * (1 + 1e-12)
     infeasible = -np.ones(prog.shape)  # violates the cones: never returned
     assert solve_from(prog, _ZeroSolver(), infeasible).status == "gave up"

@@ -370,7 +370,9 @@ def solve_from(program, solver, init=None):
     viol = program.violation(init)
     if viol <= _feasibility_tolerance(program, init) and f0 < solution.objective:
         logger.info("solver ended at %.10g, above its feasible start %.10g: returning the start", solution.objective, f0)
-        info = dict(solution.info)
+        # the solver's repair account describes the point not returned
+        info = {k: v for k, v in solution.info.items()
+                if k not in ("objective_before_repair", "violation_before_repair", "repair", "repair_timed_out")}
         info.update(returned="init", solver_objective=float(solution.objective))
         solution = dataclasses.replace(
             solution, weights=init, objective=f0, constraint_violation=viol, info=info,

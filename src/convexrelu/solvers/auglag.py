@@ -81,7 +81,7 @@ def warn_infeasible(solver: str, violation: float, knob: str) -> None:
         f"{solver}: converged, but the returned point violates the cone constraints by {violation:.3e} "
         f"(relative to max |K Q|) after the repair; lower {knob} for an accurate network",
         ConvergenceWarning,
-        stacklevel=3,
+        stacklevel=5,  # the user's call: solve's decorator, solve, constrained_solution, here
     )
 
 
@@ -112,6 +112,7 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
     violation_after = relative_violation(op, Q) if op.has_constraints else 0.0
     feasible = violation_after <= FEASIBLE
     rise = (obj - info["objective_before_repair"]) / max(abs(obj), 1e-12) if "objective_before_repair" in info else 0.0
+    repair_timed_out = bool(info.get("repair", {}).get("timed_out"))
     if converged and not feasible:
         converged, status = False, "infeasible"
         warn_infeasible(label, violation_after, knob)
@@ -120,20 +121,23 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
         warnings.warn(
             f"{label}: converged, but making the point feasible (relative cone violation "
             f"{info.get('violation_before_repair', math.nan):.1e}) raised its objective by {rise:.1e} (relative; "
-            f"tol {info['tol']:.1e}); lower {knob} for an accurate network",
+            f"more than {REPAIR_COST:g} x tol = {REPAIR_COST * info['tol']:.1e}); lower {knob} for an accurate network",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,  # the user's call: solve's decorator (on_live_groups), solve, here
         )
     elif not converged:
         warnings.warn(
             f"{label}: stopped at {stop} {residuals}; objective {obj:.10g}, "
             + (f"duality gap {obj - lower:.3e}, " if feasible else
                f"no duality gap (the point is not feasible; dual bound {lower:.10g}), ")
-            + f"relative cone violation {violation_after:.1e}",
+            + f"relative cone violation {violation_after:.1e}"
+            + (" (the repair stopped at its time allowance)" if repair_timed_out else ""),
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     info = dict(info, dual_bound=lower)
+    if repair_timed_out:
+        info["repair_timed_out"] = True  # (flat: the estimators keep only flat entries)
     return Solution(
         weights=Q.detach().cpu().numpy().astype(np.float64), objective=obj, converged=converged, status=status,
         iterations=iterations, time=time.perf_counter() - start, history=tuple(history),

@@ -480,7 +480,7 @@ class FISTA(Solver):
                 f"(tol {tol:.1e}, relative to the gradient scale {scale:.3g}); objective {obj:.10g}, "
                 f"duality gap {obj - lower:.3e}",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,  # the user's call: solve's decorator (on_live_groups), solve
             )
         return Solution(
             weights=weights,

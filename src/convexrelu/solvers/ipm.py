@@ -600,15 +600,15 @@ def _sup(*arrays) -> float:
 def _drop_negligible_blocks(program, Q: torch.Tensor, tol: float):
     """Zero the blocks whose norm is below ``tol`` times the largest (interior
     points leave them tiny but non-zero), when that neither raises the objective by more
-    than ``tol`` relative nor the cone violation; all of them when ``Q = 0`` is that
-    good (above the zero threshold of beta the optimum is 0, and the interior point
+    than ``tol`` relative nor the cone violation; all of them when ``Q = 0`` is at least
+    as good (above the zero threshold of beta the optimum is 0, and the interior point
     stops at a tiny ``Q``). Returns ``(Q, number zeroed)``."""
     norms = torch.linalg.vector_norm(Q, dim=0)
     top = float(norms.max()) if norms.numel() else 0.0
     if top == 0:
         return Q, 0
     f0 = program.objective(Q)
-    if program.objective(torch.zeros_like(Q)) <= f0 + tol * abs(f0):
+    if program.objective(torch.zeros_like(Q)) <= f0:  # never worse: 0 is the optimum there
         return torch.zeros_like(Q), int((norms > 0).sum())
     small = (norms > 0) & (norms <= tol * top)
     if not bool(small.any()):
