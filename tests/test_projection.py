@@ -11,7 +11,7 @@ import torch
 from convexrelu import ThreeLayerReLUProgram, TwoLayerReLUProgram
 from convexrelu.solvers import ADMM, ConvergenceWarning
 from convexrelu.solvers._projection import project_groups, project_onto_cone
-from convexrelu.solvers.auglag import relative_violation, restore_feasibility
+from convexrelu.solvers.auglag import _group_violations, relative_violation, restore_feasibility
 from conftest import planted_regression
 
 
@@ -56,10 +56,7 @@ def test_projection_of_a_group_agrees_with_cvxpy(cls):
     conditions: ``K u >= 0``, ``u - u0 = K^T lam`` with ``lam >= 0``, ``lam . K u = 0``."""
     prog, Q = _loose(cls, *LOOSE[0 if cls is TwoLayerReLUProgram else 2][1:])
     op = prog.operator
-    cons = op.constraints(Q)
-    worst = np.zeros(op.n_groups)
-    for c, groups in zip(cons, op.constraint_groups()):
-        np.maximum.at(worst, groups, torch.clamp(-c, min=0).amax(dim=0).numpy())
+    worst = _group_violations(op, op.constraints(Q))
     g = int(np.argmax(worst))
     assert worst[g] > 0
     blocks = np.flatnonzero((op.group_np == g) & (torch.linalg.vector_norm(Q, dim=0).numpy() > 0))
@@ -71,7 +68,6 @@ def test_projection_of_a_group_agrees_with_cvxpy(cls):
     assert np.linalg.norm(u - v.value) <= 1e-6 * np.linalg.norm(u0)
     Ku = K @ u
     assert Ku.min() >= -1e-13 * np.abs(Ku).max()
-    lam, *_ = np.linalg.lstsq(K.T, u - u0, rcond=None)
     active = Ku <= 1e-9 * np.abs(Ku).max()
     lam_a, *_ = np.linalg.lstsq(K[active].T, u - u0, rcond=None)
     np.testing.assert_allclose(K[active].T @ lam_a, u - u0, atol=1e-10)
@@ -169,8 +165,6 @@ def test_the_repair_stops_at_its_deadline():
 def test_a_group_over_the_budget_keeps_the_projections_of_the_others():
     """The groups are independent: when the worst group is over the budget, the others
     are still projected and kept (their violations vanish, the worst one's stays)."""
-    from convexrelu.solvers.auglag import _group_violations
-
     prog, Q = _loose(ThreeLayerReLUProgram, 60, 4, 12, 1e-3)
     op = prog.operator
     before = _group_violations(op, op.constraints(Q))

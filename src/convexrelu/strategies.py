@@ -47,6 +47,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .solvers.auglag import REPAIR_KEYS
 from .patterns import ThreeLayerPatterns, TwoLayerPatterns, three_layer_patterns_of
 from .search import _mask_keys, architecture_of, dual_point, pattern_keys, program_hidden, search_program
 
@@ -371,8 +372,7 @@ def solve_from(program, solver, init=None):
     if viol <= _feasibility_tolerance(program, init) and f0 < solution.objective:
         logger.info("solver ended at %.10g, above its feasible start %.10g: returning the start", solution.objective, f0)
         # the solver's repair account describes the point not returned
-        info = {k: v for k, v in solution.info.items()
-                if k not in ("objective_before_repair", "violation_before_repair", "repair", "repair_timed_out")}
+        info = {k: v for k, v in solution.info.items() if k not in REPAIR_KEYS}
         info.update(returned="init", solver_objective=float(solution.objective))
         solution = dataclasses.replace(
             solution, weights=init, objective=f0, constraint_violation=viol, info=info,

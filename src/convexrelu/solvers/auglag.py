@@ -63,6 +63,10 @@ FEASIBLE = 1e-6
 #: tolerance (relative) warns that the tolerance was too loose for the network.
 REPAIR_COST = 10.0
 
+#: The entries of ``Solution.info`` that account for the repair of the returned point
+#: (a caller that returns another point drops them: :func:`convexrelu.strategies.solve_from`).
+REPAIR_KEYS = ("objective_before_repair", "violation_before_repair", "repair", "repair_timed_out")
+
 #: Relative size (to ``max |K Q|``) of the constraint values below which the repair may
 #: zero a whole block (:func:`restore_feasibility`, step 1).
 NEGLIGIBLE = 1e-6
