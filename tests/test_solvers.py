@@ -431,6 +431,48 @@ def test_ipm_newton_system_with_shared_signed_parts_and_leading_zero_rows(woodbu
     assert float(torch.linalg.vector_norm(got - expected)) <= bound
 
 
+def test_ipm_lowrank_gram_is_u_u_transpose_over_the_blocks():
+    """The dense path's ``U U^T`` from the classes' parts equals the product of the
+    blocks' parts, signs and zero leading rows included; a system given it (as the
+    interior point passes it on while ``U`` is constant) solves as one computing it."""
+    from convexrelu.solvers.ipm import _lowrank_gram, _NewtonSystem
+
+    r = np.random.default_rng(2)
+    G, p, lead, K, k = 5, 4, 2, 3, 30
+    U = torch.tensor(r.standard_normal((K, p - lead, k)))
+    classes = torch.tensor([2, 0, 1, 0, 2])
+    sign = torch.tensor([1.0, -1.0, 1.0, 1.0, -1.0], dtype=torch.float64)
+    Ug = torch.zeros((G, p, k), dtype=torch.float64)
+    Ug[:, lead:] = U[classes] * sign[:, None, None]
+    expected = Ug.reshape(G * p, k) @ Ug.reshape(G * p, k).T
+    torch.testing.assert_close(_lowrank_gram(U, classes, sign, G, p), expected, rtol=1e-13, atol=1e-12)
+    H = _spread_blocks(r, G, p)
+    first = _NewtonSystem(H, U, classes, sign)
+    assert not first.woodbury
+    H2 = _spread_blocks(r, G, p)  # the next iteration: new blocks, the same U
+    again = _NewtonSystem(H2, U, classes, sign, gram=first.gram)
+    rhs = torch.tensor(r.standard_normal((G, p)))
+    torch.testing.assert_close(again.solve(rhs), _NewtonSystem(H2, U, classes, sign).solve(rhs), rtol=1e-9, atol=0.0)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("cls", PROGRAMS)
+def test_ipm_dense_path_with_many_samples_matches_cvxpy(cls, loss):
+    """More samples than unknowns (n C > B (d + 1)): the interior point factors the
+    Newton matrix itself (for the squared loss its low-rank part once, reused every
+    iteration) and reaches the CVXPY optimum."""
+    X, y = planted_regression(n=120, d=2, seed=3)
+    extra = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
+    prog = cls(X, targets_for(loss, y), 3, loss=loss, beta=0.5, random_state=0, **extra)
+    d = prog.shape[0]
+    assert prog.shape[1] * (d + 1) < 120
+    sol = InteriorPoint().solve(prog)
+    ref = CVXPYSolver().solve(prog)
+    assert sol.info["system"] == "dense" and sol.converged
+    assert abs(sol.objective - ref.objective) <= 1e-6 * abs(ref.objective)
+    assert sol.constraint_violation <= 1e-9 * max(1.0, float(np.abs(prog.predict(sol.weights)).max()))
+
+
 # ----------------------------------------------------------------------------- registry, auto
 def test_registry_and_get_solver():
     assert {"cvxpy", "fista", "auglag", "auto"} <= set(SOLVERS)
@@ -469,19 +511,24 @@ def test_auto_picks_by_size_and_constraints():
 
 
 def test_auto_interior_point_limits_by_device():
-    """CPU: the row and entry limits; CUDA: the larger row limit and the device's free
-    memory at IPM_DEVICE_BYTES_PER_ENTRY bytes per entry of n C B (d + 1)."""
+    """CPU: the limits on the order of the matrix factored, min(n C, B (d + 1)), and on the
+    entries n C B (d + 1); CUDA: the larger order limit and the device's free memory at
+    IPM_DEVICE_BYTES_PER_ENTRY bytes per entry."""
     from convexrelu.solvers.auto import IPM_MAX_ENTRIES, IPM_MAX_ROWS, IPM_MAX_ROWS_CUDA, ipm_fits
 
     assert ipm_fits(500, 600, 10) and ipm_fits(IPM_MAX_ROWS, 1, 0)
-    assert not ipm_fits(IPM_MAX_ROWS + 1, 1, 0)
+    # many rows, few unknowns: the Newton matrix itself is factored (order B (d + 1))
+    assert ipm_fits(IPM_MAX_ROWS + 1, 1, 0) and ipm_fits(20_000, 186, 10)
+    assert ipm_fits(IPM_MAX_ROWS + 1, IPM_MAX_ROWS, 0) and not ipm_fits(IPM_MAX_ROWS + 1, IPM_MAX_ROWS + 1, 0)
     assert not ipm_fits(1000, IPM_MAX_ENTRIES // 1000 + 1, 0)
+    assert not ipm_fits(IPM_MAX_ENTRIES // 2000 + 1, 2000, 0)  # order 2000, too many entries
     # n = 20,000, 3,000 blocks, 51 columns: 3.12e9 entries, 49.9 GB at 16 bytes each
     entries = 20_000 * 3_000 * 52
     assert not ipm_fits(20_000, 3_000, 51, "cpu")
     assert ipm_fits(20_000, 3_000, 51, "cuda", free_bytes=1.001 * 16 * entries / 0.8)
     assert not ipm_fits(20_000, 3_000, 51, "cuda", free_bytes=0.999 * 16 * entries / 0.8)
-    assert not ipm_fits(IPM_MAX_ROWS_CUDA + 1, 1, 0, "cuda", free_bytes=1e15)
+    assert not ipm_fits(IPM_MAX_ROWS_CUDA + 1, IPM_MAX_ROWS_CUDA + 1, 0, "cuda", free_bytes=1e15)
+    assert ipm_fits(IPM_MAX_ROWS_CUDA + 1, IPM_MAX_ROWS_CUDA, 0, "cuda", free_bytes=1e15)
 
 
 # ----------------------------------------------------------------------------- float32

@@ -134,10 +134,19 @@ class _NewtonSystem:
         Class of each block (None: block ``g`` is class ``g``, ``K = G``).
     sign : tensor (G,) or None
         ``+1`` or ``-1`` per block (None: all ``+1``).
+    shift : float
+        Relative shift of the blocks in the preconditioner.
+    gram : tensor (G p, G p) or None
+        ``U U^T`` from an earlier system with the same ``U``, ``cls`` and ``sign`` (its
+        :attr:`gram`; the interior point reuses it while the loss Hessian is constant).
+        Used only when ``U`` has more columns than ``M`` has rows (the dense path), which
+        factors ``M`` itself; the Woodbury path factors an ``k x k`` matrix instead.
     """
 
+    gram: torch.Tensor | None = None  # U U^T, dense path only
+
     def __init__(self, H: torch.Tensor, U: torch.Tensor, cls: torch.Tensor | None = None,
-                 sign: torch.Tensor | None = None, shift: float = 1e-14):
+                 sign: torch.Tensor | None = None, shift: float = 1e-14, gram: torch.Tensor | None = None):
         G, p, _ = H.shape
         K, q, k = U.shape
         kw = dict(dtype=H.dtype, device=H.device)
@@ -162,9 +171,13 @@ class _NewtonSystem:
             cap.diagonal().add_(1.0)
             self.Lc = _cholesky(cap)  # I + U^T Hs^{-1} U
         else:
-            Ug = self._lowrank(torch.eye(k, **kw))  # (G, p, k): every block's part of U
-            Uf = Ug.reshape(G * p, k)
-            self.Lf = _cholesky(torch.block_diag(*Hs) + Uf @ Uf.T)
+            # the dense matrix: U U^T (kept in ``gram`` for the next system with the same U)
+            # plus the shifted blocks on its diagonal
+            self.gram = _lowrank_gram(U, self.cls, self.sign, G, p) if gram is None else gram
+            dense = self.gram.clone()
+            idx = torch.arange(G, device=H.device)
+            dense.view(G, p, G, p)[idx, :, idx, :] += Hs
+            self.Lf = _cholesky(dense)
 
     def _lowrank_t(self, x: torch.Tensor) -> torch.Tensor:
         """``U^T x`` for ``x`` of shape (G, p): shape (k,)."""
@@ -218,6 +231,22 @@ class _NewtonSystem:
     def _block_solve(self, r: torch.Tensor) -> torch.Tensor:
         """``(H + delta I)^{-1} r`` for ``r`` of shape (G, p)."""
         return (self.Linv.mT @ (self.Linv @ r[:, :, None]))[:, :, 0]
+
+
+def _lowrank_gram(U: torch.Tensor, cls: torch.Tensor, sign: torch.Tensor, G: int, p: int) -> torch.Tensor:
+    """``U U^T`` of the Newton system's low-rank term as a dense (G p, G p) matrix.
+
+    ``U`` has shape (K, q, k): the part of class ``c`` on the last ``q`` rows of its
+    blocks; block ``g`` holds ``sign[g] U[cls[g]]``. One product of the classes' parts,
+    ``(K q)^2 k`` flops (a quarter of the product over the blocks when the blocks come in
+    sign pairs), expanded to the blocks with their signs; zero on the first ``p - q``
+    rows and columns of every block."""
+    K, q, k = U.shape
+    W = U.reshape(K * q, k)
+    S = (W @ W.T).view(K, q, K, q)
+    out = torch.zeros((G, p, G, p), dtype=U.dtype, device=U.device)
+    out[:, p - q:, :, p - q:] = S[cls][:, :, cls] * (sign[:, None, None, None] * sign[None, None, :, None])
+    return out.view(G * p, G * p)
 
 
 def _relative_gap(objective: float, lower: float) -> float:
@@ -349,7 +378,7 @@ class InteriorPoint(Solver):
         md = m * d
         coef, out = op.model_coefficients()
         classes = op.coefficient_classes()  # groups sharing their model part up to sign
-        U = None
+        U = gram = None
 
         def to_groups(RQ, Rt):
             """(d, B) and (B,) -> (G, m (d + 1)): each group's t's, then its blocks."""
@@ -434,8 +463,10 @@ class InteriorPoint(Solver):
             zsrp = tuple(a * b for a, b in zip(zs, rp))
             if U is None or not loss.quadratic:  # a quadratic loss has a constant Hessian
                 U = self._loss_factor(op, loss, Z, Y, coef, out, gidx, classes)
+                gram = None  # (U U^T of the dense path: constant along with U)
             try:
-                system = self._newton_system(op, U, Winv2, zs, gidx, classes)
+                system = self._newton_system(op, U, Winv2, zs, gidx, classes, gram=gram)
+                gram = system.gram
             except SolverError:
                 if it == 1:
                     raise
@@ -542,11 +573,11 @@ class InteriorPoint(Solver):
         return Q, z, run
 
     @staticmethod
-    def _newton_system(op, U, Winv2, zs, gidx, classes) -> _NewtonSystem:
+    def _newton_system(op, U, Winv2, zs, gidx, classes, gram=None) -> _NewtonSystem:
         """The matrix of the reduced Newton system at the current point (module docstring):
         group blocks ordered ``(t_1, ..., t_m, q_1, ..., q_m)`` (the loss term ``U``, from
         :meth:`_loss_factor`, is zero on the t rows, which come first so that the Woodbury
-        product skips them)."""
+        product skips them). ``gram``: ``U U^T`` of an earlier system with this ``U``."""
         G, m = gidx.shape
         d = op.n_features
         md = m * d
@@ -565,7 +596,7 @@ class InteriorPoint(Solver):
         H[:, :m, m:] = cross.transpose(1, 2)
         H.diagonal(dim1=1, dim2=2)[:, :m] += Wp[:, :, 0, 0]
         cls, sign, _ = classes
-        return _NewtonSystem(H, U, cls, sign)
+        return _NewtonSystem(H, U, cls, sign, gram=gram)
 
     @staticmethod
     def _loss_factor(op, loss, Z, Y, coef, out, gidx, classes) -> torch.Tensor:
