@@ -4,9 +4,11 @@
     python benchmarks/bench_many_samples.py --quick    # n = 2,000 and 5,000
 
 Tabular data: many samples, few features, few patterns (the estimators' defaults:
-50 patterns, two first-layer neurons per sub-network). The three-layer program
-(planted teacher, squared loss, beta = 1e-3 n, d = 10 plus an intercept, float64) is
-solved, each size and solver in its own process (:func:`bench_solvers.scale`), by
+50 patterns, two first-layer neurons per sub-network). Friedman's regression problem #1
+(``sklearn.datasets.make_friedman1``: 10 features, 5 of them used, noise 1.0, targets
+standardised), the three-layer program with squared loss, ``beta = 1e-3 n``, an
+intercept, float64, sampled patterns (``random_state=0``). Each size and solver runs in
+its own process:
 
 - the interior point at its default tolerance: with more samples than unknowns
   (``n > B (d + 1)``) it factors the Newton matrix itself, whose loss part ``U U^T`` it
@@ -14,28 +16,84 @@ solved, each size and solver in its own process (:func:`bench_solvers.scale`), b
 - the augmented Lagrangian (tol 1e-4, feas_tol 1e-6) under a time limit: what
   ``solver="auto"`` chose for these sizes before (its rule then: ``n C`` at most 4,000).
 
-Printed side by side: wall time, iterations, peak memory, status, certified relative gap,
-and the augmented Lagrangian's objective relative to the interior point's. Writes the
-section ``## Many samples, few patterns`` of RESULTS.md.
+Printed side by side: wall time (building the program included), iterations, peak
+memory of the process, status, certified relative gap, and the augmented Lagrangian's
+objective relative to the interior point's. Writes the section
+``## Many samples, few patterns`` of RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
+import subprocess
 import sys
 import time
+import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import bench_solvers as bs  # noqa: E402
 from _data import machine  # noqa: E402
 from run_all import write_section  # noqa: E402
 
 from convexrelu.solvers.auto import ipm_fits  # noqa: E402
 
 HEADING = "## Many samples, few patterns"
+
+
+def _child(n: int, d: int, patterns: int, m1: int, solver: str, max_time: float) -> None:
+    """One solve; prints one JSON line."""
+    import numpy as np
+    from sklearn.datasets import make_friedman1
+
+    from convexrelu import ThreeLayerReLUProgram
+    from convexrelu.solvers import AugmentedLagrangian, InteriorPoint
+
+    t0 = time.perf_counter()
+    X, y = make_friedman1(n_samples=n, n_features=d, noise=1.0, random_state=0)
+    y = (y - y.mean()) / y.std()
+    prog = ThreeLayerReLUProgram(X, y, patterns, hidden=m1, beta=1e-3 * n, random_state=0)
+    setup = time.perf_counter() - t0
+    if solver == "ipm":
+        chosen = InteriorPoint(max_time=max_time)
+    else:
+        chosen = AugmentedLagrangian(tol=1e-4, feas_tol=1e-6, max_time=max_time)
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the status says it
+        sol = chosen.solve(prog)
+    solve = time.perf_counter() - t
+    print(json.dumps({
+        "n": n, "blocks": prog.shape[1], "features": prog.shape[0], "setup_time": setup, "solve_time": solve,
+        "iterations": sol.iterations, "status": sol.status, "objective": sol.objective,
+        "relative_gap": sol.relative_gap, "active_blocks": prog.n_active(sol.weights),
+        "zero_objective": 0.5 * float(np.sum(y ** 2)),
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+    }))
+
+
+def _run(n, d, patterns, m1, solver, max_time) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", str(n), str(d), str(patterns), str(m1), solver,
+           str(max_time)]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        return {"n": n, "error": proc.stderr[-500:],
+                "lines": [f"n={n} {solver}: child failed: {proc.stderr[-500:]}"]}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["wall_time"] = wall
+    out["lines"] = [
+        f"three-layer n={n} d={out['features']} (with the intercept) m1={m1} patterns={patterns} blocks={out['blocks']} "
+        f"{solver}: wall {wall:.1f}s (setup {out['setup_time']:.1f}s, solve {out['solve_time']:.1f}s, "
+        f"{out['iterations']} iterations), peak memory {out['peak_rss_gb']:.2f} GB; status {out['status']}, objective "
+        f"{out['objective']:.10g} (zero network {out['zero_objective']:.6g}), {out['active_blocks']} active blocks, "
+        f"relative gap {out['relative_gap']:.1e}"
+    ]
+    return out
 
 
 def _old_rule(n: int, blocks: int, features: int) -> bool:
@@ -68,15 +126,15 @@ def main(argv=None):
         f"load average {info['load_average']}, {info['date']}")
     rows = []
     for n in (int(v) for v in sizes.split(",")):
-        ipm = bs.scale(n, args.d, args.patterns, args.m1, dtype="float64", solver="ipm", max_time=600.0)
+        ipm = _run(n, args.d, args.patterns, args.m1, "ipm", 600.0)
         for line in ipm["lines"]:
             say(line)
-        al = bs.scale(n, args.d, args.patterns, args.m1, dtype="float64", solver="auglag", max_time=al_time)
+        al = _run(n, args.d, args.patterns, args.m1, "auglag", al_time)
         for line in al["lines"]:
             say(line)
         row = {"n": n, "ipm": ipm, "al": al}
         if "solve_time" in ipm and "solve_time" in al:
-            features = args.d + 1  # the intercept column
+            features = ipm["features"]  # with the intercept column
             row["auto_now"] = "ipm" if ipm_fits(n, ipm["blocks"], features) else "auglag"
             row["auto_before"] = "ipm" if _old_rule(n, ipm["blocks"], features) else "auglag"
             row["al_excess"] = (al["objective"] - ipm["objective"]) / abs(ipm["objective"])
@@ -92,8 +150,9 @@ def main(argv=None):
          f"{' --sizes ' + args.sizes if args.sizes else ''}` on {info['date']}.",
          f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, Python {info['python']}; load average "
          f"at the start {info['load_average']} (the machine is shared).",
-         f"Three-layer program, planted teacher, squared loss, beta = 1e-3 n, d = {args.d} (+ intercept), m1 = {args.m1}, "
-         f"{args.patterns} patterns, float64; each solve in its own process (wall time includes building the program). "
+         f"Data: `make_friedman1(n, {args.d} features, noise 1.0, random_state=0)`, targets standardised. Three-layer "
+         f"program, squared loss, beta = 1e-3 n, intercept, m1 = {args.m1}, {args.patterns} sampled patterns, float64; each "
+         "solve in its own process (wall time includes starting it and building the program). "
          f"Interior point at its default tolerance; augmented Lagrangian at tol 1e-4, feas_tol 1e-6, max_time {al_time:g} s. "
          "'AL objective' is relative to the interior point's; 'auto' is what `solver=\"auto\"` picks now and what it "
          "picked before (`n C <= 4000`).", "",
@@ -115,6 +174,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _child(*(int(a) for a in sys.argv[2:6]), sys.argv[6], float(sys.argv[7]))
+        sys.exit(0)
     t = time.perf_counter()
     main()
     print(f"total {time.perf_counter() - t:.0f}s")
