@@ -38,7 +38,11 @@ to sign (:meth:`BlockOperator.coefficient_classes`: the two signs of every patte
 share one factor of the Woodbury matrix, which halves its product (computed on and
 below the diagonal only: :func:`_gram_lower`). Cost per iteration: ``O(n^2 C^2 d B)``
 flops for the Woodbury matrix and ``O(n d^2 m B)`` for the blocks; memory
-``O(n C d B)``: meant for ``n C`` up to a few thousand. It reaches ``1e-7`` relative
+``O(n C d B)``: meant for ``n C`` up to a few thousand. With more samples than unknowns
+(``n C > B (d + 1)``, tabular data with few patterns) the Newton matrix itself is
+factored instead: its loss part ``U U^T`` costs ``O(n C (B d)^2 / 4)`` flops (once for a
+quadratic loss, whose Hessian is constant: :func:`_lowrank_gram`), its factorisation
+``O((B d)^3)``, so that ``n`` may be tens of thousands when ``B d`` is a few thousand. It reaches ``1e-7`` relative
 accuracy in 10 to 60 iterations whatever the conditioning; the returned point is
 feasible (``K Q >= 0`` to rounding: the slacks stay positive and the infeasibility
 ``K Q - s`` vanishes geometrically, then :func:`~.auglag.restore_feasibility` removes
