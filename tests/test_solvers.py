@@ -491,12 +491,12 @@ def test_auto_picks_by_size_and_constraints():
     assert isinstance(ipm, InteriorPoint) and ipm.tol == 1e-4 and ipm.max_iter == 7
     # beta = 0 or a Newton system too large: CVXPY for small programs
     assert isinstance(auto.choose(program(TwoLayerReLUProgram, "squared").with_beta(0.0)), CVXPYSolver)
-    old = auto_module.IPM_MAX_ROWS
+    old = auto_module.IPM_MAX_WORK
     try:
-        auto_module.IPM_MAX_ROWS = 10
+        auto_module.IPM_MAX_WORK = 10
         assert isinstance(auto.choose(program(ThreeLayerReLUProgram, "squared")), CVXPYSolver)
     finally:
-        auto_module.IPM_MAX_ROWS = old
+        auto_module.IPM_MAX_WORK = old
     auto = AutoSolver(ipm=False, tol=1e-4, max_iter=7)
     cvx = auto.choose(program(ThreeLayerReLUProgram, "squared"))  # tiny
     assert isinstance(cvx, CVXPYSolver) and cvx.tol == 1e-4 and cvx.max_iter == 7  # as Clarabel options
@@ -511,17 +511,20 @@ def test_auto_picks_by_size_and_constraints():
 
 
 def test_auto_interior_point_limits_by_device():
-    """CPU: the limits on the order of the matrix factored, min(n C, B (d + 1)), and on the
-    entries n C B (d + 1); CUDA: the larger order limit and the device's free memory at
-    IPM_DEVICE_BYTES_PER_ENTRY bytes per entry."""
-    from convexrelu.solvers.auto import IPM_MAX_ENTRIES, IPM_MAX_ROWS, IPM_MAX_ROWS_CUDA, ipm_fits
+    """CPU: the limits on the entries n C B (d + 1) and on the entries times the order of
+    the matrix factored, min(n C, B (d + 1)); CUDA: the order limit and the device's
+    free memory at IPM_DEVICE_BYTES_PER_ENTRY bytes per entry."""
+    from convexrelu.solvers.auto import IPM_MAX_ENTRIES, IPM_MAX_ROWS_CUDA, IPM_MAX_WORK, ipm_fits
 
-    assert ipm_fits(500, 600, 10) and ipm_fits(IPM_MAX_ROWS, 1, 0)
-    # many rows, few unknowns: the Newton matrix itself is factored (order B (d + 1))
-    assert ipm_fits(IPM_MAX_ROWS + 1, 1, 0) and ipm_fits(20_000, 186, 10)
-    assert ipm_fits(IPM_MAX_ROWS + 1, IPM_MAX_ROWS, 0) and not ipm_fits(IPM_MAX_ROWS + 1, IPM_MAX_ROWS + 1, 0)
-    assert not ipm_fits(1000, IPM_MAX_ENTRIES // 1000 + 1, 0)
-    assert not ipm_fits(IPM_MAX_ENTRIES // 2000 + 1, 2000, 0)  # order 2000, too many entries
+    assert ipm_fits(500, 600, 10) and ipm_fits(4000, 1, 0)
+    # many samples, few unknowns: the Newton matrix itself is factored (order B (d + 1))
+    assert ipm_fits(40_000, 190, 11) and ipm_fits(7_500, 400, 11)
+    # the work limit: order^3 <= entries * order
+    side = int(round(IPM_MAX_WORK ** (1 / 3)))
+    assert ipm_fits(side - 5, side - 5, 0) and not ipm_fits(side + 5, side + 5, 0)
+    assert not ipm_fits(40_000, 190, 100)  # order 19,190: too much work
+    assert not ipm_fits(IPM_MAX_ENTRIES // 100 + 1, 100, 0)  # order 100, too many entries
+    assert ipm_fits(IPM_MAX_ENTRIES // 100, 100, 0)
     # n = 20,000, 3,000 blocks, 51 columns: 3.12e9 entries, 49.9 GB at 16 bytes each
     entries = 20_000 * 3_000 * 52
     assert not ipm_fits(20_000, 3_000, 51, "cpu")
@@ -529,6 +532,7 @@ def test_auto_interior_point_limits_by_device():
     assert not ipm_fits(20_000, 3_000, 51, "cuda", free_bytes=0.999 * 16 * entries / 0.8)
     assert not ipm_fits(IPM_MAX_ROWS_CUDA + 1, IPM_MAX_ROWS_CUDA + 1, 0, "cuda", free_bytes=1e15)
     assert ipm_fits(IPM_MAX_ROWS_CUDA + 1, IPM_MAX_ROWS_CUDA, 0, "cuda", free_bytes=1e15)
+    assert not ipm_fits(IPM_MAX_ENTRIES // 100 + 1, 100, 0, "cpu")
 
 
 # ----------------------------------------------------------------------------- float32

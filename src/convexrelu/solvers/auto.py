@@ -4,12 +4,13 @@ programs and the first-order path for large ones.
 The choice uses only the program's sizes, ``beta``, ``program.has_constraints`` and its
 device:
 
-- ``beta > 0`` and the interior-point Newton systems fit (:func:`ipm_fits`: the matrix
-  it factors every iteration, of order ``min(n C, B (d + 1))``, at most
-  :data:`IPM_MAX_ROWS` on the CPU, :data:`IPM_MAX_ROWS_CUDA` on a CUDA device; and the
-  ``n C B (d + 1)`` entries of its low-rank factor at most :data:`IPM_MAX_ENTRIES` on
-  the CPU, within the device's free memory on a CUDA device; ``n`` samples, ``C``
-  outputs, ``B`` blocks, ``d`` features): :class:`.InteriorPoint`;
+- ``beta > 0`` and the interior-point Newton systems fit (:func:`ipm_fits`; ``n``
+  samples, ``C`` outputs, ``B`` blocks, ``d`` features: on the CPU the
+  ``n C B (d + 1)`` entries of the loss part of its Newton matrix at most
+  :data:`IPM_MAX_ENTRIES`, and their number times the order of the matrix it factors
+  every iteration, ``min(n C, B (d + 1))``, at most :data:`IPM_MAX_WORK`; on a CUDA
+  device that order at most :data:`IPM_MAX_ROWS_CUDA` and the memory within the
+  device's free memory): :class:`.InteriorPoint`;
 - otherwise ``n * B`` at most a threshold: :class:`.CVXPYSolver`;
 - otherwise :class:`.FISTA` for unconstrained programs (gated ReLU) and
   :class:`.AugmentedLagrangian` for cone-constrained ones (two-layer ReLU, C3).
@@ -44,14 +45,18 @@ from .ipm import InteriorPoint
 
 __all__ = ["AutoSolver", "ipm_fits"]
 
-#: Largest order of the matrix the interior-point method factors every iteration,
-#: ``min(n C, B (d + 1))`` (its Woodbury matrix, or its Newton matrix when that is smaller).
-IPM_MAX_ROWS = 4000
-#: Largest ``n * C * B * (d + 1)`` (entries of its low-rank factor) solved by it on the
-#: CPU: about 26 bytes each (measured: 1.8 GB over the data at n = 30,000, 188 blocks,
-#: d = 11, 6.8e7 entries, the Newton matrix's dense path).
+#: Largest ``n * C * B * (d + 1)`` (entries of the loss part of the Newton matrix)
+#: solved by the interior-point method on the CPU: about 26 bytes each (measured: 1.8 GB
+#: over the data at n = 30,000, 188 blocks, d = 11, 6.8e7 entries).
 IPM_MAX_ENTRIES = 100_000_000
-#: The same on a CUDA device.
+#: Largest ``n C B (d + 1) min(n C, B (d + 1))`` (about the flops of one Newton matrix:
+#: the Woodbury matrix, or the Newton matrix itself when it has fewer unknowns than
+#: ``n C``) solved by it on the CPU. Measured on 2 cores: 1.1e12 took 9.7 s per iteration
+#: (Woodbury, n = 8,000, 396 blocks, d = 41), 5.2e11 2.2 s (dense, n = 8,000, d = 21),
+#: 1.7e11 0.64 s (dense, logistic loss, n = 7,500, 400 blocks, d = 11); 40 to 100
+#: iterations to converge, where the augmented Lagrangian had not converged in minutes.
+IPM_MAX_WORK = 5e11
+#: Largest ``min(n C, B (d + 1))`` solved by it on a CUDA device.
 IPM_MAX_ROWS_CUDA = 20_000
 #: Device memory of the interior-point method in bytes per entry of ``n C B (d + 1)``
 #: (measured on an H200: 12.6 at n = 10,000, 13.7 at n = 20,000; with a margin).
@@ -70,18 +75,18 @@ def ipm_fits(rows: int, blocks: int, features: int, device="cpu", free_bytes: fl
 
     Every iteration factors a matrix of order ``order = min(rows, blocks * (features +
     1))``: the Woodbury matrix, or the Newton matrix itself when it has fewer unknowns
-    (many samples, few blocks). CPU (and any device but CUDA): ``order <= IPM_MAX_ROWS``
-    and ``rows * blocks * (features + 1) <= IPM_MAX_ENTRIES``. CUDA: ``order <=
-    IPM_MAX_ROWS_CUDA`` and ``IPM_DEVICE_BYTES_PER_ENTRY * rows * blocks * (features + 1)``
-    at most 80 % of ``free_bytes`` (the device's free memory,
-    ``torch.cuda.mem_get_info``, when None).
+    (many samples, few blocks); ``entries = rows * blocks * (features + 1)``. CPU (and
+    any device but CUDA): ``entries <= IPM_MAX_ENTRIES`` and ``entries * order <=
+    IPM_MAX_WORK``. CUDA: ``order <= IPM_MAX_ROWS_CUDA`` and
+    ``IPM_DEVICE_BYTES_PER_ENTRY * entries`` at most 80 % of ``free_bytes`` (the device's
+    free memory, ``torch.cuda.mem_get_info``, when None).
     """
     unknowns = blocks * (features + 1)
     entries = rows * unknowns
     order = min(rows, unknowns)
     device = torch.device(device)
     if device.type != "cuda":
-        return order <= IPM_MAX_ROWS and entries <= IPM_MAX_ENTRIES
+        return entries <= IPM_MAX_ENTRIES and entries * order <= IPM_MAX_WORK
     if free_bytes is None:
         free_bytes = torch.cuda.mem_get_info(device)[0]
     return order <= IPM_MAX_ROWS_CUDA and IPM_DEVICE_BYTES_PER_ENTRY * entries <= 0.8 * free_bytes
