@@ -1,4 +1,5 @@
-"""Planted teacher networks with noise: the data of the solver benchmarks.
+"""Planted teacher networks with noise: the data of the solver benchmarks; and what the
+benchmark scripts share (the machine's description, child processes, printed lines).
 
 Inputs are standard Gaussian; targets come from a random ReLU teacher (two-layer or
 three-layer parallel) plus Gaussian noise, scaled to unit variance so that ``beta`` has
@@ -8,8 +9,11 @@ the same meaning across sizes.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
+import subprocess
+import time
 
 import numpy as np
 import torch
@@ -76,3 +80,30 @@ def machine() -> dict:
         "load_average": "%.2f %.2f %.2f" % load,
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
     }
+
+
+def recorder():
+    """``(say, printed)``: ``say(line)`` prints ``line`` at once and keeps it in the list
+    ``printed`` (for the output block of a RESULTS.md section)."""
+    printed: list[str] = []
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        printed.append(line)
+
+    return say, printed
+
+
+def run_json_child(cmd: list[str]) -> dict:
+    """Run ``cmd``, a child process whose last line of output is one JSON object: that
+    object with ``wall_time`` (seconds, the child's whole life) added, or
+    ``{"error": the end of its standard error}`` when it failed."""
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-2000:]}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["wall_time"] = wall
+    return out
+

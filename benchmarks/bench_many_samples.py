@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 import warnings
@@ -36,7 +35,7 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _data import machine  # noqa: E402
+from _data import machine, recorder, run_json_child  # noqa: E402
 from run_all import write_section  # noqa: E402
 
 from convexrelu.solvers.auto import ipm_fits  # noqa: E402
@@ -78,14 +77,10 @@ def _child(n: int, d: int, patterns: int, m1: int, solver: str, max_time: float)
 def _run(n, d, patterns, m1, solver, max_time) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--child", str(n), str(d), str(patterns), str(m1), solver,
            str(max_time)]
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    if proc.returncode != 0:
-        return {"n": n, "error": proc.stderr[-500:],
-                "lines": [f"n={n} {solver}: child failed: {proc.stderr[-500:]}"]}
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    out["wall_time"] = wall
+    out = run_json_child(cmd)
+    if "error" in out:
+        return {"n": n, "error": out["error"], "lines": [f"n={n} {solver}: child failed: {out['error'][-500:]}"]}
+    wall = out["wall_time"]
     out["lines"] = [
         f"three-layer n={n} d={out['features']} (with the intercept) m1={m1} patterns={patterns} blocks={out['blocks']} "
         f"{solver}: wall {wall:.1f}s (setup {out['setup_time']:.1f}s, solve {out['solve_time']:.1f}s, "
@@ -116,12 +111,7 @@ def main(argv=None):
     sizes = args.sizes or ("2000,5000" if args.quick else "5000,20000,40000")
     al_time = args.al_max_time or (30.0 if args.quick else 120.0)
     info = machine()
-    printed = []
-
-    def say(line):
-        print(line, flush=True)
-        printed.append(line)
-
+    say, printed = recorder()
     say(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, python {info['python']}, "
         f"load average {info['load_average']}, {info['date']}")
     rows = []

@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import bench_solvers as bs  # noqa: E402
-from _data import machine  # noqa: E402
+from _data import machine, recorder  # noqa: E402
 from run_all import write_section  # noqa: E402
 
 
@@ -45,12 +45,7 @@ def main(argv=None):
     info = machine()
     name = bs.device_name(args.device)
     heading = f"## Scale: interior point (device: {torch.device(args.device).type})"
-    printed = []
-
-    def say(line):
-        print(line, flush=True)
-        printed.append(line)
-
+    say, printed = recorder()
     say(f"host: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, python {info['python']}, {info['date']}; "
         f"solves on {name} ({args.device})")
     rows = []

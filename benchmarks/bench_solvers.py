@@ -26,7 +26,6 @@ import json
 import math
 import os
 import resource
-import subprocess
 import sys
 import time
 import warnings
@@ -36,7 +35,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _data import three_layer_teacher, two_layer_teacher  # noqa: E402
+from _data import run_json_child, three_layer_teacher, two_layer_teacher  # noqa: E402
 
 from convexrelu import GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram  # noqa: E402
 from convexrelu.solvers import (  # noqa: E402
@@ -405,13 +404,10 @@ def scale(n: int, d: int = 50, patterns: int = 500, m1: int = 3, *, dtype: str =
                 "lines": [f"scale three-layer n={n}: skipped (needs about {need:.1f} GB, {avail:.1f} GB available)"]}
     cmd = [sys.executable, os.path.abspath(__file__), "--scale-child", str(n), str(d), str(patterns), str(m1), dtype,
            str(max_time), str(threads or 0), str(device), solver, str(max_iter or 0)]
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    if proc.returncode != 0:
-        return {"n": n, "error": proc.stderr[-2000:], "lines": [f"scale n={n}: child failed: {proc.stderr[-500:]}"]}
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    out["wall_time"] = wall
+    out = run_json_child(cmd)
+    if "error" in out:
+        return {"n": n, "error": out["error"], "lines": [f"scale n={n}: child failed: {out['error'][-500:]}"]}
+    wall = out["wall_time"]
     out["lines"] = [
         f"scale three-layer n={n} d={d} m1={m1} patterns={out['patterns']} blocks={out['blocks']} {dtype} "
         f"{out['solver']}: "
