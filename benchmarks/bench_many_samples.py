@@ -79,7 +79,8 @@ def _run(n, d, patterns, m1, solver, max_time) -> dict:
            str(max_time)]
     out = run_json_child(cmd)
     if "error" in out:
-        return {"n": n, "error": out["error"], "lines": [f"n={n} {solver}: child failed: {out['error'][-500:]}"]}
+        tail = out["error"][-500:].replace("\n", " ").replace("|", "/")  # one line, no table cells
+        return {"n": n, "error": out["error"], "lines": [f"n={n} {solver}: child failed: {tail}"]}
     wall = out["wall_time"]
     out["lines"] = [
         f"three-layer n={n} d={out['features']} (with the intercept) m1={m1} patterns={patterns} blocks={out['blocks']} "

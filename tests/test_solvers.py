@@ -451,16 +451,22 @@ def test_ipm_lowrank_gram_is_u_u_transpose_over_the_blocks():
     assert not first.woodbury
     H2 = _spread_blocks(r, G, p)  # the next iteration: new blocks, the same U
     again = _NewtonSystem(H2, U, classes, sign, gram=first.gram)
+    assert again.gram is first.gram
     rhs = torch.tensor(r.standard_normal((G, p)))
     torch.testing.assert_close(again.solve(rhs), _NewtonSystem(H2, U, classes, sign).solve(rhs), rtol=1e-9, atol=0.0)
 
 
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
 @pytest.mark.parametrize("cls", PROGRAMS)
-def test_ipm_dense_path_with_many_samples_matches_cvxpy(cls, loss):
+def test_ipm_dense_path_with_many_samples_matches_cvxpy(cls, loss, monkeypatch):
     """More samples than unknowns (n C > B (d + 1)): the interior point factors the
     Newton matrix itself (for the squared loss its low-rank part once, reused every
-    iteration) and reaches the CVXPY optimum."""
+    iteration; for the logistic loss once per iteration) and reaches the CVXPY optimum."""
+    from convexrelu.solvers import ipm as ipm_module
+
+    calls = []
+    original = ipm_module._lowrank_gram
+    monkeypatch.setattr(ipm_module, "_lowrank_gram", lambda *a: calls.append(1) or original(*a))
     X, y = planted_regression(n=120, d=2, seed=3)
     extra = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
     prog = cls(X, targets_for(loss, y), 3, loss=loss, beta=0.5, random_state=0, **extra)
@@ -469,6 +475,7 @@ def test_ipm_dense_path_with_many_samples_matches_cvxpy(cls, loss):
     sol = InteriorPoint().solve(prog)
     ref = CVXPYSolver().solve(prog)
     assert sol.info["system"] == "dense" and sol.converged
+    assert sol.iterations > 3 and (len(calls) == 1 if loss == "squared" else len(calls) >= sol.iterations - 2)
     assert abs(sol.objective - ref.objective) <= 1e-6 * abs(ref.objective)
     assert sol.constraint_violation <= 1e-9 * max(1.0, float(np.abs(prog.predict(sol.weights)).max()))
 
@@ -525,11 +532,13 @@ def test_auto_interior_point_limits_by_device():
     assert not ipm_fits(40_000, 190, 100)  # order 19,190: too much work
     assert not ipm_fits(IPM_MAX_ENTRIES // 100 + 1, 100, 0)  # order 100, too many entries
     assert ipm_fits(IPM_MAX_ENTRIES // 100, 100, 0)
-    # n = 20,000, 3,000 blocks, 51 columns: 3.12e9 entries, 49.9 GB at 16 bytes each
+    # n = 20,000, 3,000 blocks, 51 columns: 3.12e9 entries, 49.9 GB at 16 bytes each, and
+    # the 20,000 x 20,000 Woodbury matrix at 32 bytes per entry
     entries = 20_000 * 3_000 * 52
+    need = 16 * entries + 32 * 20_000**2
     assert not ipm_fits(20_000, 3_000, 51, "cpu")
-    assert ipm_fits(20_000, 3_000, 51, "cuda", free_bytes=1.001 * 16 * entries / 0.8)
-    assert not ipm_fits(20_000, 3_000, 51, "cuda", free_bytes=0.999 * 16 * entries / 0.8)
+    assert ipm_fits(20_000, 3_000, 51, "cuda", free_bytes=1.001 * need / 0.8)
+    assert not ipm_fits(20_000, 3_000, 51, "cuda", free_bytes=0.999 * need / 0.8)
     assert not ipm_fits(IPM_MAX_ROWS_CUDA + 1, IPM_MAX_ROWS_CUDA + 1, 0, "cuda", free_bytes=1e15)
     assert ipm_fits(IPM_MAX_ROWS_CUDA + 1, IPM_MAX_ROWS_CUDA, 0, "cuda", free_bytes=1e15)
     assert not ipm_fits(IPM_MAX_ENTRIES // 100 + 1, 100, 0, "cpu")

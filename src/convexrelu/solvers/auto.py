@@ -6,10 +6,10 @@ device:
 
 - ``beta > 0`` and the interior-point Newton systems fit (:func:`ipm_fits`; ``n``
   samples, ``C`` outputs, ``B`` blocks, ``d`` features: on the CPU the
-  ``n C B (d + 1)`` entries of the loss part of its Newton matrix at most
+  ``n C B (d + 1)`` entries of the low-rank factor of its Newton matrix at most
   :data:`IPM_MAX_ENTRIES`, and their number times the order of the matrix it factors
   every iteration, ``min(n C, B (d + 1))``, at most :data:`IPM_MAX_WORK`; on a CUDA
-  device that order at most :data:`IPM_MAX_ROWS_CUDA` and the memory within the
+  device that order at most :data:`IPM_MAX_ROWS_CUDA` and the memory of both within the
   device's free memory): :class:`.InteriorPoint`;
 - otherwise ``n * B`` at most a threshold: :class:`.CVXPYSolver`;
 - otherwise :class:`.FISTA` for unconstrained programs (gated ReLU) and
@@ -45,7 +45,7 @@ from .ipm import InteriorPoint
 
 __all__ = ["AutoSolver", "ipm_fits"]
 
-#: Largest ``n * C * B * (d + 1)`` (entries of the loss part of the Newton matrix)
+#: Largest ``n * C * B * (d + 1)`` (entries of the low-rank factor ``U`` of the Newton matrix)
 #: solved by the interior-point method on the CPU: about 26 bytes each (measured: 1.8 GB
 #: over the data at n = 30,000, 188 blocks, d = 11, 6.8e7 entries).
 IPM_MAX_ENTRIES = 100_000_000
@@ -61,6 +61,10 @@ IPM_MAX_ROWS_CUDA = 20_000
 #: Device memory of the interior-point method in bytes per entry of ``n C B (d + 1)``
 #: (measured on an H200: 12.6 at n = 10,000, 13.7 at n = 20,000; with a margin).
 IPM_DEVICE_BYTES_PER_ENTRY = 16.0
+#: Device memory in bytes per entry of the matrix factored, ``order^2``: up to four such
+#: float64 matrices live at once (the dense path's ``U U^T``, the matrix, its factor and
+#: the previous factor).
+IPM_DEVICE_BYTES_PER_ORDER2 = 32.0
 
 #: Largest ``n * B`` solved by CVXPY, unconstrained programs.
 CVXPY_MAX_SIZE_UNCONSTRAINED = 50_000
@@ -78,8 +82,9 @@ def ipm_fits(rows: int, blocks: int, features: int, device="cpu", free_bytes: fl
     (many samples, few blocks); ``entries = rows * blocks * (features + 1)``. CPU (and
     any device but CUDA): ``entries <= IPM_MAX_ENTRIES`` and ``entries * order <=
     IPM_MAX_WORK``. CUDA: ``order <= IPM_MAX_ROWS_CUDA`` and
-    ``IPM_DEVICE_BYTES_PER_ENTRY * entries`` at most 80 % of ``free_bytes`` (the device's
-    free memory, ``torch.cuda.mem_get_info``, when None).
+    ``IPM_DEVICE_BYTES_PER_ENTRY * entries + IPM_DEVICE_BYTES_PER_ORDER2 * order^2`` at
+    most 80 % of ``free_bytes`` (the device's free memory, ``torch.cuda.mem_get_info``,
+    when None).
     """
     unknowns = blocks * (features + 1)
     entries = rows * unknowns
@@ -89,7 +94,8 @@ def ipm_fits(rows: int, blocks: int, features: int, device="cpu", free_bytes: fl
         return entries <= IPM_MAX_ENTRIES and entries * order <= IPM_MAX_WORK
     if free_bytes is None:
         free_bytes = torch.cuda.mem_get_info(device)[0]
-    return order <= IPM_MAX_ROWS_CUDA and IPM_DEVICE_BYTES_PER_ENTRY * entries <= 0.8 * free_bytes
+    need = IPM_DEVICE_BYTES_PER_ENTRY * entries + IPM_DEVICE_BYTES_PER_ORDER2 * order**2
+    return order <= IPM_MAX_ROWS_CUDA and need <= 0.8 * free_bytes
 
 
 def _accepted(cls, hyperparameters: dict) -> dict:
