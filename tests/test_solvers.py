@@ -517,6 +517,27 @@ def test_auto_picks_by_size_and_constraints():
     assert sol.solver.startswith("cvxpy") and sol.iterations <= 7
 
 
+def test_auto_logs_its_choice_and_the_missing_time_limit(caplog):
+    """The choice is logged at INFO with the sizes; a first-order choice without
+    ``max_time`` says how to bound it."""
+    import logging
+
+    prog = program(GatedReLUProgram, "squared")
+    with caplog.at_level(logging.INFO, logger="convexrelu.solvers.auto"), pytest.warns(ConvergenceWarning):
+        AutoSolver(cvxpy_max_size=0, ipm=False, max_iter=5).solve(prog)
+    (record,) = [r for r in caplog.records if r.name == "convexrelu.solvers.auto"]
+    assert record.getMessage().startswith(f"auto: FISTA for {prog.operator.n_samples} samples")
+    assert "give max_time" in record.getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="convexrelu.solvers.auto"), pytest.warns(ConvergenceWarning):
+        AutoSolver(cvxpy_max_size=0, ipm=False, max_iter=5, max_time=10.0).solve(prog)
+    with caplog.at_level(logging.INFO, logger="convexrelu.solvers.auto"):
+        AutoSolver().solve(prog)
+    messages = [r.getMessage() for r in caplog.records if r.name == "convexrelu.solvers.auto"]
+    assert len(messages) == 2 and messages[1].startswith("auto: InteriorPoint")
+    assert not any("give max_time" in m for m in messages)
+
+
 def test_auto_interior_point_limits_by_device():
     """CPU: the limits on the entries n C B (d + 1) and on the entries times the order of
     the matrix factored, min(n C, B (d + 1)); CUDA: the order limit and the device's

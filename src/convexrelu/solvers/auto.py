@@ -34,6 +34,7 @@ cone-constrained programs at ``n * B = 1e5``).
 from __future__ import annotations
 
 import inspect
+import logging
 
 import torch
 
@@ -44,6 +45,8 @@ from .fista import FISTA
 from .ipm import InteriorPoint
 
 __all__ = ["AutoSolver", "ipm_fits"]
+
+logger = logging.getLogger(__name__)
 
 #: Largest ``n * C * B * (d + 1)`` (entries of the low-rank factor ``U`` of the Newton matrix)
 #: solved by the interior-point method on the CPU: about 26 bytes each (measured: 1.8 GB
@@ -152,4 +155,13 @@ class AutoSolver(Solver):
         return cls(**_accepted(cls, self.hyperparameters))
 
     def solve(self, program, init=None) -> Solution:
-        return self.choose(program).solve(program, init)
+        solver = self.choose(program)
+        op = program.operator
+        entries = op.n_samples * op.n_outputs * op.n_blocks * (op.n_features + 1)
+        logger.info("auto: %s for %d samples x %d outputs, %d blocks, %d features (%.1e entries in the interior "
+                    "point's Newton systems)%s", type(solver).__name__, op.n_samples, op.n_outputs, op.n_blocks,
+                    op.n_features, entries,
+                    "; a first-order solve of this size may take long: give max_time to bound it"
+                    if isinstance(solver, (AugmentedLagrangian, FISTA)) and getattr(solver, "max_time", None) is None
+                    else "")
+        return solver.solve(program, init)
