@@ -542,8 +542,10 @@ def test_auto_interior_point_limits_by_device():
     """CPU: the limits on the entries n C B (d + 1) and on the entries times the order of
     the matrix factored, min(n C, B (d + 1)); CUDA: the order limit and the device's
     free memory at IPM_DEVICE_BYTES_PER_ENTRY bytes per entry."""
-    from convexrelu.solvers.auto import IPM_MAX_ENTRIES, IPM_MAX_ROWS_CUDA, IPM_MAX_WORK, ipm_fits
+    from convexrelu.solvers.auto import IPM_MAX_ENTRIES, IPM_MAX_ROWS_CUDA, IPM_MAX_WORK, ipm_fits, newton_size
 
+    assert newton_size(7_500, 400, 11) == (7_500 * 4_800, 4_800)  # the Newton matrix itself
+    assert newton_size(300, 400, 11) == (300 * 4_800, 300)  # the Woodbury matrix
     assert ipm_fits(500, 600, 10) and ipm_fits(4000, 1, 0)
     # many samples, few unknowns: the Newton matrix itself is factored (order B (d + 1))
     assert ipm_fits(40_000, 190, 11) and ipm_fits(7_500, 400, 11)

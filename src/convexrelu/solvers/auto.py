@@ -44,7 +44,7 @@ from .cvxpy_solver import CVXPYSolver
 from .fista import FISTA
 from .ipm import InteriorPoint
 
-__all__ = ["AutoSolver", "ipm_fits"]
+__all__ = ["AutoSolver", "ipm_fits", "newton_size"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,23 +75,29 @@ CVXPY_MAX_SIZE_UNCONSTRAINED = 50_000
 CVXPY_MAX_SIZE_CONSTRAINED = 100_000
 
 
+def newton_size(rows: int, blocks: int, features: int) -> tuple[int, int]:
+    """``(entries, order)`` of the interior point's Newton systems for ``rows = n C``,
+    ``blocks`` blocks and ``features`` columns of ``X``: the ``rows * blocks * (features +
+    1)`` entries of their low-rank factor, and the order of the matrix factored every
+    iteration, ``min(rows, blocks * (features + 1))`` (the Woodbury matrix, or the Newton
+    matrix itself when it has fewer unknowns)."""
+    unknowns = blocks * (features + 1)
+    return rows * unknowns, min(rows, unknowns)
+
+
 def ipm_fits(rows: int, blocks: int, features: int, device="cpu", free_bytes: float | None = None) -> bool:
     """Whether the interior-point method takes a program with ``rows = n C`` rows of
     its Woodbury matrix, ``blocks`` blocks and ``features`` columns of ``X``, on
     ``device``.
 
-    Every iteration factors a matrix of order ``order = min(rows, blocks * (features +
-    1))``: the Woodbury matrix, or the Newton matrix itself when it has fewer unknowns
-    (many samples, few blocks); ``entries = rows * blocks * (features + 1)``. CPU (and
-    any device but CUDA): ``entries <= IPM_MAX_ENTRIES`` and ``entries * order <=
+    With ``entries, order = newton_size(rows, blocks, features)``, CPU (and any device
+    but CUDA): ``entries <= IPM_MAX_ENTRIES`` and ``entries * order <=
     IPM_MAX_WORK``. CUDA: ``order <= IPM_MAX_ROWS_CUDA`` and
     ``IPM_DEVICE_BYTES_PER_ENTRY * entries + IPM_DEVICE_BYTES_PER_ORDER2 * order^2`` at
     most 80 % of ``free_bytes`` (the device's free memory, ``torch.cuda.mem_get_info``,
     when None).
     """
-    unknowns = blocks * (features + 1)
-    entries = rows * unknowns
-    order = min(rows, unknowns)
+    entries, order = newton_size(rows, blocks, features)
     device = torch.device(device)
     if device.type != "cuda":
         return entries <= IPM_MAX_ENTRIES and entries * order <= IPM_MAX_WORK
@@ -157,7 +163,7 @@ class AutoSolver(Solver):
     def solve(self, program, init=None) -> Solution:
         solver = self.choose(program)
         op = program.operator
-        entries = op.n_samples * op.n_outputs * op.n_blocks * (op.n_features + 1)
+        entries, _ = newton_size(op.n_samples * op.n_outputs, op.n_blocks, op.n_features)
         logger.info("auto: %s for %d samples x %d outputs, %d blocks, %d features (%.1e entries in the interior "
                     "point's Newton systems)%s", type(solver).__name__, op.n_samples, op.n_outputs, op.n_blocks,
                     op.n_features, entries,
