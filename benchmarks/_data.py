@@ -97,12 +97,13 @@ def recorder():
 def run_json_child(cmd: list[str]) -> dict:
     """Run ``cmd``, a child process whose last line of output is one JSON object: that
     object with ``wall_time`` (seconds, the child's whole life) added, or
-    ``{"error": the end of its standard error}`` when it failed."""
+    ``{"error": the end of its standard error}`` when it failed, on one line and without
+    ``|`` (it goes into printed lines and table cells)."""
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t
     if proc.returncode != 0:
-        return {"error": proc.stderr[-2000:]}
+        return {"error": " ".join(proc.stderr[-500:].split()).replace("|", "/")}
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["wall_time"] = wall
     return out

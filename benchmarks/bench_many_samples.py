@@ -38,7 +38,7 @@ sys.path.insert(0, HERE)
 from _data import machine, recorder, run_json_child  # noqa: E402
 from run_all import write_section  # noqa: E402
 
-from convexrelu.solvers.auto import ipm_fits  # noqa: E402
+from convexrelu.solvers.auto import ipm_fits, newton_size  # noqa: E402
 
 HEADING = "## Many samples, few patterns"
 
@@ -79,8 +79,7 @@ def _run(n, d, patterns, m1, solver, max_time) -> dict:
            str(max_time)]
     out = run_json_child(cmd)
     if "error" in out:
-        tail = out["error"][-500:].replace("\n", " ").replace("|", "/")  # one line, no table cells
-        return {"n": n, "error": out["error"], "lines": [f"n={n} {solver}: child failed: {tail}"]}
+        return {"n": n, "error": out["error"], "lines": [f"n={n} {solver}: child failed: {out['error']}"]}
     wall = out["wall_time"]
     out["lines"] = [
         f"three-layer n={n} d={out['features']} (with the intercept) m1={m1} patterns={patterns} blocks={out['blocks']} "
@@ -95,7 +94,8 @@ def _run(n, d, patterns, m1, solver, max_time) -> dict:
 def _old_rule(n: int, blocks: int, features: int) -> bool:
     """``solver="auto"``'s interior-point rule before this benchmark: ``n C <= 4000`` and
     ``n C B (d + 1) <= 3e7``."""
-    return n <= 4000 and n * blocks * (features + 1) <= 30_000_000
+    entries, _ = newton_size(n, blocks, features)
+    return n <= 4000 and entries <= 30_000_000
 
 
 def main(argv=None):

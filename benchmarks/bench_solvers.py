@@ -406,7 +406,7 @@ def scale(n: int, d: int = 50, patterns: int = 500, m1: int = 3, *, dtype: str =
            str(max_time), str(threads or 0), str(device), solver, str(max_iter or 0)]
     out = run_json_child(cmd)
     if "error" in out:
-        return {"n": n, "error": out["error"], "lines": [f"scale n={n}: child failed: {out['error'][-500:]}"]}
+        return {"n": n, "error": out["error"], "lines": [f"scale n={n}: child failed: {out['error']}"]}
     wall = out["wall_time"]
     out["lines"] = [
         f"scale three-layer n={n} d={d} m1={m1} patterns={out['patterns']} blocks={out['blocks']} {dtype} "

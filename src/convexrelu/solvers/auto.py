@@ -56,8 +56,9 @@ IPM_MAX_ENTRIES = 100_000_000
 #: the Woodbury matrix, or the Newton matrix itself when it has fewer unknowns than
 #: ``n C``) solved by it on the CPU. Measured on 2 cores: 1.1e12 took 9.7 s per iteration
 #: (Woodbury, n = 8,000, 396 blocks, d = 41), 5.2e11 2.2 s (dense, n = 8,000, d = 21),
-#: 1.7e11 0.64 s (dense, logistic loss, n = 7,500, 400 blocks, d = 11); 40 to 100
-#: iterations to converge, where the augmented Lagrangian had not converged in minutes.
+#: 1.7e11 0.64 s (dense, logistic loss, n = 7,500, 400 blocks, d = 11). The solves of
+#: RESULTS.md, "Many samples, few patterns", took 51 to 69 iterations, where the augmented
+#: Lagrangian had not converged in two minutes.
 IPM_MAX_WORK = 5e11
 #: Largest ``min(n C, B (d + 1))`` solved by it on a CUDA device.
 IPM_MAX_ROWS_CUDA = 20_000
