@@ -152,8 +152,45 @@ def test_hessian_factor_against_autograd(name):
     n, C = Z.shape
     H = torch.autograd.functional.hessian(lambda z: loss.value(z, Y), Z).reshape(n, C, n, C)
     F = loss.hessian_factor(Z, Y)
-    assert F.shape == (n, C, C)
+    assert F.shape == (n, C, loss.hessian_rank(C))
     for i in range(n):
         assert torch.allclose(F[i] @ F[i].T, H[i, :, i, :], rtol=1e-10, atol=1e-12)
         H[i, :, i, :] = 0
     assert torch.count_nonzero(H) == 0
+
+
+def test_hessian_ranks():
+    """Columns of the factors: C for the squared loss, 1 for the logistic, C - 1 for softmax."""
+    assert [get_loss("squared").hessian_rank(C) for C in (1, 3)] == [1, 3]
+    assert get_loss("logistic").hessian_rank(1) == 1
+    assert [get_loss("softmax").hessian_rank(C) for C in (1, 2, 3, 5)] == [1, 1, 2, 4]
+
+
+def test_softmax_hessian_factor_closed_form():
+    """Two classes with probabilities (p, 1 - p): Hessian ``p (1 - p) [[1, -1], [-1, 1]]``,
+    so the one column is ``+-sqrt(p (1 - p)) (1, -1)``; three equal classes: ``F^T F`` is
+    ``I / 3`` (the Hessian ``I/3 - 1 1^T / 9`` has eigenvalue 1/3 twice), ``F^T 1 = 0``."""
+    loss = get_loss("softmax")
+    p = 0.2
+    Z = torch.tensor([[math.log(p), math.log(1 - p)]], dtype=torch.float64)
+    F = loss.hessian_factor(Z, torch.tensor([[1.0, 0.0]], dtype=torch.float64))[0]
+    assert F.shape == (2, 1)
+    assert torch.allclose(torch.abs(F[:, 0]), torch.full((2,), math.sqrt(p * (1 - p)), dtype=torch.float64))
+    assert float(F[0, 0] * F[1, 0]) < 0
+    F3 = loss.hessian_factor(torch.zeros((1, 3), dtype=torch.float64), torch.tensor([[0.0, 0.0, 1.0]]))[0]
+    assert torch.allclose(F3.T @ F3, torch.eye(2, dtype=torch.float64) / 3)
+    assert torch.allclose(F3.T @ torch.ones(3, dtype=torch.float64), torch.zeros(2, dtype=torch.float64), atol=1e-15)
+
+
+def test_softmax_hessian_factor_for_certain_classes():
+    """A row with ``p`` nearly one-hot (on any class, including the last, where the
+    reflection vector is largest) keeps ``F F^T = diag(p) - p p^T`` to rounding, relative
+    to each entry (the tiny diagonal ``p_k (1 - p_k)`` of a certain class included)."""
+    loss = get_loss("softmax")
+    Z = torch.tensor([[40.0, 0.0, 0.0], [0.0, 0.0, 40.0], [0.0, -40.0, 0.0]], dtype=torch.float64)
+    F = loss.hessian_factor(Z, torch.eye(3, dtype=torch.float64))
+    P = torch.softmax(Z, dim=1)
+    # the reference without cancellation: H_kk = p_k (sum of the other p_j), H_jk = -p_j p_k
+    H = -P[:, :, None] * P[:, None, :]
+    H.diagonal(dim1=1, dim2=2).copy_(P * (P.sum(dim=1, keepdim=True) - P))
+    assert torch.allclose(F @ F.transpose(1, 2), H, rtol=1e-12, atol=1e-17)

@@ -567,6 +567,29 @@ def test_auto_interior_point_limits_by_device():
     assert not ipm_fits(IPM_MAX_ENTRIES // 100 + 1, 100, 0, "cpu")
 
 
+
+def test_auto_sizes_the_newton_systems_by_the_rank_of_the_loss_hessian(caplog, monkeypatch):
+    """Softmax with C classes: the Hessian of a row has rank C - 1, so the Newton systems
+    have ``n (C - 1)`` rows (the entries logged), and a program whose ``n C`` rows would
+    exceed the limits but whose ``n (C - 1)`` do not goes to the interior point."""
+    import logging
+
+    prog = program(TwoLayerReLUProgram, "softmax")
+    op = prog.operator
+    n, C, B, d = op.n_samples, op.n_outputs, op.n_blocks, op.n_features
+    assert C == 3
+    with caplog.at_level(logging.INFO, logger="convexrelu.solvers.auto"):
+        AutoSolver().solve(prog)
+    (record,) = [r for r in caplog.records if r.name == "convexrelu.solvers.auto"]
+    assert f"({n * (C - 1) * B * (d + 1):.1e} entries" in record.getMessage()
+    # an entries limit between n (C - 1) B (d + 1) and n C B (d + 1)
+    import convexrelu.solvers.auto as auto
+
+    monkeypatch.setattr(auto, "IPM_MAX_ENTRIES", n * B * (d + 1) * (C - 0.5))
+    assert not auto.ipm_fits(n * C, B, d)
+    assert isinstance(AutoSolver().choose(prog), InteriorPoint)
+
+
 # ----------------------------------------------------------------------------- float32
 @pytest.mark.parametrize("cls", PROGRAMS)
 def test_float32(cls):

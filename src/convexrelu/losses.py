@@ -109,9 +109,15 @@ class Loss(abc.ABC):
 
     @abc.abstractmethod
     def hessian_factor(self, Z: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-        """Factor of the Hessian, row by row: ``F`` of shape (n, C, C) with
-        ``F[i] F[i]^T = d^2 l / dZ_i^2`` (the loss is separable over rows). Used by the
-        Newton systems of the interior-point solver."""
+        """Factor of the Hessian, row by row: ``F`` of shape (n, C, r) with
+        ``F[i] F[i]^T = d^2 l / dZ_i^2`` (the loss is separable over rows) and
+        ``r = hessian_rank(C)`` columns. Used by the Newton systems of the interior-point
+        solver, whose costs grow with ``n r`` (the rank of the loss part)."""
+
+    def hessian_rank(self, n_outputs: int) -> int:
+        """Columns ``r`` of :meth:`hessian_factor` for ``n_outputs`` columns of ``Z``: the
+        largest rank of the Hessian of one row (``C`` unless a subclass knows better)."""
+        return int(n_outputs)
 
     @abc.abstractmethod
     def cvxpy(self, Z: cp.Expression, Y: np.ndarray) -> cp.Expression:
@@ -295,11 +301,25 @@ class SoftmaxLoss(Loss):
         return torch.logsumexp(Z, dim=1) - torch.sum(Z * Y, dim=1) + torch.sum((Z - V) ** 2, dim=1) / (2 * t)
 
     def hessian_factor(self, Z, Y):
-        """``F = diag(sqrt(p)) - p sqrt(p)^T`` per row, ``p = softmax(z)``: since
-        ``sum(p) = 1``, ``F F^T = diag(p) - p p^T``."""
-        P = torch.softmax(Z, dim=1)
-        r = torch.sqrt(P)
-        return torch.diag_embed(r) - P[:, :, None] * r[:, None, :]
+        """``F = diag(r) R`` per row, ``p = softmax(z)``, ``r = sqrt(p)``, with ``C - 1``
+        columns: the Hessian ``diag(p) - p p^T = diag(r) (I - r r^T) diag(r)`` has rank
+        ``C - 1`` (``1`` spans its null space), and ``R`` is the first ``C - 1`` columns of
+        the Householder reflection ``I - 2 w w^T / ||w||^2``, ``w = r + e_C``, which maps
+        ``e_C`` to ``-r`` (``||r|| = 1``): orthonormal columns with ``R R^T = I - r r^T``.
+        ``||w||^2 = 2 + 2 r_C >= 2``, so the reflection is well conditioned for every
+        ``p``. (Shape (n, 1, 1) of zeros for one column: the loss is then constant.)"""
+        n, C = Z.shape
+        if C == 1:
+            return Z.new_zeros((n, 1, 1))
+        r = torch.sqrt(torch.softmax(Z, dim=1))
+        w = r.clone()
+        w[:, -1] += 1.0
+        R = torch.eye(C, C - 1, dtype=Z.dtype, device=Z.device) - (2.0 / torch.sum(w * w, dim=1))[:, None, None] * (
+            w[:, :, None] * w[:, None, : C - 1])
+        return r[:, :, None] * R
+
+    def hessian_rank(self, n_outputs):
+        return max(int(n_outputs) - 1, 1)
 
     def cvxpy(self, Z, Y):
         return cp.sum(cp.log_sum_exp(Z, axis=1)) - cp.sum(cp.multiply(Y, Z))

@@ -1,14 +1,15 @@
 """``solver="auto"``: the interior-point method where it fits, otherwise CVXPY for small
 programs and the first-order path for large ones.
 
-The choice uses only the program's sizes, ``beta``, ``program.has_constraints`` and its
-device:
+The choice uses only the program's sizes, ``beta``, ``program.has_constraints``, the rank
+of its loss's Hessian and its device:
 
 - ``beta > 0`` and the interior-point Newton systems fit (:func:`ipm_fits`; ``n``
-  samples, ``C`` outputs, ``B`` blocks, ``d`` features: on the CPU the
-  ``n C B (d + 1)`` entries of the low-rank factor of its Newton matrix at most
+  samples, ``C`` outputs, ``r = loss.hessian_rank(C)`` columns of the loss's Hessian
+  factor (``C``; ``C - 1`` for the softmax loss), ``B`` blocks, ``d`` features: on the
+  CPU the ``n r B (d + 1)`` entries of the low-rank factor of its Newton matrix at most
   :data:`IPM_MAX_ENTRIES`, and their number times the order of the matrix it factors
-  every iteration, ``min(n C, B (d + 1))``, at most :data:`IPM_MAX_WORK`; on a CUDA
+  every iteration, ``min(n r, B (d + 1))``, at most :data:`IPM_MAX_WORK`; on a CUDA
   device that order at most :data:`IPM_MAX_ROWS_CUDA` and the memory of both within the
   device's free memory): :class:`.InteriorPoint`;
 - otherwise ``n * B`` at most a threshold: :class:`.CVXPYSolver`;
@@ -21,7 +22,7 @@ point: robustness): the interior-point method reaches the CVXPY (Clarabel) optim
 Clarabel over 27 programs (2.1x to 220x; Clarabel failed on 8 of them), 38 to 48 times
 on the two-layer and 21 to 25 times on the three-layer n = 500 benchmarks (19.8 and 19.1
 in two runs on a slowed machine); its cost per
-iteration grows as ``n^2 C^2 B d`` (one ``n C x n C`` Woodbury matrix), hence the
+iteration grows as ``n^2 r^2 B d`` (one ``n r x n r`` Woodbury matrix), hence the
 limits. On an NVIDIA H200 (section "Scale: interior point (device: cuda)") it solved the
 three-layer program with n = 10,000, d = 50, 500 patterns in 48 s (188 iterations, 18 GB
 of device memory) and took 0.8 s per iteration at n = 20,000 (40 GB), while the
@@ -48,21 +49,21 @@ __all__ = ["AutoSolver", "ipm_fits", "newton_size"]
 
 logger = logging.getLogger(__name__)
 
-#: Largest ``n * C * B * (d + 1)`` (entries of the low-rank factor ``U`` of the Newton matrix)
+#: Largest ``n * r * B * (d + 1)`` (entries of the low-rank factor ``U`` of the Newton matrix)
 #: solved by the interior-point method on the CPU: about 26 bytes each (measured: 1.8 GB
 #: over the data at n = 30,000, 188 blocks, d = 11, 6.8e7 entries).
 IPM_MAX_ENTRIES = 100_000_000
-#: Largest ``n C B (d + 1) min(n C, B (d + 1))`` (about the flops of one Newton matrix:
+#: Largest ``n r B (d + 1) min(n r, B (d + 1))`` (about the flops of one Newton matrix:
 #: the Woodbury matrix, or the Newton matrix itself when it has fewer unknowns than
-#: ``n C``) solved by it on the CPU. Measured on 2 cores: 1.1e12 took 9.7 s per iteration
+#: ``n r``) solved by it on the CPU. Measured on 2 cores: 1.1e12 took 9.7 s per iteration
 #: (Woodbury, n = 8,000, 396 blocks, d = 41), 5.2e11 2.2 s (dense, n = 8,000, d = 21),
 #: 1.7e11 0.64 s (dense, logistic loss, n = 7,500, 400 blocks, d = 11). The solves of
 #: RESULTS.md, "Many samples, few patterns", took 51 to 69 iterations, where the augmented
 #: Lagrangian had not converged in two minutes.
 IPM_MAX_WORK = 5e11
-#: Largest ``min(n C, B (d + 1))`` solved by it on a CUDA device.
+#: Largest ``min(n r, B (d + 1))`` solved by it on a CUDA device.
 IPM_MAX_ROWS_CUDA = 20_000
-#: Device memory of the interior-point method in bytes per entry of ``n C B (d + 1)``
+#: Device memory of the interior-point method in bytes per entry of ``n r B (d + 1)``
 #: (measured on an H200: 12.6 at n = 10,000, 13.7 at n = 20,000; with a margin).
 IPM_DEVICE_BYTES_PER_ENTRY = 16.0
 #: Device memory in bytes per entry of the matrix factored, ``order^2``: up to four such
@@ -77,7 +78,7 @@ CVXPY_MAX_SIZE_CONSTRAINED = 100_000
 
 
 def newton_size(rows: int, blocks: int, features: int) -> tuple[int, int]:
-    """``(entries, order)`` of the interior point's Newton systems for ``rows = n C``,
+    """``(entries, order)`` of the interior point's Newton systems for ``rows = n r``,
     ``blocks`` blocks and ``features`` columns of ``X``: the ``rows * blocks * (features +
     1)`` entries of their low-rank factor, and the order of the matrix factored every
     iteration, ``min(rows, blocks * (features + 1))`` (the Woodbury matrix, or the Newton
@@ -87,7 +88,7 @@ def newton_size(rows: int, blocks: int, features: int) -> tuple[int, int]:
 
 
 def ipm_fits(rows: int, blocks: int, features: int, device="cpu", free_bytes: float | None = None) -> bool:
-    """Whether the interior-point method takes a program with ``rows = n C`` rows of
+    """Whether the interior-point method takes a program with ``rows = n r`` rows of
     its Woodbury matrix, ``blocks`` blocks and ``features`` columns of ``X``, on
     ``device``.
 
@@ -147,7 +148,7 @@ class AutoSolver(Solver):
         """The solver :meth:`solve` uses for ``program``."""
         op = program.operator
         n, B = op.n_samples, op.n_blocks
-        rows = n * op.n_outputs
+        rows = n * program.loss.hessian_rank(op.n_outputs)
         limit = self.cvxpy_max_size
         if limit is None:
             limit = CVXPY_MAX_SIZE_CONSTRAINED if program.has_constraints else CVXPY_MAX_SIZE_UNCONSTRAINED
@@ -164,7 +165,8 @@ class AutoSolver(Solver):
     def solve(self, program, init=None) -> Solution:
         solver = self.choose(program)
         op = program.operator
-        entries, _ = newton_size(op.n_samples * op.n_outputs, op.n_blocks, op.n_features)
+        entries, _ = newton_size(op.n_samples * program.loss.hessian_rank(op.n_outputs), op.n_blocks,
+                                 op.n_features)
         logger.info("auto: %s for %d samples x %d outputs, %d blocks, %d features (%.1e entries in the interior "
                     "point's Newton systems)%s", type(solver).__name__, op.n_samples, op.n_outputs, op.n_blocks,
                     op.n_features, entries,

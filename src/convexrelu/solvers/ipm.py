@@ -29,18 +29,20 @@ matrix
 
 ``F F^T`` the Hessian of the loss row by row (:meth:`Loss.hessian_factor`). The second
 term is block diagonal over the operator's groups (one ``m (d + 1)`` block per group of
-``m`` blocks, from :meth:`BlockOperator.constraint_gram`), the first has rank ``n C``.
+``m`` blocks, from :meth:`BlockOperator.constraint_gram`), the first has rank ``n r``
+(``r = loss.hessian_rank(C)`` columns of the factor ``F``: ``C`` for the squared loss,
+``C - 1`` for the softmax loss, whose Hessian ``diag(p) - p p^T`` has rank ``C - 1``).
 Near the optimum the blocks span twenty orders of magnitude, so the system is solved by
 conjugate gradients preconditioned with the Woodbury factorisation of slightly shifted
-blocks (one batched Cholesky and one ``n C x n C`` Cholesky; a dense Cholesky when
-``n C`` exceeds the number of unknowns). Groups whose part of the model is the same up
+blocks (one batched Cholesky and one ``n r x n r`` Cholesky; a dense Cholesky when
+``n r`` exceeds the number of unknowns). Groups whose part of the model is the same up
 to sign (:meth:`BlockOperator.coefficient_classes`: the two signs of every pattern)
 share one factor of the Woodbury matrix, which halves its product (computed on and
-below the diagonal only: :func:`_gram_lower`). Cost per iteration: ``O(n^2 C^2 d B)``
+below the diagonal only: :func:`_gram_lower`). Cost per iteration: ``O(n^2 r^2 d B)``
 flops for the Woodbury matrix and ``O(n d^2 m B)`` for the blocks; memory
-``O(n C d B)``: meant for ``n C`` up to a few thousand. With more samples than unknowns
-(``n C > B (d + 1)``, tabular data with few patterns) the Newton matrix itself is
-factored instead: its loss part ``U U^T`` costs ``O(n C (B d)^2 / 4)`` flops (once for a
+``O(n r d B)``: meant for ``n r`` up to a few thousand. With more samples than unknowns
+(``n r > B (d + 1)``, tabular data with few patterns) the Newton matrix itself is
+factored instead: its loss part ``U U^T`` costs ``O(n r (B d)^2 / 4)`` flops (once for a
 quadratic loss, whose Hessian is constant: :func:`_lowrank_gram`), its factorisation
 ``O((B d)^3)``, so that ``n`` may be tens of thousands when ``B d`` is a few thousand.
 It reaches ``1e-7`` relative accuracy in 10 to 60 iterations whatever the conditioning
@@ -606,15 +608,16 @@ class InteriorPoint(Solver):
     @staticmethod
     def _loss_factor(op, loss, Z, Y, coef, out, gidx, classes) -> torch.Tensor:
         """``U = A^T F`` on the q rows (``F F^T`` the loss Hessian), one part per class of
-        groups (the groups of a class share it up to sign): shape (K, m d, n C)."""
+        groups (the groups of a class share it up to sign): shape (K, m d, n r), ``r`` the
+        columns of the factor (:meth:`Loss.hessian_rank`)."""
         _, _, reps = classes
         n, d = op.X.shape
-        F = loss.hessian_factor(Z, Y)  # (n, C, C)
-        C = F.shape[2]
-        cf = coef[:, :, None] * F[:, out, :]  # (n, B, C): row r of block b, factor column c
-        cfg = torch.cat([cf, cf.new_zeros((n, 1, C))], 1)[:, gidx[reps], :]  # (n, K, m, C)
+        F = loss.hessian_factor(Z, Y)  # (n, C, r)
+        r = F.shape[2]
+        cf = coef[:, :, None] * F[:, out, :]  # (n, B, r): row i of block b, factor column c
+        cfg = torch.cat([cf, cf.new_zeros((n, 1, r))], 1)[:, gidx[reps], :]  # (n, K, m, r)
         # row-major: every Newton system reads it by class (a batched product) and flat
-        return torch.einsum("rgjc,re->gjerc", cfg, op.X).reshape(len(reps), gidx.shape[1] * d, n * C).contiguous()
+        return torch.einsum("rgjc,re->gjerc", cfg, op.X).reshape(len(reps), gidx.shape[1] * d, n * r).contiguous()
 
 
 def _stationarity(op, loss, Z, Y, z, y0, y1, beta):
