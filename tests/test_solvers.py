@@ -24,6 +24,7 @@ from convexrelu.solvers import (
     FISTA,
     InteriorPoint,
     Solution,
+    Solver,
     SolverError,
     get_solver,
 )
@@ -156,6 +157,132 @@ def test_fista_certificate_is_tight_for_the_gated_program(loss):
     sol = solved("fista", GatedReLUProgram, loss)
     assert sol.relative_gap <= 1e-4
 
+
+
+# ----------------------------------------------------------------------------- outputs apart
+def _one_hot_program(cls):
+    """The small program of ``cls`` with the squared loss on one-hot targets of three
+    classes (the classifiers' default): three outputs, one independent program each."""
+    X, y = planted_regression(n=24, d=2, seed=0)
+    Y = np.eye(3)[targets_for("softmax", y)]
+    extra = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
+    return cls(X, Y, 6, beta=0.1, random_state=0, **extra), X, Y
+
+
+@pytest.mark.parametrize("name, cls", [(name, cls) for cls in PROGRAMS for name in ("ipm", "admm", "auglag", "fista")
+                                       if name != "fista" or cls is GatedReLUProgram])
+def test_outputs_apart_agree_with_cvxpy_and_recovery(name, cls):
+    """Squared loss, three outputs: every solver solves one program per output
+    (``info["output_parts"]``), and together they reach the CVXPY optimum of the whole;
+    weights, multipliers, violation, certificate (the sum of the parts' bounds) and the
+    recovered network are the whole program's."""
+    prog, X, Y = _one_hot_program(cls)
+    if ("one-hot", cls) not in _REFERENCES:
+        _REFERENCES["one-hot", cls] = CVXPYSolver().solve(prog)
+    ref = _REFERENCES["one-hot", cls]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sol = make_solver(name).solve(prog)
+    parts = sol.info["output_parts"]
+    assert [part["output"] for part in parts] == [0, 1, 2]
+    assert sum(part["groups"] for part in parts) + sol.info["dead_groups"] == prog.operator.n_groups
+    assert sol.iterations == sum(part["iterations"] for part in parts)
+    assert len(sol.history) >= 1
+    assert sol.converged and _relative(sol.objective, ref.objective) <= 1e-5
+    assert sol.objective == pytest.approx(prog.objective(sol.weights), rel=1e-12)
+    assert sol.objective == pytest.approx(sum(part["objective"] for part in parts), rel=1e-9)
+    assert [m.shape for m in sol.multipliers] == list(prog.operator.constraint_shapes)
+    scale = constraint_scale(prog.operator.constraints(torch.tensor(sol.weights)))
+    assert sol.constraint_violation <= 1e-9 * scale
+    assert sol.lower_bound == pytest.approx(sum(part["lower_bound"] for part in parts), rel=1e-12)
+    assert sol.lower_bound <= ref.objective * (1 + 1e-7) + 1e-9 and sol.relative_gap <= 2e-3
+    net = prog.recover(sol.weights)
+    assert net.objective(X, Y, "squared", prog.beta) == pytest.approx(sol.objective, rel=1e-6)
+    pred = prog.predict(sol.weights)
+    np.testing.assert_allclose(net.predict(X), pred, rtol=1e-6, atol=1e-7 * np.abs(pred).max())
+
+
+def test_restrict_to_one_output_is_that_column_of_the_program():
+    """``restrict(groups, output)``: one output column, targets ``Y[:, [output]]``; the
+    objectives of the three outputs' programs add up to the whole one (squared loss);
+    groups feeding another output are refused."""
+    prog, _, _ = _one_hot_program(ThreeLayerReLUProgram)
+    op = prog.operator
+    Q = np.random.default_rng(0).standard_normal(prog.shape)
+    total = 0.0
+    for o in range(3):
+        groups = np.flatnonzero(op.output_np == o)
+        part, blocks = prog.restrict(groups, o)
+        assert part.operator.n_outputs == 1 and part.Y_np.shape == (24, 1)
+        np.testing.assert_array_equal(part.Y_np[:, 0], prog.Y_np[:, o])
+        np.testing.assert_allclose(part.predict(Q[:, blocks])[:, 0], prog.predict(Q * np.isin(
+            np.arange(op.n_blocks), blocks))[:, o], rtol=1e-12, atol=1e-12)
+        total += part.objective(Q[:, blocks])
+    assert total == pytest.approx(prog.objective(Q), rel=1e-12)
+    with pytest.raises(ValueError, match="output: expected the output column of every group"):
+        prog.restrict(np.flatnonzero(op.output_np != 1), 1)
+
+
+def test_outputs_apart_count_the_outputs_without_groups_in_the_bound():
+    """An operator with no group for output 1 (of 3): the parts are outputs 0 and 2, and
+    the whole program's objective and lower bound add output 1's constant loss at zero,
+    so the interior point's certified bound still holds against CVXPY."""
+    from convexrelu.losses import SquaredLoss
+    from convexrelu.operators import BlockOperator
+    from convexrelu.programs import ConvexProgram
+    from convexrelu.solvers._presolve import program_parts
+
+    r = np.random.default_rng(3)
+    n, d = 20, 3
+    X = np.column_stack([r.standard_normal((n, d - 1)), np.ones(n)])
+    U = r.standard_normal((d, 4))
+    first = X @ U >= 0
+    op = BlockOperator(X, np.concatenate([first, first], 1), np.ones(8), np.arange(8), None, np.ones(8),
+                       np.array([0, 0, 0, 0, 2, 2, 2, 2]), 3, cone_first=True, cone_second=False)
+    Y = r.standard_normal((n, 3))
+    prog = ConvexProgram(op, SquaredLoss(), Y, 0.5)
+    assert [o for _, o in program_parts(prog)] == [0, 2]
+    sol = InteriorPoint().solve(prog)
+    ref = CVXPYSolver().solve(prog)
+    assert _relative(sol.objective, ref.objective) <= 1e-6
+    constant = 0.5 * float(np.sum(Y[:, 1] ** 2))
+    parts = sol.info["output_parts"]
+    assert sol.lower_bound == pytest.approx(constant + sum(part["lower_bound"] for part in parts), rel=1e-12)
+    assert sol.lower_bound <= ref.objective * (1 + 1e-9) and sol.relative_gap <= 1e-6
+
+
+def test_outputs_apart_share_the_time_limit():
+    """With ``max_time`` each part gets the time left divided among the parts still to
+    solve (a copy of the solver: the caller's keeps its limit); without, the solver
+    itself. ``max_iter`` holds per part."""
+    from convexrelu.solvers._presolve import on_live_groups
+
+    seen = []
+
+    class Recorder(Solver):
+        name = "recorder"
+
+        def __init__(self, max_time=None):
+            self.max_time = max_time
+
+        @on_live_groups
+        def solve(self, program, init=None):
+            seen.append((self, self.max_time, program.operator.n_outputs))
+            Q = np.zeros(program.shape)
+            return Solution(weights=Q, objective=program.objective(Q), converged=True, status="optimal",
+                            iterations=2, history=(2.0, 1.0))
+
+    prog, _, _ = _one_hot_program(TwoLayerReLUProgram)
+    solver = Recorder(max_time=30.0)
+    sol = solver.solve(prog)
+    assert [c for _, _, c in seen] == [1, 1, 1] and all(s is not solver for s, _, _ in seen)
+    shares = [t for _, t, _ in seen]
+    assert shares[0] == pytest.approx(10.0, rel=1e-2) and shares[1] == pytest.approx(15.0, rel=1e-2)
+    assert shares[2] == pytest.approx(30.0, rel=1e-2) and solver.max_time == 30.0
+    assert sol.iterations == 6 and sol.history == (6.0, 3.0)
+    seen.clear()
+    Recorder().solve(prog)
+    assert [t for _, t, _ in seen] == [None] * 3
 
 def _slab_program(loss):
     """A three-layer program whose patterns all have two pairs: the operator's slab layout
@@ -456,12 +583,91 @@ def test_ipm_lowrank_gram_is_u_u_transpose_over_the_blocks():
     torch.testing.assert_close(again.solve(rhs), _NewtonSystem(H2, U, classes, sign).solve(rhs), rtol=1e-9, atol=0.0)
 
 
-@pytest.mark.parametrize("loss", ["squared", "logistic"])
+
+def _mixed_problem(seed, woodbury):
+    """A Newton system whose low-rank factor is a base part per class mixed by a loss
+    Hessian factor ``F`` (n, C, r), and the same factor formed explicitly: column
+    ``a n + i`` of class ``c`` is ``U_c[:, i] F[i, out[c], a]``."""
+    r = np.random.default_rng(seed)
+    G, p, lead, K, C, rank = 6, 4, 1, 4, 3, 2
+    n = 2 if woodbury else 13  # k = n r columns: 4 <= G p = 24 (Woodbury), or 26 (dense)
+    U = torch.tensor(r.standard_normal((K, p - lead, n)))
+    F = torch.tensor(r.standard_normal((n, C, rank)))
+    out = torch.tensor([2, 0, 2, 1])
+    classes = torch.tensor([0, 1, 3, 0, 2, 3])
+    sign = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0, 1.0], dtype=torch.float64)
+    full = torch.einsum("kqi,ika->kqai", U, F[:, out, :]).reshape(K, p - lead, rank * n)
+    return _spread_blocks(r, G, p), U, (F, out), full, classes, sign
+
+
+@pytest.mark.parametrize("woodbury", [True, False])
+def test_ipm_newton_system_with_a_mixed_factor_solves_as_the_formed_one(woodbury):
+    """The mixed factor (base part per class, the loss Hessian factor per output) gives
+    the same ``M x``, Woodbury matrix or dense ``U U^T``, and solution as the factor
+    formed explicitly."""
+    from convexrelu.solvers.ipm import _NewtonSystem
+
+    H, U, mix, full, classes, sign = _mixed_problem(4, woodbury)
+    mixed = _NewtonSystem(H, U, classes, sign, mix=mix)
+    formed = _NewtonSystem(H, full, classes, sign)
+    assert mixed.woodbury is formed.woodbury is woodbury
+    rhs = torch.tensor(np.random.default_rng(5).standard_normal(tuple(H.shape[:2])))
+    torch.testing.assert_close(mixed.apply(rhs), formed.apply(rhs), rtol=1e-12, atol=1e-12)
+    if woodbury:
+        # (the blocks' scales spread over ten orders of magnitude: rounding of S^{-1} shows)
+        torch.testing.assert_close(torch.tril(mixed.Lc), torch.tril(formed.Lc), rtol=1e-9, atol=1e-12)
+    else:
+        torch.testing.assert_close(mixed.gram, formed.gram, rtol=1e-12, atol=1e-12)
+    # both solve M x = rhs within what its conditioning allows (the blocks span ten orders)
+    Ug = torch.zeros((H.shape[0], H.shape[1], full.shape[2]), dtype=torch.float64)
+    Ug[:, H.shape[1] - full.shape[1]:] = full[classes] * sign[:, None, None]
+    Ug = Ug.reshape(-1, full.shape[2])
+    M = torch.block_diag(*H) + Ug @ Ug.T
+    expected = torch.linalg.solve(M, rhs.reshape(-1)).reshape(rhs.shape)
+    bound = 1e-14 * float(torch.linalg.cond(M)) * float(torch.linalg.vector_norm(expected))
+    for system in (mixed, formed):
+        assert float(torch.linalg.vector_norm(system.solve(rhs) - expected)) <= bound
+
+
+def test_ipm_mixed_factor_forms_the_factor_for_one_output():
+    """One output and one column (squared, logistic): the factor ``U_c diag(f)`` itself,
+    ``U`` untouched (no copy) when ``f = 1``; several outputs: ``U`` and the mix."""
+    from convexrelu.solvers.ipm import _mixed_factor
+
+    U = torch.arange(12.0, dtype=torch.float64).reshape(2, 2, 3)
+    out = torch.tensor([0, 0])
+    same, mix = _mixed_factor(U, torch.ones((3, 1, 1), dtype=torch.float64), out)
+    assert same is U and mix is None
+    f = torch.tensor([2.0, 0.5, -1.0], dtype=torch.float64)
+    formed, mix = _mixed_factor(U, f[:, None, None], out)
+    assert mix is None and torch.equal(formed, U * f) and torch.equal(U, torch.arange(12.0).reshape(2, 2, 3).double())
+    F = torch.ones((3, 3, 2), dtype=torch.float64)
+    base, mix = _mixed_factor(U, F, out)
+    assert base is U and mix[0] is F and mix[1] is out
+
+
+def test_ipm_mixed_capacitance_is_the_lower_triangle_of_the_formed_product():
+    """``_mixed_capacitance``: one ``n x n`` product per output gives the lower triangle
+    of ``sum_c W_c^T W_c`` of the formed factors, blocks of outputs without classes
+    included (class outputs 2, 0, 2, 1 of three; and a subset with output 1 missing)."""
+    from convexrelu.solvers.ipm import _mixed_capacitance
+
+    _, V, (F, out), full, _, _ = _mixed_problem(6, woodbury=True)
+    for keep in (torch.arange(4), torch.tensor([0, 1, 2])):
+        W = full[keep].reshape(-1, full.shape[2])
+        expected = torch.tril(W.T @ W)
+        got = _mixed_capacitance(V[keep], F, out[keep])
+        torch.testing.assert_close(torch.tril(got), expected, rtol=1e-12, atol=1e-12)
+        assert torch.count_nonzero(torch.triu(got, diagonal=V.shape[2] + 1)) == 0  # blocks above: zero
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic", "softmax"])
 @pytest.mark.parametrize("cls", PROGRAMS)
 def test_ipm_dense_path_with_many_samples_matches_cvxpy(cls, loss, monkeypatch):
-    """More samples than unknowns (n C > B (d + 1)): the interior point factors the
-    Newton matrix itself (for the squared loss its low-rank part once, reused every
-    iteration; for the logistic loss once per iteration) and reaches the CVXPY optimum."""
+    """More samples than unknowns (n r > B (d + 1), r = C - 1 = 2 for softmax with three
+    classes): the interior point factors the Newton matrix itself (for the squared loss
+    its low-rank part once, reused every iteration; for the others once per iteration)
+    and reaches the CVXPY optimum."""
     from convexrelu.solvers import ipm as ipm_module
 
     calls = []
@@ -471,7 +677,7 @@ def test_ipm_dense_path_with_many_samples_matches_cvxpy(cls, loss, monkeypatch):
     extra = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
     prog = cls(X, targets_for(loss, y), 3, loss=loss, beta=0.5, random_state=0, **extra)
     d = prog.shape[0]
-    assert prog.shape[1] * (d + 1) < 120
+    assert prog.shape[1] * (d + 1) < 120 * prog.loss.hessian_rank(prog.operator.n_outputs)
     sol = InteriorPoint().solve(prog)
     ref = CVXPYSolver().solve(prog)
     assert sol.info["system"] == "dense" and sol.converged
@@ -539,13 +745,16 @@ def test_auto_logs_its_choice_and_the_missing_time_limit(caplog):
 
 
 def test_auto_interior_point_limits_by_device():
-    """CPU: the limits on the entries n C B (d + 1) and on the entries times the order of
-    the matrix factored, min(n C, B (d + 1)); CUDA: the order limit and the device's
-    free memory at IPM_DEVICE_BYTES_PER_ENTRY bytes per entry."""
+    """CPU: the limits on the entries n B (d + 1) and on the entries times the order of
+    the matrix factored, min(n r, B (d + 1)) (r columns of the loss's Hessian factor per
+    sample); CUDA: the order limit and the device's free memory at
+    IPM_DEVICE_BYTES_PER_ENTRY bytes per entry."""
     from convexrelu.solvers.auto import IPM_MAX_ENTRIES, IPM_MAX_ROWS_CUDA, IPM_MAX_WORK, ipm_fits, newton_size
 
     assert newton_size(7_500, 400, 11) == (7_500 * 4_800, 4_800)  # the Newton matrix itself
     assert newton_size(300, 400, 11) == (300 * 4_800, 300)  # the Woodbury matrix
+    assert newton_size(300, 400, 11, rank=2) == (300 * 4_800, 600)  # softmax, three classes
+    assert newton_size(3_000, 400, 11, rank=2) == (3_000 * 4_800, 4_800)
     assert ipm_fits(500, 600, 10) and ipm_fits(4000, 1, 0)
     # many samples, few unknowns: the Newton matrix itself is factored (order B (d + 1))
     assert ipm_fits(40_000, 190, 11) and ipm_fits(7_500, 400, 11)
@@ -569,26 +778,49 @@ def test_auto_interior_point_limits_by_device():
 
 
 def test_auto_sizes_the_newton_systems_by_the_rank_of_the_loss_hessian(caplog, monkeypatch):
-    """Softmax with C classes: the Hessian of a row has rank C - 1, so the Newton systems
-    have ``n (C - 1)`` rows (the entries logged), and a program whose ``n C`` rows would
-    exceed the limits but whose ``n (C - 1)`` do not goes to the interior point."""
+    """Softmax with C classes: the Hessian of a row has rank C - 1, so the matrix the
+    interior point factors has order ``n (C - 1)`` (logged with the ``n B (d + 1)``
+    entries of the constant factor), and a program whose order ``n C`` would exceed the
+    work limit but whose ``n (C - 1)`` does not goes to the interior point."""
     import logging
+
+    import convexrelu.solvers.auto as auto
 
     prog = program(TwoLayerReLUProgram, "softmax")
     op = prog.operator
     n, C, B, d = op.n_samples, op.n_outputs, op.n_blocks, op.n_features
-    assert C == 3
+    assert C == 3 and prog.loss.hessian_rank(C) == 2 and n * C < B * (d + 1)  # the Woodbury order
+    assert auto.newton_size(n, B, d, rank=2) == (n * B * (d + 1), 2 * n)
     with caplog.at_level(logging.INFO, logger="convexrelu.solvers.auto"):
         AutoSolver().solve(prog)
     (record,) = [r for r in caplog.records if r.name == "convexrelu.solvers.auto"]
-    assert f"({n * (C - 1) * B * (d + 1):.1e} entries" in record.getMessage()
-    # an entries limit between n (C - 1) B (d + 1) and n C B (d + 1)
-    import convexrelu.solvers.auto as auto
-
-    monkeypatch.setattr(auto, "IPM_MAX_ENTRIES", n * B * (d + 1) * (C - 0.5))
-    assert not auto.ipm_fits(n * C, B, d)
+    assert f"({n * B * (d + 1):.1e} entries in the interior point's Newton systems, order {2 * n})" in (
+        record.getMessage())
+    # a work limit between entries * n (C - 1) and entries * n C
+    monkeypatch.setattr(auto, "IPM_MAX_WORK", n * B * (d + 1) * n * (C - 0.5))
+    assert not auto.ipm_fits(n, B, d, rank=C) and auto.ipm_fits(n, B, d, rank=C - 1)
     assert isinstance(AutoSolver().choose(prog), InteriorPoint)
 
+
+def test_auto_sizes_independent_outputs_by_the_largest_one(caplog):
+    """Squared loss with three outputs: the solvers run one output at a time, so ``auto``
+    sizes the Newton systems by the blocks of one output and one column per sample (and
+    says so)."""
+    import logging
+
+    from convexrelu.solvers.auto import _largest_part
+
+    prog, _, _ = _one_hot_program(ThreeLayerReLUProgram)
+    op = prog.operator
+    assert _largest_part(prog) == (op.n_blocks // 3, 1)
+    assert _largest_part(program(ThreeLayerReLUProgram, "softmax")) == (
+        program(ThreeLayerReLUProgram, "softmax").operator.n_blocks, 2)
+    with caplog.at_level(logging.INFO, logger="convexrelu.solvers.auto"):
+        AutoSolver().solve(prog)
+    (record,) = [r for r in caplog.records if r.name == "convexrelu.solvers.auto"]
+    message = record.getMessage()
+    assert message.startswith("auto: InteriorPoint") and f"3 independent outputs, at most {op.n_blocks // 3}" in message
+    assert f"order {min(op.n_samples, op.n_blocks // 3 * (op.n_features + 1))}" in message
 
 # ----------------------------------------------------------------------------- float32
 @pytest.mark.parametrize("cls", PROGRAMS)

@@ -83,6 +83,9 @@ class Loss(abc.ABC):
     has_proba: bool = False
     #: Whether the loss is a quadratic function of ``Z`` (its Newton model is exact).
     quadratic: bool = False
+    #: Whether ``l(Z, Y) = sum_k l(Z[:, [k]], Y[:, [k]])``: a program with several outputs
+    #: is then one independent program per output (each group feeds one output).
+    separable_outputs: bool = False
 
     @abc.abstractmethod
     def prepare_targets(self, y) -> np.ndarray:
@@ -144,6 +147,7 @@ class SquaredLoss(Loss):
     name = "squared"
     smoothness = 1.0
     quadratic = True
+    separable_outputs = True
 
     def prepare_targets(self, y) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)

@@ -565,13 +565,17 @@ class BlockOperator:
         """The blocks of ``groups``, in increasing order."""
         return np.flatnonzero(np.isin(self.group_np, np.asarray(groups, dtype=np.int64)))
 
-    def restrict(self, groups) -> tuple["BlockOperator", np.ndarray]:
+    def restrict(self, groups, output: int | None = None) -> tuple["BlockOperator", np.ndarray]:
         """The operator of the program over a subset of the groups (the others fixed at
         zero).
 
         Parameters
         ----------
         groups : int array (G',), increasing group indices
+        output : int or None
+            When given, every group of ``groups`` must feed this output column, and the
+            restriction has that one output (its model is column ``output`` of this
+            operator's model, for the ``Q`` it keeps).
 
         Returns
         -------
@@ -583,13 +587,19 @@ class BlockOperator:
         keep = np.asarray(groups, dtype=np.int64).reshape(-1)
         if keep.size and (np.any(np.diff(keep) <= 0) or keep[0] < 0 or keep[-1] >= self.n_groups):
             raise ValueError(f"groups: expected increasing indices in [0, {self.n_groups}), got {keep.tolist()}")
+        outputs, n_outputs = self.output_np[keep], self.n_outputs
+        if output is not None:
+            if not 0 <= int(output) < self.n_outputs or np.any(outputs != int(output)):
+                raise ValueError(f"output: expected the output column of every group in groups, got {output!r} "
+                                 f"for groups feeding outputs {sorted(set(outputs.tolist()))}")
+            outputs, n_outputs = np.zeros_like(outputs), 1
         blocks = self._blocks_of(keep)
         remap = np.full(self.n_groups, -1, dtype=np.int64)
         remap[keep] = np.arange(keep.size)
         sub = BlockOperator(
             self.X_np, self.first_np[:, blocks], self.signs_np[blocks], remap[self.group_np[blocks]],
-            None if self.second_np is None else self.second_np[:, keep], self.sigma_np[keep], self.output_np[keep],
-            self.n_outputs, cone_first=self.cone_first, cone_second=self.cone_second, dtype=self.dtype,
+            None if self.second_np is None else self.second_np[:, keep], self.sigma_np[keep], outputs,
+            n_outputs, cone_first=self.cone_first, cone_second=self.cone_second, dtype=self.dtype,
             device=self.device)
         return sub, blocks
 

@@ -91,12 +91,17 @@ class ConvexProgram:
         new.beta = check_beta(beta)
         return new
 
-    def restrict(self, groups) -> tuple["ConvexProgram", np.ndarray]:
+    def restrict(self, groups, output: int | None = None) -> tuple["ConvexProgram", np.ndarray]:
         """The program over a subset of the groups, the others fixed at zero
         (:meth:`BlockOperator.restrict`): a plain :class:`ConvexProgram` (same loss,
-        targets and beta; no recovery) and the blocks it keeps."""
-        operator, blocks = self.operator.restrict(groups)
-        return ConvexProgram(operator, self.loss, self.Y_np, self.beta), blocks
+        targets and beta; no recovery) and the blocks it keeps. With ``output`` (every
+        group feeding that column) the program of that one output column, targets
+        ``Y[:, [output]]``: for a loss that is a sum over the columns
+        (:attr:`Loss.separable_outputs`), the part of the objective that the groups
+        change."""
+        operator, blocks = self.operator.restrict(groups, output)
+        Y = self.Y_np if output is None else self.Y_np[:, [int(output)]]
+        return ConvexProgram(operator, self.loss, Y, self.beta), blocks
 
     def as_tensor(self, Q) -> torch.Tensor:
         """``Q`` as a tensor of the program's dtype and device, checked for shape (d, B)."""

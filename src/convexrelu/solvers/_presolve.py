@@ -1,4 +1,4 @@
-"""Presolve shared by the solvers: the groups that cannot change the model are fixed at zero.
+"""Presolve shared by the solvers: dead groups fixed at zero, independent outputs apart.
 
 A group whose part of the model is identically zero (:meth:`BlockOperator.live_groups`:
 a three-layer pattern whose second layer is off wherever its first-layer blocks are on,
@@ -9,10 +9,21 @@ program restricted to the other groups (:meth:`ConvexProgram.restrict`) and retu
 solution of the whole program: the same objective and constraint violation, the
 restricted program's lower bound (a bound on the same optimal value), weights and
 multipliers extended by zeros (:meth:`BlockOperator.extend`), ``info["dead_groups"]``.
+
+With several outputs and a loss that is a sum over them (:attr:`Loss.separable_outputs`,
+the squared loss: the default of the classifiers, one-hot targets), every group feeds
+one output, the penalty and the cone constraints are sums over the groups, so the
+program is one independent program per output column (:func:`program_parts`). Each
+is solved on its own, in turn, and the solutions are put together
+(:func:`_assemble`): weights and multipliers side by side, the objective of the whole,
+the sum of the parts' lower bounds (plus the constant loss of the outputs without a live
+group) as its lower bound. An interior-point iteration then factors ``C`` matrices of
+order ``n`` instead of one of order ``n C``.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import time
@@ -22,24 +33,64 @@ import torch
 
 from .base import Solution
 
-__all__ = ["live_part", "on_live_groups"]
+__all__ = ["live_part", "on_live_groups", "program_parts"]
 
 
 def on_live_groups(solve):
     """Decorator of a :meth:`Solver.solve`: the solve runs on the live groups of the program
-    (every group when all are live or none is); a warm start ``init`` (array or
-    :class:`Solution` of the whole program) is restricted to them."""
+    (every group when all are live or none is), one output at a time where the outputs are
+    independent (:func:`program_parts`); a warm start ``init`` (array or
+    :class:`Solution` of the whole program) is restricted to each part."""
 
     @functools.wraps(solve)
     def wrapper(self, program, init=None) -> Solution:
         start = time.perf_counter()
-        part, part_init, groups = live_part(program, init)
-        sol = solve(self, part, part_init)
-        if groups is None:
+        parts = program_parts(program)
+        if parts is None:
+            sol = solve(self, program, init)
             return dataclasses.replace(sol, info={**sol.info, "dead_groups": 0})
-        return _extend(program, sol, groups, time.perf_counter() - start)
+        sols = []
+        for i, (groups, output) in enumerate(parts):
+            part, blocks = program.restrict(groups, output)
+            solver = _time_share(self, start, len(parts) - i)
+            sols.append(solve(solver, part, _restrict_init(program, init, groups, blocks)))
+        if len(sols) == 1 and parts[0][1] is None:
+            return _extend(program, sols[0], parts[0][0], time.perf_counter() - start)
+        return _assemble(program, sols, parts, time.perf_counter() - start)
 
     return wrapper
+
+
+def _time_share(solver, start: float, parts_left: int):
+    """``solver``, or with ``max_time`` set, a copy whose ``max_time`` is the time left of
+    it (since ``start``) divided among the ``parts_left`` parts still to solve: the parts
+    together keep to the solver's limit (``max_iter`` holds for each part)."""
+    budget = getattr(solver, "max_time", None)
+    if budget is None:
+        return solver
+    share = copy.copy(solver)
+    share.max_time = max(budget - (time.perf_counter() - start), 1e-3) / parts_left
+    return share
+
+
+def program_parts(program) -> list[tuple[np.ndarray, int | None]] | None:
+    """The independent programs a solver runs on: ``None`` for the whole program, or a
+    list of ``(groups, output)``, the live groups (increasing) of one part and, when the
+    outputs are solved apart, the output they feed (``None`` otherwise).
+
+    Outputs apart: the loss is separable over the outputs and there are several; a part
+    per output with a live group. Otherwise one part, the live groups, unless every group
+    is live or none is (``None``)."""
+    op = program.operator
+    live = op.live_groups()
+    if not live.any():
+        return None
+    if program.loss.separable_outputs and op.n_outputs > 1:
+        parts = [(np.flatnonzero(live & (op.output_np == o)), o) for o in range(op.n_outputs)]
+        return [(groups, o) for groups, o in parts if groups.size]
+    if live.all():
+        return None
+    return [(np.flatnonzero(live), None)]
 
 
 def live_part(program, init=None):
@@ -79,3 +130,54 @@ def _extend(program, sol: Solution, groups, elapsed: float) -> Solution:
     info["dead_groups"] = op.n_groups - len(groups)
     return dataclasses.replace(sol, weights=W.numpy(), multipliers=tuple(m.numpy() for m in mults), info=info,
                                time=elapsed)
+
+
+def _assemble(program, sols: list[Solution], parts, elapsed: float) -> Solution:
+    """The solution of ``program`` from the solutions ``sols`` of its independent output
+    parts ``parts`` (:func:`program_parts`).
+
+    Weights and multipliers: each part's, extended by zeros, summed (the parts' blocks and
+    constraint columns are disjoint). Objective: the whole program's at those weights.
+    Lower bound: the sum of the parts' bounds plus the loss at zero of the outputs without
+    a part (their columns do not depend on the weights). Converged when every part is;
+    iterations summed; history: the whole objective with every part stopped after
+    iteration ``k`` (a finished part keeps its last value); constraint violation: the
+    largest. ``info``: that of the part farthest from its bound (relative gap), with
+    ``output_parts`` (per part: output, groups, status, iterations, time, objective,
+    lower bound) and ``dead_groups``."""
+    op = program.operator
+    W = torch.zeros(op.shape, dtype=torch.float64)
+    mults = [torch.zeros(shape, dtype=torch.float64) for shape in op.constraint_shapes]
+    for sol, (groups, _) in zip(sols, parts):
+        Wp, mp = op.extend(torch.tensor(sol.weights), tuple(torch.tensor(m) for m in sol.multipliers), groups)
+        W += Wp
+        if len(mp) == len(mults):
+            for total, m in zip(mults, mp):
+                total += m
+    solved = {output for _, output in parts}
+    rest = [o for o in range(op.n_outputs) if o not in solved]
+    constant = program.loss.value_numpy(np.zeros((op.n_samples, len(rest))), program.Y_np[:, rest]) if rest else 0.0
+    length = max(len(sol.history) for sol in sols)
+    history = [constant + sum(sol.history[min(k, len(sol.history) - 1)] for sol in sols if sol.history)
+               for k in range(length)]
+    worst = max(sols, key=lambda sol: (sol.objective - sol.lower_bound) / max(1.0, abs(sol.objective)))
+    info = dict(worst.info)
+    info["dead_groups"] = op.n_groups - sum(len(groups) for groups, _ in parts)
+    info["output_parts"] = tuple(
+        dict(output=output, groups=len(groups), status=sol.status, iterations=sol.iterations, time=sol.time,
+             objective=sol.objective, lower_bound=sol.lower_bound) for sol, (groups, output) in zip(sols, parts))
+    converged = all(sol.converged for sol in sols)
+    return Solution(
+        weights=W.numpy(),
+        objective=program.objective(W),
+        converged=converged,
+        status=worst.status if converged else next(sol.status for sol in sols if not sol.converged),
+        iterations=sum(sol.iterations for sol in sols),
+        time=elapsed,
+        history=history,
+        constraint_violation=max(sol.constraint_violation for sol in sols),
+        multipliers=tuple(m.numpy() for m in mults) if all(sol.multipliers for sol in sols) else (),
+        lower_bound=constant + sum(sol.lower_bound for sol in sols),
+        solver=sols[0].solver,
+        info=info,
+    )

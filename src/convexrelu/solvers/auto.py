@@ -2,12 +2,14 @@
 programs and the first-order path for large ones.
 
 The choice uses only the program's sizes, ``beta``, ``program.has_constraints``, the rank
-of its loss's Hessian and its device:
+of its loss's Hessian, whether its loss separates over the outputs, and its device:
 
 - ``beta > 0`` and the interior-point Newton systems fit (:func:`ipm_fits`; ``n``
   samples, ``C`` outputs, ``r = loss.hessian_rank(C)`` columns of the loss's Hessian
-  factor (``C``; ``C - 1`` for the softmax loss), ``B`` blocks, ``d`` features: on the
-  CPU the ``n r B (d + 1)`` entries of the low-rank factor of its Newton matrix at most
+  factor (``C``; ``C - 1`` for the softmax loss), ``B`` blocks, ``d`` features; with a
+  loss separable over several outputs, the squared loss, the solvers run one output at
+  a time (:mod:`._presolve`), and ``B`` and ``r`` are those of the largest output, its
+  blocks and 1. On the CPU the ``n B (d + 1)`` entries of the low-rank factor of its Newton matrix at most
   :data:`IPM_MAX_ENTRIES`, and their number times the order of the matrix it factors
   every iteration, ``min(n r, B (d + 1))``, at most :data:`IPM_MAX_WORK`; on a CUDA
   device that order at most :data:`IPM_MAX_ROWS_CUDA` and the memory of both within the
@@ -22,7 +24,7 @@ point: robustness): the interior-point method reaches the CVXPY (Clarabel) optim
 Clarabel over 27 programs (2.1x to 220x; Clarabel failed on 8 of them), 38 to 48 times
 on the two-layer and 21 to 25 times on the three-layer n = 500 benchmarks (19.8 and 19.1
 in two runs on a slowed machine); its cost per
-iteration grows as ``n^2 r^2 B d`` (one ``n r x n r`` Woodbury matrix), hence the
+iteration grows as ``n^2 B d`` (one Woodbury matrix, of order ``n r``), hence the
 limits. On an NVIDIA H200 (section "Scale: interior point (device: cuda)") it solved the
 three-layer program with n = 10,000, d = 50, 500 patterns in 48 s (188 iterations, 18 GB
 of device memory) and took 0.8 s per iteration at n = 20,000 (40 GB), while the
@@ -37,6 +39,7 @@ from __future__ import annotations
 import inspect
 import logging
 
+import numpy as np
 import torch
 
 from .auglag import AugmentedLagrangian
@@ -49,11 +52,11 @@ __all__ = ["AutoSolver", "ipm_fits", "newton_size"]
 
 logger = logging.getLogger(__name__)
 
-#: Largest ``n * r * B * (d + 1)`` (entries of the low-rank factor ``U`` of the Newton matrix)
+#: Largest ``n * B * (d + 1)`` (entries of the low-rank factor ``U`` of the Newton matrix)
 #: solved by the interior-point method on the CPU: about 26 bytes each (measured: 1.8 GB
 #: over the data at n = 30,000, 188 blocks, d = 11, 6.8e7 entries).
 IPM_MAX_ENTRIES = 100_000_000
-#: Largest ``n r B (d + 1) min(n r, B (d + 1))`` (about the flops of one Newton matrix:
+#: Largest ``n B (d + 1) min(n r, B (d + 1))`` (about the flops of one Newton matrix:
 #: the Woodbury matrix, or the Newton matrix itself when it has fewer unknowns than
 #: ``n r``) solved by it on the CPU. Measured on 2 cores: 1.1e12 took 9.7 s per iteration
 #: (Woodbury, n = 8,000, 396 blocks, d = 41), 5.2e11 2.2 s (dense, n = 8,000, d = 21),
@@ -63,7 +66,7 @@ IPM_MAX_ENTRIES = 100_000_000
 IPM_MAX_WORK = 5e11
 #: Largest ``min(n r, B (d + 1))`` solved by it on a CUDA device.
 IPM_MAX_ROWS_CUDA = 20_000
-#: Device memory of the interior-point method in bytes per entry of ``n r B (d + 1)``
+#: Device memory of the interior-point method in bytes per entry of ``n B (d + 1)``
 #: (measured on an H200: 12.6 at n = 10,000, 13.7 at n = 20,000; with a margin).
 IPM_DEVICE_BYTES_PER_ENTRY = 16.0
 #: Device memory in bytes per entry of the matrix factored, ``order^2``: up to four such
@@ -77,29 +80,32 @@ CVXPY_MAX_SIZE_UNCONSTRAINED = 50_000
 CVXPY_MAX_SIZE_CONSTRAINED = 100_000
 
 
-def newton_size(rows: int, blocks: int, features: int) -> tuple[int, int]:
-    """``(entries, order)`` of the interior point's Newton systems for ``rows = n r``,
-    ``blocks`` blocks and ``features`` columns of ``X``: the ``rows * blocks * (features +
-    1)`` entries of their low-rank factor, and the order of the matrix factored every
-    iteration, ``min(rows, blocks * (features + 1))`` (the Woodbury matrix, or the Newton
-    matrix itself when it has fewer unknowns)."""
+def newton_size(samples: int, blocks: int, features: int, rank: int = 1) -> tuple[int, int]:
+    """``(entries, order)`` of the interior point's Newton systems for ``samples`` rows of
+    ``X``, ``blocks`` blocks, ``features`` columns of ``X`` and a loss whose Hessian factor
+    has ``rank`` columns per sample (:meth:`Loss.hessian_rank`): the ``samples * blocks *
+    (features + 1)`` entries of the constant part of their low-rank factor (the loss's
+    factor mixes it, whatever its rank: :class:`.ipm._NewtonSystem`), and the order of the
+    matrix factored every iteration, ``min(samples * rank, blocks * (features + 1))`` (the
+    Woodbury matrix, or the Newton matrix itself when it has fewer unknowns)."""
     unknowns = blocks * (features + 1)
-    return rows * unknowns, min(rows, unknowns)
+    return samples * unknowns, min(samples * rank, unknowns)
 
 
-def ipm_fits(rows: int, blocks: int, features: int, device="cpu", free_bytes: float | None = None) -> bool:
-    """Whether the interior-point method takes a program with ``rows = n r`` rows of
-    its Woodbury matrix, ``blocks`` blocks and ``features`` columns of ``X``, on
-    ``device``.
+def ipm_fits(samples: int, blocks: int, features: int, device="cpu", free_bytes: float | None = None,
+             rank: int = 1) -> bool:
+    """Whether the interior-point method takes a program with ``samples`` rows of ``X``,
+    ``blocks`` blocks, ``features`` columns of ``X`` and a loss Hessian factor of ``rank``
+    columns per sample, on ``device``.
 
-    With ``entries, order = newton_size(rows, blocks, features)``, CPU (and any device
-    but CUDA): ``entries <= IPM_MAX_ENTRIES`` and ``entries * order <=
+    With ``entries, order = newton_size(samples, blocks, features, rank)``, CPU (and any
+    device but CUDA): ``entries <= IPM_MAX_ENTRIES`` and ``entries * order <=
     IPM_MAX_WORK``. CUDA: ``order <= IPM_MAX_ROWS_CUDA`` and
     ``IPM_DEVICE_BYTES_PER_ENTRY * entries + IPM_DEVICE_BYTES_PER_ORDER2 * order^2`` at
     most 80 % of ``free_bytes`` (the device's free memory, ``torch.cuda.mem_get_info``,
     when None).
     """
-    entries, order = newton_size(rows, blocks, features)
+    entries, order = newton_size(samples, blocks, features, rank)
     device = torch.device(device)
     if device.type != "cuda":
         return entries <= IPM_MAX_ENTRIES and entries * order <= IPM_MAX_WORK
@@ -107,6 +113,18 @@ def ipm_fits(rows: int, blocks: int, features: int, device="cpu", free_bytes: fl
         free_bytes = torch.cuda.mem_get_info(device)[0]
     need = IPM_DEVICE_BYTES_PER_ENTRY * entries + IPM_DEVICE_BYTES_PER_ORDER2 * order**2
     return order <= IPM_MAX_ROWS_CUDA and need <= 0.8 * free_bytes
+
+
+def _largest_part(program) -> tuple[int, int]:
+    """``(blocks, rank)`` of the largest program the solvers run on: with a loss separable
+    over several outputs each output is solved apart (:func:`._presolve.program_parts`),
+    the blocks of the output with the most and one column of the loss's Hessian factor;
+    otherwise the whole program's blocks and ``loss.hessian_rank(C)``."""
+    op = program.operator
+    if program.loss.separable_outputs and op.n_outputs > 1:
+        per_output = np.bincount(op.output_np[op.group_np], minlength=op.n_outputs)
+        return int(per_output.max()), program.loss.hessian_rank(1)
+    return op.n_blocks, program.loss.hessian_rank(op.n_outputs)
 
 
 def _accepted(cls, hyperparameters: dict) -> dict:
@@ -147,14 +165,14 @@ class AutoSolver(Solver):
     def choose(self, program) -> Solver:
         """The solver :meth:`solve` uses for ``program``."""
         op = program.operator
-        n, B = op.n_samples, op.n_blocks
-        rows = n * program.loss.hessian_rank(op.n_outputs)
+        n = op.n_samples
+        B, rank = _largest_part(program)
         limit = self.cvxpy_max_size
         if limit is None:
             limit = CVXPY_MAX_SIZE_CONSTRAINED if program.has_constraints else CVXPY_MAX_SIZE_UNCONSTRAINED
-        if self.ipm and program.beta > 0 and ipm_fits(rows, B, op.n_features, op.device):
+        if self.ipm and program.beta > 0 and ipm_fits(n, B, op.n_features, op.device, rank=rank):
             cls = InteriorPoint
-        elif n * B <= limit:
+        elif n * op.n_blocks <= limit:
             cls = CVXPYSolver
         elif program.has_constraints:
             cls = AugmentedLagrangian
@@ -165,11 +183,13 @@ class AutoSolver(Solver):
     def solve(self, program, init=None) -> Solution:
         solver = self.choose(program)
         op = program.operator
-        entries, _ = newton_size(op.n_samples * program.loss.hessian_rank(op.n_outputs), op.n_blocks,
-                                 op.n_features)
+        blocks, rank = _largest_part(program)
+        entries, order = newton_size(op.n_samples, blocks, op.n_features, rank)
         logger.info("auto: %s for %d samples x %d outputs, %d blocks, %d features (%.1e entries in the interior "
-                    "point's Newton systems)%s", type(solver).__name__, op.n_samples, op.n_outputs, op.n_blocks,
-                    op.n_features, entries,
+                    "point's Newton systems, order %d%s)%s", type(solver).__name__, op.n_samples, op.n_outputs,
+                    op.n_blocks, op.n_features, entries, order,
+                    f"; {op.n_outputs} independent outputs, at most {blocks} blocks each" if blocks < op.n_blocks
+                    else "",
                     "; a first-order solve of this size may take long: give max_time to bound it"
                     if isinstance(solver, (AugmentedLagrangian, FISTA)) and getattr(solver, "max_time", None) is None
                     else "")

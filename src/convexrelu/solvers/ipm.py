@@ -38,13 +38,17 @@ blocks (one batched Cholesky and one ``n r x n r`` Cholesky; a dense Cholesky wh
 ``n r`` exceeds the number of unknowns). Groups whose part of the model is the same up
 to sign (:meth:`BlockOperator.coefficient_classes`: the two signs of every pattern)
 share one factor of the Woodbury matrix, which halves its product (computed on and
-below the diagonal only: :func:`_gram_lower`). Cost per iteration: ``O(n^2 r^2 d B)``
-flops for the Woodbury matrix and ``O(n d^2 m B)`` for the blocks; memory
-``O(n r d B)``: meant for ``n r`` up to a few thousand. With more samples than unknowns
-(``n r > B (d + 1)``, tabular data with few patterns) the Newton matrix itself is
-factored instead: its loss part ``U U^T`` costs ``O(n r (B d)^2 / 4)`` flops (once for a
-quadratic loss, whose Hessian is constant: :func:`_lowrank_gram`), its factorisation
-``O((B d)^3)``, so that ``n`` may be tens of thousands when ``B d`` is a few thousand.
+below the diagonal only: :func:`_gram_lower`). The factor ``A^T F`` is kept as its
+constant part ``A^T`` (built once per solve, :meth:`InteriorPoint._base_factor`) mixed by
+``F`` of the iteration: with ``C`` outputs the Woodbury matrix comes from one ``n x n``
+product per output (:func:`_mixed_capacitance`), not one of order ``n r``. Cost per
+iteration: ``O(n^2 d B)`` flops for the Woodbury matrix, ``O((n r)^3)`` for its
+factorisation and ``O(n d^2 m B)`` for the blocks; memory ``O(n d B)``: meant for ``n r``
+up to a few thousand. With more samples than unknowns (``n r > B (d + 1)``, tabular data
+with few patterns) the Newton matrix itself is factored instead: its loss part ``U U^T``
+costs ``O(n (B d)^2 / 4)`` flops (once for a quadratic loss, whose Hessian is constant:
+:func:`_lowrank_gram`), its factorisation ``O((B d)^3)``, so that ``n`` may be tens of
+thousands when ``B d`` is a few thousand.
 It reaches ``1e-7`` relative accuracy in 10 to 60 iterations whatever the conditioning
 (up to about 270 at a small ``beta`` with many samples); the returned point is
 feasible (``K Q >= 0`` to rounding: the slacks stay positive and the infeasibility
@@ -133,10 +137,19 @@ class _NewtonSystem:
     the last ``p - l`` rows and columns of ``(H_g + delta I)^{-1}``: one product over the
     classes (half the blocks when they come in sign pairs).
 
+    With ``mix = (F, out)`` the factor is a constant part mixed by a loss Hessian factor:
+    ``U`` holds the base part ``U_c`` (shape (q, n), ``q = p - l``) of each class ``c``
+    feeding output ``out[c]``, and the factor's column ``a n + i`` (``k = n r`` of them) is
+    ``U_c[:, i] F[i, out[c], a]``. The Woodbury matrix is then assembled from one
+    ``n x n`` product per output, ``M_o = sum_{c: out[c] = o} U_c^T S_c U_c``: its block
+    ``(a, b)`` is ``I + sum_o diag(F[:, o, a]) M_o diag(F[:, o, b])``, at ``1 / r^2`` of
+    the cost of the ``k x k`` product, and ``U`` is applied at ``1 / r`` of its cost.
+
     Parameters
     ----------
     H : tensor (G, p, p), symmetric positive semi-definite blocks
     U : tensor (K, p - l, k), the low-rank factor of each class on the last ``p - l`` rows
+        (with ``mix``: its base part, shape (K, p - l, n))
     cls : int tensor (G,) or None
         Class of each block (None: block ``g`` is class ``g``, ``K = G``).
     sign : tensor (G,) or None
@@ -148,19 +161,26 @@ class _NewtonSystem:
         :attr:`gram`; the interior point reuses it while the loss Hessian is constant).
         Used only when ``U`` has more columns than ``M`` has rows (the dense path), which
         factors ``M`` itself; the Woodbury path factors an ``k x k`` matrix instead.
+    mix : (F, out) or None
+        ``F`` (n, C, r), ``out`` int tensor (K,) in [0, C): the factor is ``U`` mixed by
+        ``F`` as above (None: ``U`` is the factor).
     """
 
     gram: torch.Tensor | None = None  # U U^T, dense path only
 
     def __init__(self, H: torch.Tensor, U: torch.Tensor, cls: torch.Tensor | None = None,
-                 sign: torch.Tensor | None = None, shift: float = 1e-14, gram: torch.Tensor | None = None):
+                 sign: torch.Tensor | None = None, shift: float = 1e-14, gram: torch.Tensor | None = None,
+                 mix: tuple[torch.Tensor, torch.Tensor] | None = None):
         G, p, _ = H.shape
         K, q, k = U.shape
+        if mix is not None:
+            k = mix[0].shape[0] * mix[0].shape[2]
         kw = dict(dtype=H.dtype, device=H.device)
         self.G, self.p, self.K, self.lead = G, p, K, p - q
         self.cls = torch.arange(G, device=H.device) if cls is None else cls
         self.sign = torch.ones(G, **kw) if sign is None else sign.to(H.dtype)
-        self.H, self.Uf = H, U.reshape(K * q, k)
+        self.H, self.U, self.mix = H, U, mix
+        self.Uf = U.reshape(K * q, U.shape[2])
         diag = torch.diagonal(H, dim1=1, dim2=2)
         delta = shift * torch.clamp(diag.amax(dim=1), min=1.0)
         Hs = H + delta[:, None, None] * torch.eye(p, **kw)
@@ -173,14 +193,14 @@ class _NewtonSystem:
             Linv = self.Linv[:, self.lead:, self.lead:]
             S = torch.zeros((K, q, q), **kw).index_add_(0, self.cls, Linv.mT @ Linv)
             R = _cholesky(S)
-            Vf = (R.mT.contiguous() @ U).reshape(K * q, k)  # Vf^T Vf = sum_c U_c^T S_c U_c
-            cap = _gram_lower(Vf)
+            V = R.mT.contiguous() @ U  # V_c^T V_c = U_c^T S_c U_c
+            cap = _gram_lower(V.reshape(K * q, V.shape[2])) if mix is None else _mixed_capacitance(V, *mix)
             cap.diagonal().add_(1.0)
             self.Lc = _cholesky(cap)  # I + U^T Hs^{-1} U
         else:
             # the dense matrix: U U^T (kept in ``gram`` for the next system with the same U)
             # plus the shifted blocks on its diagonal
-            self.gram = _lowrank_gram(U, self.cls, self.sign, G, p) if gram is None else gram
+            self.gram = _lowrank_gram(U, self.cls, self.sign, G, p, mix) if gram is None else gram
             dense = self.gram.clone()
             idx = torch.arange(G, device=H.device)
             dense.view(G, p, G, p)[idx, :, idx, :] += Hs
@@ -190,11 +210,23 @@ class _NewtonSystem:
         """``U^T x`` for ``x`` of shape (G, p): shape (k,)."""
         agg = torch.zeros((self.K, self.p - self.lead), dtype=x.dtype, device=x.device)
         agg.index_add_(0, self.cls, self.sign[:, None] * x[:, self.lead:])
-        return self.Uf.T @ agg.reshape(-1)
+        if self.mix is None:
+            return self.Uf.T @ agg.reshape(-1)
+        F, out = self.mix
+        t = (agg[:, None, :] @ self.U)[:, 0, :]  # (K, n): U_c^T agg_c
+        per_output = t.new_zeros((F.shape[1], t.shape[1])).index_add_(0, out, t)  # (C, n)
+        return torch.einsum("on,noa->an", per_output, F).reshape(-1)
 
     def _lowrank(self, w: torch.Tensor) -> torch.Tensor:
         """``U w`` for ``w`` of shape (k,) or (k, j): shape (G, p) or (G, p, j)."""
-        b = (self.Uf @ w).reshape(self.K, self.p - self.lead, *w.shape[1:])[self.cls]
+        if self.mix is None:
+            b = (self.Uf @ w).reshape(self.K, self.p - self.lead, *w.shape[1:])
+        else:
+            F, out = self.mix
+            n, _, r = F.shape
+            per_output = torch.einsum("noa,anj->onj", F, w.reshape(r, n, -1))  # (C, n, j)
+            b = (self.U @ per_output[out]).reshape(self.K, self.p - self.lead, *w.shape[1:])
+        b = b[self.cls]
         b = b * self.sign.reshape(-1, *([1] * (b.dim() - 1)))
         return torch.cat([b.new_zeros((self.G, self.lead, *b.shape[2:])), b], 1)
 
@@ -240,17 +272,70 @@ class _NewtonSystem:
         return (self.Linv.mT @ (self.Linv @ r[:, :, None]))[:, :, 0]
 
 
-def _lowrank_gram(U: torch.Tensor, cls: torch.Tensor, sign: torch.Tensor, G: int, p: int) -> torch.Tensor:
+def _mixed_factor(U: torch.Tensor, F: torch.Tensor, out: torch.Tensor):
+    """``(U, mix)`` for :class:`_NewtonSystem` from the base part ``U`` (K, q, n) of the
+    low-rank factor, the loss's Hessian factor ``F`` (n, C, r) and the output of every
+    class (K,): with one output and ``r = 1`` the factor itself, ``U_c diag(F[:, 0, 0])``
+    (``U`` itself, not a copy, when ``F = 1``: the squared loss), and no mix; otherwise
+    ``U`` and ``mix = (F, out)``."""
+    if F.shape[1:] == (1, 1):
+        f = F[:, 0, 0]
+        return (U if bool(torch.all(f == 1)) else U * f), None
+    return U, (F, out)
+
+
+def _mixed_capacitance(V: torch.Tensor, F: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``sum_c W_c^T W_c`` for the mixed factors ``W_c[:, a n + i] = V_c[:, i] F[i, out[c], a]``
+    (:class:`_NewtonSystem`), on and below the diagonal: shape (n r, n r).
+
+    One product ``M_o = sum_{c: out[c] = o} V_c^T V_c`` (n x n, :func:`_gram_lower`, then
+    made symmetric) per output ``o``; block ``(a, b)``, ``a >= b``, of the result is
+    ``sum_o diag(F[:, o, a]) M_o diag(F[:, o, b])``. The blocks above are left zero."""
+    K, q, n = V.shape
+    r = F.shape[2]
+    cap = V.new_zeros((r, n, r, n))
+    for o in range(F.shape[1]):
+        mine = torch.nonzero(out == o).reshape(-1)
+        if not mine.numel():
+            continue
+        M = _gram_lower(V[mine].reshape(-1, n))
+        M = torch.tril(M).add_(torch.tril(M, -1).mT)
+        for a in range(r):
+            Ma = M * F[:, o, a, None]
+            for b in range(a + 1):
+                cap[a, :, b, :].addcmul_(Ma, F[None, :, o, b])
+    return cap.view(n * r, n * r)
+
+
+def _lowrank_gram(U: torch.Tensor, cls: torch.Tensor, sign: torch.Tensor, G: int, p: int,
+                  mix: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """``U U^T`` of the Newton system's low-rank term as a dense (G p, G p) matrix.
 
     ``U`` has shape (K, q, k): the part of class ``c`` on the last ``q`` rows of its
     blocks; block ``g`` holds ``sign[g] U[cls[g]]``. One product of the classes' parts,
     ``(K q)^2 k`` flops (a quarter of the product over the blocks when the blocks come in
     sign pairs), expanded to the blocks with their signs; zero on the first ``p - q``
-    rows and columns of every block."""
+    rows and columns of every block. With ``mix = (F, out)`` (:class:`_NewtonSystem`)
+    ``U`` is the base part (K, q, n) and the product of classes ``c``, ``c'`` is
+    ``U_c diag(h) U_c'^T`` with ``h = (F F^T)[:, out[c], out[c']]``, the loss Hessian:
+    ``(K q)^2 n`` flops, ``1 / r`` of the product of the mixed factors."""
     K, q, k = U.shape
-    W = U.reshape(K * q, k)
-    S = (W @ W.T).view(K, q, K, q)
+    if mix is None:
+        W = U.reshape(K * q, k)
+        S = (W @ W.T).view(K, q, K, q)
+    else:
+        F, out = mix
+        h = F @ F.mT  # (n, C, C)
+        S = U.new_empty((K, q, K, q))
+        outputs = range(F.shape[1])
+        mine = [torch.nonzero(out == o).reshape(-1) for o in outputs]
+        for o in outputs:
+            for o2 in outputs[o:]:
+                if mine[o].numel() and mine[o2].numel():
+                    Wa, Wb = U[mine[o]].reshape(-1, k), U[mine[o2]].reshape(-1, k)
+                    block = ((Wa * h[:, o, o2]) @ Wb.T).view(len(mine[o]), q, len(mine[o2]), q)
+                    S[mine[o][:, None], :, mine[o2][None, :], :] = block.permute(0, 2, 1, 3)
+                    S[mine[o2][:, None], :, mine[o][None, :], :] = block.permute(2, 0, 3, 1)
     out = torch.zeros((G, p, G, p), dtype=U.dtype, device=U.device)
     out[:, p - q:, :, p - q:] = S[cls][:, :, cls] * (sign[:, None, None, None] * sign[None, None, :, None])
     return out.view(G * p, G * p)
@@ -383,9 +468,9 @@ class InteriorPoint(Solver):
         gidx = op.padded_groups()
         G, m = gidx.shape
         md = m * d
-        coef, out = op.model_coefficients()
         classes = op.coefficient_classes()  # groups sharing their model part up to sign
-        U = gram = None
+        U, class_out = self._base_factor(op, gidx, classes)  # A^T without the loss: constant
+        factor = gram = None
 
         def to_groups(RQ, Rt):
             """(d, B) and (B,) -> (G, m (d + 1)): each group's t's, then its blocks."""
@@ -468,11 +553,11 @@ class InteriorPoint(Solver):
             inv_s = tuple(1.0 / si for si in s)
             zs = tuple(zi * isi for zi, isi in zip(z, inv_s))  # z / s, the barrier weights
             zsrp = tuple(a * b for a, b in zip(zs, rp))
-            if U is None or not loss.quadratic:  # a quadratic loss has a constant Hessian
-                U = self._loss_factor(op, loss, Z, Y, coef, out, gidx, classes)
-                gram = None  # (U U^T of the dense path: constant along with U)
+            if factor is None or not loss.quadratic:  # a quadratic loss has a constant Hessian
+                factor = _mixed_factor(U, loss.hessian_factor(Z, Y), class_out)
+                gram = None  # (U U^T of the dense path: constant along with the factor)
             try:
-                system = self._newton_system(op, U, Winv2, zs, gidx, classes, gram=gram)
+                system = self._newton_system(op, *factor, Winv2, zs, gidx, classes, gram=gram)
                 gram = system.gram
             except SolverError:
                 if it == 1:
@@ -580,11 +665,12 @@ class InteriorPoint(Solver):
         return Q, z, run
 
     @staticmethod
-    def _newton_system(op, U, Winv2, zs, gidx, classes, gram=None) -> _NewtonSystem:
+    def _newton_system(op, U, mix, Winv2, zs, gidx, classes, gram=None) -> _NewtonSystem:
         """The matrix of the reduced Newton system at the current point (module docstring):
-        group blocks ordered ``(t_1, ..., t_m, q_1, ..., q_m)`` (the loss term ``U``, from
-        :meth:`_loss_factor`, is zero on the t rows, which come first so that the Woodbury
-        product skips them). ``gram``: ``U U^T`` of an earlier system with this ``U``."""
+        group blocks ordered ``(t_1, ..., t_m, q_1, ..., q_m)`` (the loss term, ``U`` from
+        :meth:`_base_factor` mixed by ``mix = (F, out)`` or formed, :func:`_mixed_factor`, is
+        zero on the t rows, which come first so that the Woodbury product skips them).
+        ``gram``: ``U U^T`` of an earlier system with this ``U`` and ``mix``."""
         G, m = gidx.shape
         d = op.n_features
         md = m * d
@@ -603,21 +689,20 @@ class InteriorPoint(Solver):
         H[:, :m, m:] = cross.transpose(1, 2)
         H.diagonal(dim1=1, dim2=2)[:, :m] += Wp[:, :, 0, 0]
         cls, sign, _ = classes
-        return _NewtonSystem(H, U, cls, sign, gram=gram)
+        return _NewtonSystem(H, U, cls, sign, gram=gram, mix=mix)
 
     @staticmethod
-    def _loss_factor(op, loss, Z, Y, coef, out, gidx, classes) -> torch.Tensor:
-        """``U = A^T F`` on the q rows (``F F^T`` the loss Hessian), one part per class of
-        groups (the groups of a class share it up to sign): shape (K, m d, n r), ``r`` the
-        columns of the factor (:meth:`Loss.hessian_rank`)."""
+    def _base_factor(op, gidx, classes) -> tuple[torch.Tensor, torch.Tensor]:
+        """``A^T`` on the q rows, one part per class of groups (the groups of a class share
+        it up to sign), and the output of each class: shapes (K, m d, n) and (K,). The
+        low-rank factor of the Newton matrix is this part mixed by the loss's Hessian factor
+        (``U F``, :class:`_NewtonSystem`'s ``mix``), so it is built once per solve."""
         _, _, reps = classes
         n, d = op.X.shape
-        F = loss.hessian_factor(Z, Y)  # (n, C, r)
-        r = F.shape[2]
-        cf = coef[:, :, None] * F[:, out, :]  # (n, B, r): row i of block b, factor column c
-        cfg = torch.cat([cf, cf.new_zeros((n, 1, r))], 1)[:, gidx[reps], :]  # (n, K, m, r)
-        # row-major: every Newton system reads it by class (a batched product) and flat
-        return torch.einsum("rgjc,re->gjerc", cfg, op.X).reshape(len(reps), gidx.shape[1] * d, n * r).contiguous()
+        coef, _ = op.model_coefficients()  # (n, B)
+        cg = torch.cat([coef, coef.new_zeros((n, 1))], 1)[:, gidx[reps]]  # (n, K, m)
+        base = torch.einsum("rgj,re->gjer", cg, op.X).reshape(len(reps), gidx.shape[1] * d, n).contiguous()
+        return base, torch.as_tensor(op.output_np, device=reps.device)[reps]
 
 
 def _stationarity(op, loss, Z, Y, z, y0, y1, beta):
