@@ -251,6 +251,42 @@ def test_outputs_apart_count_the_outputs_without_groups_in_the_bound():
     assert sol.lower_bound <= ref.objective * (1 + 1e-9) and sol.relative_gap <= 1e-6
 
 
+def test_outputs_apart_report_the_whole_program():
+    """The assembled ``info``: bounds and counts summed over the parts (the interior
+    point's ``dual_bound`` is the lower bound), residuals the largest, the system kept
+    when every part used the same; each part's own ``info`` under ``output_parts``, and a
+    warm start from the assembled solution gives every part its own (ADMM's penalty)."""
+    prog, _, _ = _one_hot_program(ThreeLayerReLUProgram)
+    sol = InteriorPoint().solve(prog)
+    parts = sol.info["output_parts"]
+    assert sol.info["dual_bound"] == pytest.approx(sum(p["info"]["dual_bound"] for p in parts), rel=1e-12)
+    assert sol.info["dual_bound"] == pytest.approx(sol.lower_bound, rel=1e-12)
+    assert sol.info["zeroed_blocks"] == sum(p["info"]["zeroed_blocks"] for p in parts)
+    assert sol.info["primal_residual"] == max(p["info"]["primal_residual"] for p in parts)
+    assert sol.info["system"] == parts[0]["info"]["system"]
+    from convexrelu.solvers._presolve import _restrict_init
+
+    admm = ADMM().solve(prog)
+    for o, part in enumerate(admm.info["output_parts"]):
+        groups = np.flatnonzero(prog.operator.output_np == o)
+        _, blocks = prog.restrict(groups, o)
+        init = _restrict_init(prog, admm, groups, blocks, output=o)
+        assert init.info == part["info"] and "rho" in init.info
+        np.testing.assert_array_equal(init.weights, admm.weights[:, blocks])
+
+
+def test_outputs_apart_say_which_output_a_warning_or_an_error_is_about():
+    """A part's warning or error names its output (the caller's line for warnings)."""
+    prog, _, _ = _one_hot_program(TwoLayerReLUProgram)
+    with pytest.warns(ConvergenceWarning) as record:
+        InteriorPoint(max_iter=2).solve(prog)
+    messages = sorted(str(w.message) for w in record if w.category is ConvergenceWarning)
+    assert [m[:38] for m in messages] == [f"output {o} of 3 (solved apart): Interior" for o in range(3)]
+    assert all(w.filename == __file__ for w in record)
+    with pytest.raises(ValueError, match=r"^output 0 of 3 \(solved apart\): FISTA: the program has cone constraints"):
+        FISTA().solve(prog)
+
+
 def test_outputs_apart_share_the_time_limit():
     """With ``max_time`` each part gets the time left divided among the parts still to
     solve (a copy of the solver: the caller's keeps its limit); without, the solver

@@ -27,11 +27,12 @@ import copy
 import dataclasses
 import functools
 import time
+import warnings
 
 import numpy as np
 import torch
 
-from .base import Solution
+from .base import Solution, SolverError
 
 __all__ = ["live_part", "on_live_groups", "program_parts"]
 
@@ -49,13 +50,25 @@ def on_live_groups(solve):
         if parts is None:
             sol = solve(self, program, init)
             return dataclasses.replace(sol, info={**sol.info, "dead_groups": 0})
+        if parts[0][1] is None:  # one part: the live groups
+            groups = parts[0][0]
+            part, blocks = program.restrict(groups)
+            sol = solve(self, part, _restrict_init(program, init, groups, blocks))
+            return _extend(program, sol, groups, time.perf_counter() - start)
         sols = []
         for i, (groups, output) in enumerate(parts):
             part, blocks = program.restrict(groups, output)
             solver = _time_share(self, start, len(parts) - i)
-            sols.append(solve(solver, part, _restrict_init(program, init, groups, blocks)))
-        if len(sols) == 1 and parts[0][1] is None:
-            return _extend(program, sols[0], parts[0][0], time.perf_counter() - start)
+            label = f"output {output} of {program.operator.n_outputs} (solved apart"
+            label += ", max_time shared among them)" if solver is not self else ")"
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    sols.append(solve(solver, part, _restrict_init(program, init, groups, blocks, output)))
+                except (ValueError, SolverError) as exc:
+                    raise type(exc)(f"{label}: {exc}") from exc
+            for w in caught:  # each part's warnings, said of its output, at the caller's line
+                warnings.warn(f"{label}: {w.message}", w.category, stacklevel=2)
         return _assemble(program, sols, parts, time.perf_counter() - start)
 
     return wrapper
@@ -63,8 +76,10 @@ def on_live_groups(solve):
 
 def _time_share(solver, start: float, parts_left: int):
     """``solver``, or with ``max_time`` set, a copy whose ``max_time`` is the time left of
-    it (since ``start``) divided among the ``parts_left`` parts still to solve: the parts
-    together keep to the solver's limit (``max_iter`` holds for each part)."""
+    it (since ``start``) divided among the ``parts_left`` parts still to solve (at least
+    1 ms: a part reached after the limit returns at once, with its warning), so the parts
+    keep to the solver's limit together, up to what each solver allows itself past its
+    own (the feasibility repair's allowance). ``max_iter`` holds for each part."""
     budget = getattr(solver, "max_time", None)
     if budget is None:
         return solver
@@ -105,12 +120,18 @@ def live_part(program, init=None):
     return part, _restrict_init(program, init, groups, blocks), groups
 
 
-def _restrict_init(program, init, groups, blocks):
-    """``init`` (None, array (d, B) or Solution of ``program``) on the kept blocks."""
+def _restrict_init(program, init, groups, blocks, output=None):
+    """``init`` (None, array (d, B) or Solution of ``program``) on the kept blocks; a
+    Solution assembled from output parts gives the part of ``output`` its own ``info``
+    (what a solver reads of a warm start, e.g. ADMM's penalty)."""
     if init is None:
         return None
     index = torch.as_tensor(blocks, device=program.device)
     if isinstance(init, Solution):
+        if output is not None:
+            own = [part["info"] for part in init.info.get("output_parts", ()) if part.get("output") == output]
+            if own:
+                init = dataclasses.replace(init, info=own[0])
         mults = init.multipliers
         if mults and [m.shape for m in mults] == list(program.operator.constraint_shapes):
             mults = tuple(m[:, cols] for m, cols in zip(mults, program.operator.constraint_columns(groups)))
@@ -132,6 +153,12 @@ def _extend(program, sol: Solution, groups, elapsed: float) -> Solution:
                                time=elapsed)
 
 
+#: Keys of a part's ``info`` that add up over the parts (counts and bounds; the
+#: assembly adds the constant loss of the outputs without a part to the bounds).
+_SUMMED = ("zeroed_blocks",)
+_BOUNDS = ("dual_bound", "objective_before_repair")
+
+
 def _assemble(program, sols: list[Solution], parts, elapsed: float) -> Solution:
     """The solution of ``program`` from the solutions ``sols`` of its independent output
     parts ``parts`` (:func:`program_parts`).
@@ -140,11 +167,13 @@ def _assemble(program, sols: list[Solution], parts, elapsed: float) -> Solution:
     constraint columns are disjoint). Objective: the whole program's at those weights.
     Lower bound: the sum of the parts' bounds plus the loss at zero of the outputs without
     a part (their columns do not depend on the weights). Converged when every part is;
-    iterations summed; history: the whole objective with every part stopped after
-    iteration ``k`` (a finished part keeps its last value); constraint violation: the
-    largest. ``info``: that of the part farthest from its bound (relative gap), with
-    ``output_parts`` (per part: output, groups, status, iterations, time, objective,
-    lower bound) and ``dead_groups``."""
+    iterations summed (``max_iter`` holds per part); history: the whole objective with
+    every part stopped after iteration ``k`` (a finished part keeps its last value);
+    constraint violation: the largest. ``info``: ``output_parts`` (per part: output,
+    groups, status, iterations, time, objective, lower bound and its own ``info``),
+    ``dead_groups``, and of the numbers every part reports: the sum for counts and
+    bounds (:data:`_SUMMED`, :data:`_BOUNDS`), the largest for the others (residuals,
+    gaps); a text every part reports alike (e.g. the interior point's ``system``)."""
     op = program.operator
     W = torch.zeros(op.shape, dtype=torch.float64)
     mults = [torch.zeros(shape, dtype=torch.float64) for shape in op.constraint_shapes]
@@ -158,15 +187,23 @@ def _assemble(program, sols: list[Solution], parts, elapsed: float) -> Solution:
     rest = [o for o in range(op.n_outputs) if o not in solved]
     constant = program.loss.value_numpy(np.zeros((op.n_samples, len(rest))), program.Y_np[:, rest]) if rest else 0.0
     length = max(len(sol.history) for sol in sols)
-    history = [constant + sum(sol.history[min(k, len(sol.history) - 1)] for sol in sols if sol.history)
-               for k in range(length)]
-    worst = max(sols, key=lambda sol: (sol.objective - sol.lower_bound) / max(1.0, abs(sol.objective)))
-    info = dict(worst.info)
+    history = [constant + sum(sol.history[min(k, len(sol.history) - 1)] if sol.history else sol.objective
+                              for sol in sols) for k in range(length)]
+    info = {}
+    for key in set.intersection(*(set(sol.info) for sol in sols)):
+        values = [sol.info[key] for sol in sols]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            info[key] = (sum(values) if key in _SUMMED else constant + sum(values) if key in _BOUNDS
+                         else max(values))
+        elif all(isinstance(v, str) for v in values) and len(set(values)) == 1:
+            info[key] = values[0]
     info["dead_groups"] = op.n_groups - sum(len(groups) for groups, _ in parts)
     info["output_parts"] = tuple(
         dict(output=output, groups=len(groups), status=sol.status, iterations=sol.iterations, time=sol.time,
-             objective=sol.objective, lower_bound=sol.lower_bound) for sol, (groups, output) in zip(sols, parts))
+             objective=sol.objective, lower_bound=sol.lower_bound, info=dict(sol.info))
+        for sol, (groups, output) in zip(sols, parts))
     converged = all(sol.converged for sol in sols)
+    worst = max(sols, key=lambda sol: (sol.objective - sol.lower_bound) / max(1.0, abs(sol.objective)))
     return Solution(
         weights=W.numpy(),
         objective=program.objective(W),

@@ -39,6 +39,8 @@ class Solution:
     status : str
         Solver status ("optimal", "max_iter", ...).
     iterations : int
+        Where a solver solved independent outputs apart (:mod:`._presolve`), the sum
+        over them (each at most the solver's ``max_iter``).
     time : float
         Wall time of the solve, seconds.
     history : tuple of float

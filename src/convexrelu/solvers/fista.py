@@ -445,8 +445,9 @@ class FISTA(Solver):
     def solve(self, program, init=None) -> Solution:
         if program.has_constraints:
             raise ValueError(
-                f"FISTA: {type(program).__name__} has cone constraints; FISTA solves unconstrained programs "
-                "(use AugmentedLagrangian, solver='auglag', which runs FISTA inside)"
+                "FISTA: the program has cone constraints (the two- and three-layer ReLU programs do, the gated one "
+                "does not); FISTA solves unconstrained programs (use AugmentedLagrangian, solver='auglag', which "
+                "runs FISTA inside)"
             )
         start = time.perf_counter()
         Q0, _, info0 = _initial_point(program, init)

@@ -56,7 +56,10 @@ feasible (``K Q >= 0`` to rounding: the slacks stay positive and the infeasibili
 what rounding left).
 
 Presolve (:mod:`._presolve`, as in every first-order solver): the groups whose part of
-the model is identically zero are fixed at zero and the iterations run on the others.
+the model is identically zero are fixed at zero and the iterations run on the others;
+with a loss separable over several outputs (squared) each output is solved apart, an
+independent program (``info["output_parts"]``, ``max_iter`` per part, ``max_time``
+shared).
 
 The multipliers ``z`` are the dual variables of the cone constraints: the returned
 :class:`~.base.Solution` carries them and the certified lower bound of theory.md,
@@ -157,7 +160,7 @@ class _NewtonSystem:
     shift : float
         Relative shift of the blocks in the preconditioner.
     gram : tensor (G p, G p) or None
-        ``U U^T`` from an earlier system with the same ``U``, ``cls`` and ``sign`` (its
+        ``U U^T`` from an earlier system with the same ``U``, ``cls``, ``sign`` and ``mix`` (its
         :attr:`gram`; the interior point reuses it while the loss Hessian is constant).
         Used only when ``U`` has more columns than ``M`` has rows (the dense path), which
         factors ``M`` itself; the Woodbury path factors an ``k x k`` matrix instead.
@@ -299,7 +302,9 @@ def _mixed_capacitance(V: torch.Tensor, F: torch.Tensor, out: torch.Tensor) -> t
         if not mine.numel():
             continue
         M = _gram_lower(V[mine].reshape(-1, n))
-        M = torch.tril(M).add_(torch.tril(M, -1).mT)
+        below = torch.tril(M, -1)
+        M.tril_().add_(below.mT)  # (two n x n arrays at a time)
+        del below
         for a in range(r):
             Ma = M * F[:, o, a, None]
             for b in range(a + 1):
@@ -336,9 +341,9 @@ def _lowrank_gram(U: torch.Tensor, cls: torch.Tensor, sign: torch.Tensor, G: int
                     block = ((Wa * h[:, o, o2]) @ Wb.T).view(len(mine[o]), q, len(mine[o2]), q)
                     S[mine[o][:, None], :, mine[o2][None, :], :] = block.permute(0, 2, 1, 3)
                     S[mine[o2][:, None], :, mine[o][None, :], :] = block.permute(2, 0, 3, 1)
-    out = torch.zeros((G, p, G, p), dtype=U.dtype, device=U.device)
-    out[:, p - q:, :, p - q:] = S[cls][:, :, cls] * (sign[:, None, None, None] * sign[None, None, :, None])
-    return out.view(G * p, G * p)
+    full = torch.zeros((G, p, G, p), dtype=U.dtype, device=U.device)
+    full[:, p - q:, :, p - q:] = S[cls][:, :, cls] * (sign[:, None, None, None] * sign[None, None, :, None])
+    return full.view(G * p, G * p)
 
 
 def _relative_gap(objective: float, lower: float) -> float:
