@@ -40,7 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from _data import machine, recorder, run_json_child  # noqa: E402
-from run_all import write_section  # noqa: E402
+from run_all import write_report  # noqa: E402
 
 HEADING = "## Several classes"
 VARIANTS = {  # name: (loss, the baseline's description)
@@ -168,9 +168,7 @@ def main(argv=None):
                  f"| {a['peak_rss_gb']:.2f} | {a['relative_gap']:.1e} | {b['wall_time']:.1f} | {b['iterations']} "
                  f"| {b['status']} | {b['peak_rss_gb']:.2f} | {r['difference']:+.1e} | "
                  f"{'>= ' if b['status'] == 'max_time' else ''}{r['ratio']:.2f}x |")
-    L += ["", "```"] + printed + ["```", ""]
-    write_section(args.output, "\n".join(L), heading=HEADING)
-    print(f"wrote the section '{HEADING}' of {args.output}")
+    write_report(args.output, L, printed, HEADING)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from _data import machine, recorder, run_json_child  # noqa: E402
-from run_all import write_section  # noqa: E402
+from run_all import write_report  # noqa: E402
 
 from convexrelu.solvers.auto import ipm_fits, newton_size  # noqa: E402
 
@@ -159,9 +159,7 @@ def main(argv=None):
                  f"| {ipm['iterations']} | {ipm['peak_rss_gb']:.2f} | {ipm['relative_gap']:.1e} | {al['wall_time']:.1f} "
                  f"| {al['status']} | {r['al_excess']:+.1e} | {al['peak_rss_gb']:.2f} | "
                  f"{'>= ' if al['status'] != 'optimal' else ''}{r['ratio']:.2f}x |")
-    L += ["", "```"] + printed + ["```", ""]
-    write_section(args.output, "\n".join(L), heading=HEADING)
-    print(f"wrote the section '{HEADING}' of {args.output}")
+    write_report(args.output, L, printed, HEADING)
 
 
 if __name__ == "__main__":

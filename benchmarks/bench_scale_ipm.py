@@ -29,7 +29,7 @@ sys.path.insert(0, HERE)
 
 import bench_solvers as bs  # noqa: E402
 from _data import machine, recorder  # noqa: E402
-from run_all import write_section  # noqa: E402
+from run_all import write_report  # noqa: E402
 
 
 def main(argv=None):
@@ -76,9 +76,7 @@ def main(argv=None):
         L.append(f"| {s['n']} | {s['d']} | {s['patterns']} | {s['blocks']} | {s['wall_time']:.1f} | {s['solve_time']:.1f} "
                  f"| {s['iterations']} | {1e3 * s['solve_time'] / max(s['iterations'], 1):.0f} | {s['peak_rss_gb']:.2f} "
                  f"| {dev_gb} | {s['status']} | {s['relative_gap']:.1e} | {s['violation']:.1e} |")
-    L += ["", "```"] + printed + ["```", ""]
-    write_section(args.output, "\n".join(L), heading=heading)
-    print(f"wrote the section '{heading}' of {args.output}")
+    write_report(args.output, L, printed, heading)
 
 
 if __name__ == "__main__":

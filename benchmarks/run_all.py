@@ -63,6 +63,13 @@ def write_section(path: str, body: str, heading: str = "## Solvers") -> None:
         f.write(new.rstrip() + "\n")
 
 
+def write_report(path: str, lines: list, printed: list, heading: str) -> None:
+    """Write the section ``heading`` of ``path`` (:func:`write_section`): its ``lines``,
+    then the benchmark's output as printed, in a code block; say so."""
+    write_section(path, "\n".join(list(lines) + ["", "```"] + list(printed) + ["```", ""]), heading=heading)
+    print(f"wrote the section '{heading}' of {path}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
