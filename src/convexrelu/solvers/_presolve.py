@@ -34,7 +34,7 @@ import torch
 
 from .base import Solution, SolverError
 
-__all__ = ["live_part", "on_live_groups", "program_parts"]
+__all__ = ["live_part", "on_live_groups", "outputs_apart", "program_parts"]
 
 
 def on_live_groups(solve):
@@ -88,19 +88,25 @@ def _time_share(solver, start: float, parts_left: int):
     return share
 
 
-def program_parts(program) -> list[tuple[np.ndarray, int | None]] | None:
+def outputs_apart(program) -> bool:
+    """Whether the solvers solve ``program`` one output at a time: its loss is a sum over
+    the outputs (:attr:`Loss.separable_outputs`) and it has several."""
+    return bool(program.loss.separable_outputs) and program.operator.n_outputs > 1
+
+
+def program_parts(program, apart: bool | None = None) -> list[tuple[np.ndarray, int | None]] | None:
     """The independent programs a solver runs on: ``None`` for the whole program, or a
     list of ``(groups, output)``, the live groups (increasing) of one part and, when the
     outputs are solved apart, the output they feed (``None`` otherwise).
 
-    Outputs apart: the loss is separable over the outputs and there are several; a part
-    per output with a live group. Otherwise one part, the live groups, unless every group
-    is live or none is (``None``)."""
+    Outputs apart (``apart``; by default :func:`outputs_apart`): a part per output with a
+    live group. Otherwise one part, the live groups, unless every group is live or none
+    is (``None``)."""
     op = program.operator
     live = op.live_groups()
     if not live.any():
         return None
-    if program.loss.separable_outputs and op.n_outputs > 1:
+    if outputs_apart(program) if apart is None else apart:
         parts = [(np.flatnonzero(live & (op.output_np == o)), o) for o in range(op.n_outputs)]
         return [(groups, o) for groups, o in parts if groups.size]
     if live.all():
@@ -109,13 +115,13 @@ def program_parts(program) -> list[tuple[np.ndarray, int | None]] | None:
 
 
 def live_part(program, init=None):
-    """``(part, part_init, groups)``: the program restricted to its live groups, ``init``
-    restricted to them, and the live groups (``(program, init, None)`` when every group
-    is live, or none is)."""
-    live = program.operator.live_groups()
-    if live.all() or not live.any():
+    """``(part, part_init, groups)``: the program restricted to its live groups (all
+    outputs together), ``init`` restricted to them, and the live groups (``(program,
+    init, None)`` when every group is live, or none is)."""
+    parts = program_parts(program, apart=False)
+    if parts is None:
         return program, init, None
-    groups = np.flatnonzero(live)
+    groups = parts[0][0]
     part, blocks = program.restrict(groups)
     return part, _restrict_init(program, init, groups, blocks), groups
 

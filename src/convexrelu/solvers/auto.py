@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from .auglag import AugmentedLagrangian
+from ._presolve import outputs_apart
 from .base import Solution, Solver
 from .cvxpy_solver import CVXPYSolver
 from .fista import FISTA
@@ -117,11 +118,11 @@ def ipm_fits(samples: int, blocks: int, features: int, device="cpu", free_bytes:
 
 def _largest_part(program) -> tuple[int, int]:
     """``(blocks, rank)`` of the largest program the solvers run on: with a loss separable
-    over several outputs each output is solved apart (:func:`._presolve.program_parts`),
+    over several outputs each output is solved apart (:func:`._presolve.outputs_apart`),
     the blocks of the output with the most and one column of the loss's Hessian factor;
     otherwise the whole program's blocks and ``loss.hessian_rank(C)``."""
     op = program.operator
-    if program.loss.separable_outputs and op.n_outputs > 1:
+    if outputs_apart(program):
         per_output = np.bincount(op.output_np[op.group_np], minlength=op.n_outputs)
         return int(per_output.max()), program.loss.hessian_rank(1)
     return op.n_blocks, program.loss.hessian_rank(op.n_outputs)
@@ -188,7 +189,7 @@ class AutoSolver(Solver):
         logger.info("auto: %s for %d samples x %d outputs, %d blocks, %d features (%.1e entries in the interior "
                     "point's Newton systems, order %d%s)%s", type(solver).__name__, op.n_samples, op.n_outputs,
                     op.n_blocks, op.n_features, entries, order,
-                    f"; {op.n_outputs} independent outputs, at most {blocks} blocks each" if blocks < op.n_blocks
+                    f"; {op.n_outputs} independent outputs, at most {blocks} blocks each" if outputs_apart(program)
                     else "",
                     "; a first-order solve of this size may take long: give max_time to bound it"
                     if isinstance(solver, (AugmentedLagrangian, FISTA)) and getattr(solver, "max_time", None) is None
