@@ -420,15 +420,61 @@ def test_irregular_groups_adjoint_and_model():
     Z, C = op.apply(Q)
     lhs = torch.sum(Z * R) + sum(torch.sum(c * l) for c, l in zip(C, L))
     assert float(lhs) == pytest.approx(float(torch.sum(Q * op.adjoint(R, L))), rel=1e-12)
+    expect, H = _direct_model(op, Q)
+    np.testing.assert_allclose(Z.numpy(), expect, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(C[1].numpy(), (2.0 * op.second_np - 1) * H, rtol=1e-12, atol=1e-12)
+
+
+def _direct_model(op, Q):
+    """The model (n, C) and the group sums H (n, G) by a loop over the blocks and groups
+    (module docstring of ``operators``), in numpy."""
     X = op.X_np
     H = np.zeros((op.n_samples, op.n_groups))
     for b in range(op.n_blocks):
         H[:, op.group_np[b]] += op.signs_np[b] * op.first_np[:, b] * (X @ Q[:, b].numpy())
     expect = np.zeros((op.n_samples, op.n_outputs))
     for g in range(op.n_groups):
-        expect[:, op.output_np[g]] += op.sigma_np[g] * op.second_np[:, g] * H[:, g]
-    np.testing.assert_allclose(Z.numpy(), expect, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(C[1].numpy(), (2.0 * op.second_np - 1) * H, rtol=1e-12, atol=1e-12)
+        second = 1.0 if op.second_np is None else op.second_np[:, g]
+        expect[:, op.output_np[g]] += op.sigma_np[g] * second * H[:, g]
+    return expect, H
+
+
+@pytest.mark.parametrize("case", ["gated", "second layer", "second layer, two outputs"])
+def test_operators_without_cones_against_a_loop_over_the_blocks(case):
+    """Without cone constraints and with one output the products go through the model
+    coefficients (``rowsum(X * (coef @ Q^T))``, ``(X * r)^T @ coef``) and build no (n, B)
+    mask; with two outputs through the masks. Both against the per-block loop: the model,
+    and the adjoint entry by entry as ``<R, A(E_kb)>`` with ``E_kb`` the unit matrices."""
+    from convexrelu.operators import BlockOperator
+
+    if case == "gated":
+        op = _program(GatedReLUProgram, n=17).operator
+    else:
+        r = np.random.default_rng(12)
+        n, d, B = 13, 4, 6
+        outputs = 2 if "two" in case else 1
+        op = BlockOperator(r.standard_normal((n, d)), r.random((n, B)) > 0.4, np.array([1, -1, 1, 1, -1, 1.0]),
+                           np.array([0, 2, 0, 1, 2, 0]), r.random((n, 3)) > 0.3, np.array([1.0, -1, 1]),
+                           np.array([0, 1, 1]) if outputs == 2 else np.zeros(3, dtype=int), outputs,
+                           cone_first=False, cone_second=False)
+    Q = _random_like(op.shape, 40)
+    R = _random_like((op.n_samples, op.n_outputs), 41)
+    work = op.workspace()
+    for w in (None, work, work):
+        np.testing.assert_allclose(op.matvec(Q, work=w).numpy(), _direct_model(op, Q)[0], rtol=1e-12, atol=1e-12)
+        Z, C = op.apply(Q, work=w)
+        assert C == ()
+        np.testing.assert_allclose(Z.numpy(), _direct_model(op, Q)[0], rtol=1e-12, atol=1e-12)
+    # the adjoint, column q_b by column: <R, A(e_k e_b^T)> from the loop
+    expect = np.zeros(op.shape)
+    for k in range(op.shape[0]):
+        for b in range(op.shape[1]):
+            E = torch.zeros(op.shape, dtype=torch.float64)
+            E[k, b] = 1.0
+            expect[k, b] = np.sum(R.numpy() * _direct_model(op, E)[0])
+    for w in (None, work):
+        np.testing.assert_allclose(op.adjoint(R, work=w).numpy(), expect, rtol=1e-12, atol=1e-12)
+    assert (op._masks is None) == (op.n_outputs == 1)  # the one-output products need no mask
 
 
 @pytest.mark.parametrize("cls", PROGRAMS)

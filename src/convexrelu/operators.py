@@ -30,6 +30,14 @@ and the model's group sums ``sum_j s D1 X q`` need no (n, B) temporary.
 One evaluation costs one product ``X @ Q`` (n x d x B) plus masks and sums; the
 adjoint one product ``X.T @ T`` (theory.md, "Costs that matter for speed"). ``D X`` is
 never formed.
+
+An operator without cone constraints and with one output (the gated program) needs no
+(n, B) value of ``X Q`` at all: with ``coef`` of :meth:`BlockOperator.model_coefficients`,
+
+    A(Q) = rowsum(X * (coef @ Q^T)),      A^T(r) = (X * r)^T @ coef,
+
+one product each with the same count of multiply-adds as ``X @ Q`` and ``X.T @ T``, but
+(n, d) and (d, B) results and no elementwise pass over an (n, B) array.
 """
 
 from __future__ import annotations
@@ -48,7 +56,8 @@ class Workspace:
     Allocating a large array costs about as much as a pass over it (the memory is new to
     the process and is faulted in page by page), so a loop that evaluates the operator
     many times keeps its temporaries here. The arrays never leave the operator's methods;
-    one (n, B) and two (n, G) arrays serve every method (none keeps one across a call).
+    one (n, B), two (n, G) and one (n, d) array serve every method (none keeps one across
+    a call).
     """
 
     def __init__(self):
@@ -154,6 +163,7 @@ class BlockOperator:
         self._group = torch.as_tensor(self.group_np, device=self.device)
         self._output = torch.as_tensor(self.output_np, device=self.device)
         self._masks = None  # the (n, B) and (n, G) mask arrays, built on first use (:meth:`_mask_arrays`)
+        self._coef = None  # model_coefficients' (n, B) array, kept where it is the product's operand
         self._pair_signs = None  # built by the first constraint_gram with a second cone
 
     def _mask_arrays(self):
@@ -348,6 +358,8 @@ class BlockOperator:
         constraints : tuple of tensors, shapes :attr:`constraint_shapes`; the program
             requires every entry to be >= 0.
         """
+        if self._coefficient_products:
+            return self.matvec(Q, work), ()
         n, B, X = self.n_samples, self.n_blocks, self.X
         bufs = tuple(out[1]) if out is not None else (None,) * len(self.constraint_shapes)
         # the raw product goes where the first cone's values will be (they are its sign flips)
@@ -364,6 +376,9 @@ class BlockOperator:
     def matvec(self, Q: torch.Tensor, work: "Workspace | None" = None) -> torch.Tensor:
         """Model output ``Z = A(Q)``, shape (n, C)."""
         n, B, X = self.n_samples, self.n_blocks, self.X
+        if self._coefficient_products:  # rowsum(X * (coef @ Q^T)): no (n, B) array
+            P = torch.matmul(self.model_coefficients()[0], Q.T, out=_scratch(work, "nd", X.shape, X))
+            return P.mul_(X).sum(dim=1, keepdim=True)
         XQ = torch.matmul(X, Q, out=_scratch(work, "nB", (n, B), X))  # this call's own array
         return self._outputs(self._model_sum(XQ, work, overwrite=True), work)
 
@@ -398,6 +413,9 @@ class BlockOperator:
         multipliers = tuple(multipliers)
         if multipliers and len(multipliers) != len(self.constraint_shapes):
             raise ValueError(f"multipliers: expected {len(self.constraint_shapes)} arrays, got {len(multipliers)}")
+        if self._coefficient_products and R is not None:  # (X * r)^T @ coef: no (n, B) array
+            XR = torch.mul(self.X, R, out=_scratch(work, "nd", self.X.shape, self.X))
+            return XR.T @ self.model_coefficients()[0]
         Tg = None
         if R is not None:
             Tg = self._outputs_adjoint(R, work)
@@ -538,12 +556,25 @@ class BlockOperator:
             A(Q)[r, k] = sum_{b : out[b] = k} coef[r, b] <x_r, q_b>,
 
         ``coef[r, b] = sigma_g D2_g[r] s_b D1_b[r]`` (shape (n, B)) and ``out[b]`` the output
-        column of block ``b``'s group (shape (B,))."""
-        if self._d2s is None:
-            coef = self._sd1 * self._sigma[self._group]
-        else:
-            coef = self._sd1 * self._group_expand(self._d2s)
+        column of block ``b``'s group (shape (B,)). Where the products use it
+        (:attr:`_coefficient_products`) the array is kept and shared: do not modify it."""
+        coef = self._coef
+        if coef is None:
+            first = torch.as_tensor(self.first_np, device=self.device).to(self.dtype)
+            weight = self.signs_np * self.sigma_np[self.group_np]  # s_b sigma_g(b), (B,)
+            coef = first.mul_(torch.as_tensor(weight, dtype=self.dtype, device=self.device))
+            if self.second_np is not None:
+                coef.mul_(torch.as_tensor(self.second_np, device=self.device)[:, self._group])
+            if self._coefficient_products:
+                self._coef = coef
         return coef, self._output[self._group]
+
+    @property
+    def _coefficient_products(self) -> bool:
+        """Whether :meth:`matvec` and :meth:`adjoint` go through :meth:`model_coefficients`
+        (module docstring): no cone constraint (no (n, B) constraint values are needed)
+        and one output."""
+        return not self.has_constraints and self.n_outputs == 1
 
     def live_groups(self) -> np.ndarray:
         """Groups whose part of the model is not identically zero: bool array (G,).
