@@ -627,7 +627,7 @@ class BlockOperator:
         blocks = self._blocks_of(keep)
         remap = np.full(self.n_groups, -1, dtype=np.int64)
         remap[keep] = np.arange(keep.size)
-        sub = BlockOperator(
+        sub = type(self)(
             self.X_np, self.first_np[:, blocks], self.signs_np[blocks], remap[self.group_np[blocks]],
             None if self.second_np is None else self.second_np[:, keep], self.sigma_np[keep], outputs,
             n_outputs, cone_first=self.cone_first, cone_second=self.cone_second, dtype=self.dtype,

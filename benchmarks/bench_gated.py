@@ -1,0 +1,161 @@
+"""Gated ReLU at scale: FISTA with the coefficient products against the mask products (CPU).
+
+    python benchmarks/bench_gated.py            # n = 20,000 and 50,000 (about 10 minutes)
+    python benchmarks/bench_gated.py --quick    # n = 5,000 and 20,000
+
+The gated ReLU program (planted two-layer teacher, ``benchmarks/_data.py``; d = 50, 500
+sampled gates, squared loss, ``beta = 1e-3 n``, float32, the sizes of issue 4's scale
+item) solved by :class:`FISTA` at its defaults (``max_time`` 300 s), each solve in its
+own process, with the operator's two ways of computing the model and its adjoint:
+
+- coefficients (now): ``A(Q) = rowsum(X * (coef @ Q^T))`` and ``A^T(r) = (X * r)^T @ coef``,
+  products with (n, d) and (d, B) results (``operators`` module docstring);
+- masks (before): ``X @ Q`` into an (n, B) array, masked and summed, and ``X.T @ T`` with
+  ``T`` the mask times the broadcast residual: the same products plus elementwise passes
+  over (n, B) arrays. The baseline is the same operator told not to use the coefficients.
+
+Printed side by side: wall time (building the program included), solve time,
+iterations, time per iteration, peak memory, status, the objectives relative to each
+other, and the ratio baseline / new, with the floor of item 4 of the issue (time per
+iteration over the time of ``X @ Q`` into an existing array plus ``X.T @ T``, measured in
+the same process). Writes the section ``## Gated ReLU at scale`` of RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+import warnings
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from _data import machine, recorder, run_json_child  # noqa: E402
+from run_all import write_report  # noqa: E402
+
+HEADING = "## Gated ReLU at scale"
+VARIANTS = {"coefficients": "coefficient products (now)", "masks": "mask products (before)"}
+
+
+def _child(n: int, d: int, patterns: int, variant: str, max_time: float, threads: int) -> None:
+    """One solve and the floor; prints one JSON line."""
+    import torch
+
+    import bench_solvers as bs
+    from convexrelu.operators import BlockOperator
+    from convexrelu.solvers import FISTA
+
+    class MaskProducts(BlockOperator):
+        _coefficient_products = False
+
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    prog = bs.build("gated", n, d, patterns, dtype=torch.float32)
+    if variant == "masks":
+        prog.operator.__class__ = MaskProducts  # its restriction to the live groups stays one
+    setup = time.perf_counter() - t0
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the status says it
+        sol = FISTA(max_time=max_time).solve(prog)
+    solve = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    f = bs.floor(prog, iterations=30)
+    print(json.dumps({
+        "n": n, "d": prog.operator.n_features, "blocks": prog.shape[1], "setup_time": setup, "solve_time": solve,
+        "iterations": sol.iterations, "status": sol.status, "objective": sol.objective,
+        "residual": sol.info.get("residual"), "peak_rss_gb": peak,
+        "floor_iteration": f["per_iteration"], "floor_gemms": f["two_gemms"], "floor": f["ratio"],
+    }))
+
+
+def _run(n, d, patterns, variant, max_time, threads) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", str(n), str(d), str(patterns), variant,
+           str(max_time), str(threads)]
+    out = run_json_child(cmd)
+    if "error" in out:
+        return {"n": n, "error": out["error"], "line": f"n={n} {variant}: child failed: {out['error']}"}
+    out["per_iteration"] = out["solve_time"] / max(out["iterations"], 1)
+    out["line"] = (
+        f"gated n={n} d={out['d']} (with the intercept) gates={patterns} blocks={out['blocks']} float32 "
+        f"{variant:12s} ({VARIANTS[variant]}): wall {out['wall_time']:.1f}s (solve {out['solve_time']:.1f}s, "
+        f"{out['iterations']} iterations, {1e3 * out['per_iteration']:.1f} ms/iteration), peak memory "
+        f"{out['peak_rss_gb']:.2f} GB; status {out['status']}, objective {out['objective']:.8g}; floor "
+        f"{1e3 * out['floor_iteration']:.1f} ms/iteration against two GEMMs {1e3 * out['floor_gemms']:.1f} ms, "
+        f"ratio {out['floor']:.2f}")
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="n = 5,000 and 20,000")
+    parser.add_argument("--sizes", default=None, help="comma-separated n (default 20000,50000)")
+    parser.add_argument("--features", type=int, default=50)
+    parser.add_argument("--patterns", type=int, default=500)
+    parser.add_argument("--max-time", type=float, default=300.0, help="time limit of every solve (default 300 s)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
+    args = parser.parse_args(argv)
+    sizes = args.sizes or ("5000,20000" if args.quick else "20000,50000")
+    info = machine()
+    say, printed = recorder()
+    say(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({args.threads} threads), "
+        f"python {info['python']}, load average {info['load_average']}, {info['date']}")
+    rows = []
+    for n in (int(v) for v in sizes.split(",")):
+        a = _run(n, args.features, args.patterns, "coefficients", args.max_time, args.threads)
+        b = _run(n, args.features, args.patterns, "masks", args.max_time, args.threads)
+        say(a["line"])
+        say(b["line"])
+        row = {"n": n, "a": a, "b": b}
+        if "error" not in a and "error" not in b:
+            row["ratio"] = b["solve_time"] / a["solve_time"]
+            row["difference"] = (b["objective"] - a["objective"]) / abs(a["objective"])
+            row["ratio_iteration"] = b["per_iteration"] / a["per_iteration"]
+            say(f"    n={n}: masks / coefficients solve time {row['ratio']:.2f}x"
+                f"{' (the baseline stopped at max_time: a lower bound)' if b['status'] == 'max_time' else ''}, "
+                f"time per iteration {row['ratio_iteration']:.2f}x; objectives differ by {row['difference']:+.1e} "
+                "(relative)")
+        rows.append(row)
+
+    L = [HEADING, "",
+         f"Produced by `python benchmarks/bench_gated.py{' --quick' if args.quick else ''}"
+         f"{' --sizes ' + args.sizes if args.sizes else ''}` on {info['date']}.",
+         f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({args.threads} threads), Python "
+         f"{info['python']}; load average at the start {info['load_average']} (the machine is shared).",
+         f"Data: planted two-layer teacher (`benchmarks/_data.py`), d = {args.features} (+ intercept), "
+         f"{args.patterns} sampled gates, squared loss, beta = 1e-3 n, float32. `FISTA(max_time={args.max_time:g})` "
+         "at its defaults, each solve in its own process (wall time includes starting it and building the program). "
+         "The operator's model and adjoint through the model coefficients, `rowsum(X * (coef @ Q^T))` and "
+         "`(X * r)^T @ coef` (now), against the same operator with `X @ Q` into an (n, B) array, masks and sums "
+         "(before). 'Floor' is item 4 of issue 4: time per FISTA iteration / time of `X @ Q` (into an existing "
+         "array) + `X.T @ T`, measured in the same process after the solve. 'Objective' is the baseline's "
+         "relative to the new one's.", "",
+         "| n | blocks | now: solve s | iterations | ms / iteration | floor | peak GB | before: solve s | iterations "
+         "| ms / iteration | floor | peak GB | objective | before / now, solve | before / now, per iteration |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        a, b = r["a"], r["b"]
+        if "ratio" not in r:
+            L.append(f"| {r['n']} | {(a.get('error') or b.get('error'))[:200]} | | | | | | | | | | | | | |")
+            continue
+        L.append(f"| {r['n']} | {a['blocks']} | {a['solve_time']:.1f} | {a['iterations']} "
+                 f"| {1e3 * a['per_iteration']:.1f} | {a['floor']:.2f} | {a['peak_rss_gb']:.2f} "
+                 f"| {b['solve_time']:.1f} | {b['iterations']} | {1e3 * b['per_iteration']:.1f} | {b['floor']:.2f} "
+                 f"| {b['peak_rss_gb']:.2f} | {r['difference']:+.1e} | "
+                 f"{'>= ' if b['status'] == 'max_time' else ''}{r['ratio']:.2f}x | {r['ratio_iteration']:.2f}x |")
+    write_report(args.output, L, printed, HEADING)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _child(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], float(sys.argv[6]),
+               int(sys.argv[7]))
+        sys.exit(0)
+    t = time.perf_counter()
+    main()
+    print(f"total {time.perf_counter() - t:.0f}s")
