@@ -439,24 +439,27 @@ def _direct_model(op, Q):
     return expect, H
 
 
-@pytest.mark.parametrize("case", ["gated", "second layer", "second layer, two outputs"])
+@pytest.mark.parametrize("case", ["gated", "second layer", "second layer, two outputs", "fewer blocks than features"])
 def test_operators_without_cones_against_a_loop_over_the_blocks(case):
-    """Without cone constraints and with one output the products go through the model
-    coefficients (``rowsum(X * (coef @ Q^T))``, ``(X * r)^T @ coef``) and build no (n, B)
-    mask; with two outputs through the masks. Both against the per-block loop: the model,
-    and the adjoint entry by entry as ``<R, A(E_kb)>`` with ``E_kb`` the unit matrices."""
+    """Without cone constraints, with one output and at least as many blocks as features
+    the products go through the model coefficients (``rowsum(X * (coef @ Q^T))``,
+    ``(X * r)^T @ coef``) and build no (n, B) mask; otherwise through the masks. Both
+    against the per-block loop: the model, and the adjoint entry by entry as
+    ``<R, A(E_kb)>`` with ``E_kb`` the unit matrices."""
     from convexrelu.operators import BlockOperator
 
     if case == "gated":
         op = _program(GatedReLUProgram, n=17).operator
     else:
         r = np.random.default_rng(12)
-        n, d, B = 13, 4, 6
+        n, d, B = 13, 8 if "fewer" in case else 4, 6
         outputs = 2 if "two" in case else 1
         op = BlockOperator(r.standard_normal((n, d)), r.random((n, B)) > 0.4, np.array([1, -1, 1, 1, -1, 1.0]),
                            np.array([0, 2, 0, 1, 2, 0]), r.random((n, 3)) > 0.3, np.array([1.0, -1, 1]),
                            np.array([0, 1, 1]) if outputs == 2 else np.zeros(3, dtype=int), outputs,
                            cone_first=False, cone_second=False)
+    coefficients = case in ("gated", "second layer")
+    assert op._coefficient_products == coefficients
     Q = _random_like(op.shape, 40)
     R = _random_like((op.n_samples, op.n_outputs), 41)
     work = op.workspace()
@@ -474,7 +477,36 @@ def test_operators_without_cones_against_a_loop_over_the_blocks(case):
             expect[k, b] = np.sum(R.numpy() * _direct_model(op, E)[0])
     for w in (None, work):
         np.testing.assert_allclose(op.adjoint(R, work=w).numpy(), expect, rtol=1e-12, atol=1e-12)
-    assert (op._masks is None) == (op.n_outputs == 1)  # the one-output products need no mask
+    assert (op._masks is None) == coefficients  # those products need no mask
+
+
+def test_coefficient_products_after_to_and_on_one_output():
+    """The kept coefficients follow ``to`` (float32 after a float64 evaluation), and one
+    output of a two-output gated program (the classifiers' squared loss, solved one output
+    at a time) takes the coefficient products with the parent's model column."""
+    op = _program(GatedReLUProgram, n=17).operator
+    Q = _random_like(op.shape, 50)
+    Z = op.matvec(Q)
+    op32 = op.to(dtype=torch.float32)
+    assert op32._coefficient_products and op32.model_coefficients()[0].dtype == torch.float32
+    torch.testing.assert_close(op32.matvec(Q.float()).double(), Z, rtol=1e-5, atol=1e-5)
+    X, y = planted_regression(n=17, d=3, seed=0)
+    two = GatedReLUProgram(X, np.stack([y, -2 * y], 1), 8, beta=0.1, random_state=0).operator
+    assert not two._coefficient_products
+    Q2 = _random_like(two.shape, 51)
+    for output in (0, 1):
+        groups = np.flatnonzero(two.output_np == output)
+        sub, blocks = two.restrict(groups, output)
+        assert sub._coefficient_products
+        np.testing.assert_allclose(sub.matvec(Q2[:, blocks]).numpy()[:, 0], two.matvec(Q2).numpy()[:, output],
+                                   rtol=1e-12, atol=1e-12)
+        R = _random_like((sub.n_samples, 1), 52 + output)
+        full = torch.zeros((two.n_samples, 2), dtype=torch.float64)
+        full[:, output] = R[:, 0]
+        np.testing.assert_allclose(sub.adjoint(R).numpy(), two.adjoint(full).numpy()[:, blocks], rtol=1e-12,
+                                   atol=1e-12)
+    with pytest.raises(ValueError, match="R: expected shape"):
+        op.adjoint(torch.zeros(op.n_samples, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("cls", PROGRAMS)

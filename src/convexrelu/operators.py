@@ -31,13 +31,15 @@ One evaluation costs one product ``X @ Q`` (n x d x B) plus masks and sums; the
 adjoint one product ``X.T @ T`` (theory.md, "Costs that matter for speed"). ``D X`` is
 never formed.
 
-An operator without cone constraints and with one output (the gated program) needs no
-(n, B) value of ``X Q`` at all: with ``coef`` of :meth:`BlockOperator.model_coefficients`,
+An operator without cone constraints, with one output and at least as many blocks as
+features (the gated program of a regression, or one output of it) needs no (n, B) value
+of ``X Q`` at all: with ``coef`` of :meth:`BlockOperator.model_coefficients`,
 
     A(Q) = rowsum(X * (coef @ Q^T)),      A^T(r) = (X * r)^T @ coef,
 
 one product each with the same count of multiply-adds as ``X @ Q`` and ``X.T @ T``, but
-(n, d) and (d, B) results and no elementwise pass over an (n, B) array.
+(n, d) and (d, B) results and no elementwise pass over an (n, B) array (with fewer blocks
+than features the (n, d) passes would cost more than the (n, B) ones they replace).
 """
 
 from __future__ import annotations
@@ -207,7 +209,7 @@ class BlockOperator:
 
     def to(self, device=None, dtype=None) -> "BlockOperator":
         """A copy computing on ``device`` in ``dtype``."""
-        new = object.__new__(BlockOperator)
+        new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         new.device = torch.device(device) if device is not None else self.device
         new.dtype = dtype if dtype is not None else self.dtype
@@ -340,7 +342,8 @@ class BlockOperator:
     # ------------------------------------------------------------------ API
     def apply(self, Q: torch.Tensor, out=None, work: "Workspace | None" = None
               ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Model output and constraint values from one product ``X @ Q``.
+        """Model output and constraint values from one product ``X @ Q`` (``coef @ Q^T``
+        where :attr:`_coefficient_products`: module docstring).
 
         Parameters
         ----------
@@ -377,7 +380,7 @@ class BlockOperator:
         """Model output ``Z = A(Q)``, shape (n, C)."""
         n, B, X = self.n_samples, self.n_blocks, self.X
         if self._coefficient_products:  # rowsum(X * (coef @ Q^T)): no (n, B) array
-            P = torch.matmul(self.model_coefficients()[0], Q.T, out=_scratch(work, "nd", X.shape, X))
+            P = torch.matmul(self._coefficients(), Q.T, out=_scratch(work, "nd", X.shape, X))
             return P.mul_(X).sum(dim=1, keepdim=True)
         XQ = torch.matmul(X, Q, out=_scratch(work, "nB", (n, B), X))  # this call's own array
         return self._outputs(self._model_sum(XQ, work, overwrite=True), work)
@@ -414,8 +417,10 @@ class BlockOperator:
         if multipliers and len(multipliers) != len(self.constraint_shapes):
             raise ValueError(f"multipliers: expected {len(self.constraint_shapes)} arrays, got {len(multipliers)}")
         if self._coefficient_products and R is not None:  # (X * r)^T @ coef: no (n, B) array
+            if R.shape != (n, 1):
+                raise ValueError(f"R: expected shape ({n}, 1), got {tuple(R.shape)}")
             XR = torch.mul(self.X, R, out=_scratch(work, "nd", self.X.shape, self.X))
-            return XR.T @ self.model_coefficients()[0]
+            return XR.T @ self._coefficients()
         Tg = None
         if R is not None:
             Tg = self._outputs_adjoint(R, work)
@@ -558,6 +563,11 @@ class BlockOperator:
         ``coef[r, b] = sigma_g D2_g[r] s_b D1_b[r]`` (shape (n, B)) and ``out[b]`` the output
         column of block ``b``'s group (shape (B,)). Where the products use it
         (:attr:`_coefficient_products`) the array is kept and shared: do not modify it."""
+        return self._coefficients(), self._output[self._group]
+
+    def _coefficients(self) -> torch.Tensor:
+        """``coef`` of :meth:`model_coefficients`, from the boolean masks (kept where the
+        products use it)."""
         coef = self._coef
         if coef is None:
             first = torch.as_tensor(self.first_np, device=self.device).to(self.dtype)
@@ -567,14 +577,14 @@ class BlockOperator:
                 coef.mul_(torch.as_tensor(self.second_np, device=self.device)[:, self._group])
             if self._coefficient_products:
                 self._coef = coef
-        return coef, self._output[self._group]
+        return coef
 
     @property
     def _coefficient_products(self) -> bool:
         """Whether :meth:`matvec` and :meth:`adjoint` go through :meth:`model_coefficients`
-        (module docstring): no cone constraint (no (n, B) constraint values are needed)
-        and one output."""
-        return not self.has_constraints and self.n_outputs == 1
+        (module docstring): no cone constraint (no (n, B) constraint values are needed),
+        one output, and at least as many blocks as features."""
+        return not self.has_constraints and self.n_outputs == 1 and self.n_blocks >= self.n_features
 
     def live_groups(self) -> np.ndarray:
         """Groups whose part of the model is not identically zero: bool array (G,).
