@@ -439,26 +439,34 @@ def _direct_model(op, Q):
     return expect, H
 
 
-@pytest.mark.parametrize("case", ["gated", "second layer", "second layer, two outputs", "fewer blocks than features"])
+CASES_WITHOUT_CONES = {  # case: (features, output of each group, coefficient products?)
+    "second layer": (4, [0, 0, 0], True),
+    "second layer, two outputs": (3, [0, 1, 1], True),
+    "two outputs, one without blocks": (4, [1, 1, 1], True),
+    "fewer blocks than features": (8, [0, 0, 0], False),
+    "two outputs, one with fewer blocks than features": (4, [0, 1, 1], False),
+}
+
+
+@pytest.mark.parametrize("case", ["gated", "gated, three classes"] + list(CASES_WITHOUT_CONES))
 def test_operators_without_cones_against_a_loop_over_the_blocks(case):
-    """Without cone constraints, with one output and at least as many blocks as features
-    the products go through the model coefficients (``rowsum(X * (coef @ Q^T))``,
-    ``(X * r)^T @ coef``) and build no (n, B) mask; otherwise through the masks. Both
-    against the per-block loop: the model, and the adjoint entry by entry as
-    ``<R, A(E_kb)>`` with ``E_kb`` the unit matrices."""
+    """Without cone constraints, and with every output fed by no block or by at least as
+    many blocks as features, the products go through the model coefficients, output by
+    output (``rowsum(X * (coef @ Q^T))``, ``(X * r)^T @ coef``), and build no (n, B)
+    mask; otherwise through the masks. Both against the per-block loop: the model, and
+    the adjoint entry by entry as ``<R, A(E_kb)>`` with ``E_kb`` the unit matrices."""
     from convexrelu.operators import BlockOperator
 
-    if case == "gated":
-        op = _program(GatedReLUProgram, n=17).operator
+    if case.startswith("gated"):
+        op = _program(GatedReLUProgram, "softmax" if "three" in case else "squared", n=17).operator
+        coefficients = True
     else:
+        d, outputs, coefficients = CASES_WITHOUT_CONES[case]
         r = np.random.default_rng(12)
-        n, d, B = 13, 8 if "fewer" in case else 4, 6
-        outputs = 2 if "two" in case else 1
+        n, B = 13, 6
         op = BlockOperator(r.standard_normal((n, d)), r.random((n, B)) > 0.4, np.array([1, -1, 1, 1, -1, 1.0]),
                            np.array([0, 2, 0, 1, 2, 0]), r.random((n, 3)) > 0.3, np.array([1.0, -1, 1]),
-                           np.array([0, 1, 1]) if outputs == 2 else np.zeros(3, dtype=int), outputs,
-                           cone_first=False, cone_second=False)
-    coefficients = case in ("gated", "second layer")
+                           np.array(outputs), 1 + max(outputs), cone_first=False, cone_second=False)
     assert op._coefficient_products == coefficients
     Q = _random_like(op.shape, 40)
     R = _random_like((op.n_samples, op.n_outputs), 41)
@@ -483,7 +491,8 @@ def test_operators_without_cones_against_a_loop_over_the_blocks(case):
 def test_coefficient_products_after_to_and_on_one_output():
     """The kept coefficients follow ``to`` (float32 after a float64 evaluation), and one
     output of a two-output gated program (the classifiers' squared loss, solved one output
-    at a time) takes the coefficient products with the parent's model column."""
+    at a time) takes the coefficient products with the parent's model column; the
+    adjoint's cotangent must have the model's shape."""
     op = _program(GatedReLUProgram, n=17).operator
     Q = _random_like(op.shape, 50)
     Z = op.matvec(Q)
@@ -492,7 +501,7 @@ def test_coefficient_products_after_to_and_on_one_output():
     torch.testing.assert_close(op32.matvec(Q.float()).double(), Z, rtol=1e-5, atol=1e-5)
     X, y = planted_regression(n=17, d=3, seed=0)
     two = GatedReLUProgram(X, np.stack([y, -2 * y], 1), 8, beta=0.1, random_state=0).operator
-    assert not two._coefficient_products
+    assert two._coefficient_products
     Q2 = _random_like(two.shape, 51)
     for output in (0, 1):
         groups = np.flatnonzero(two.output_np == output)

@@ -31,15 +31,17 @@ One evaluation costs one product ``X @ Q`` (n x d x B) plus masks and sums; the
 adjoint one product ``X.T @ T`` (theory.md, "Costs that matter for speed"). ``D X`` is
 never formed.
 
-An operator without cone constraints, with one output and at least as many blocks as
-features (the gated program of a regression, or one output of it) needs no (n, B) value
-of ``X Q`` at all: with ``coef`` of :meth:`BlockOperator.model_coefficients`,
+An operator without cone constraints whose outputs each have no blocks or at least as
+many blocks as features (the gated program) needs no (n, B) value of ``X Q`` at all: with
+one output with ``coef`` of :meth:`BlockOperator.model_coefficients`,
 
     A(Q) = rowsum(X * (coef @ Q^T)),      A^T(r) = (X * r)^T @ coef,
 
 one product each with the same count of multiply-adds as ``X @ Q`` and ``X.T @ T``, but
 (n, d) and (d, B) results and no elementwise pass over an (n, B) array (with fewer blocks
-than features the (n, d) passes would cost more than the (n, B) ones they replace).
+than features the (n, d) passes would cost more than the (n, B) ones they replace). With
+several outputs the same holds output by output, with the columns of ``coef`` of each
+output's blocks kept as one array per output.
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ class BlockOperator:
         self._group = torch.as_tensor(self.group_np, device=self.device)
         self._output = torch.as_tensor(self.output_np, device=self.device)
         self._masks = None  # the (n, B) and (n, G) mask arrays, built on first use (:meth:`_mask_arrays`)
-        self._coef = None  # model_coefficients' (n, B) array, kept where it is the product's operand
+        self._coef_parts = None  # (blocks, coef[:, blocks]) per output, kept for the coefficient products
         self._pair_signs = None  # built by the first constraint_gram with a second cone
 
     def _mask_arrays(self):
@@ -379,9 +381,18 @@ class BlockOperator:
     def matvec(self, Q: torch.Tensor, work: "Workspace | None" = None) -> torch.Tensor:
         """Model output ``Z = A(Q)``, shape (n, C)."""
         n, B, X = self.n_samples, self.n_blocks, self.X
-        if self._coefficient_products:  # rowsum(X * (coef @ Q^T)): no (n, B) array
-            P = torch.matmul(self._coefficients(), Q.T, out=_scratch(work, "nd", X.shape, X))
-            return P.mul_(X).sum(dim=1, keepdim=True)
+        if self._coefficient_products:  # rowsum(X * (coef @ Q^T)) per output: no (n, B) array
+            parts = self._output_coefficients()
+            Z = X.new_zeros((n, len(parts)))
+            for c, (blocks, coef) in enumerate(parts):
+                if blocks is not None and not len(blocks):
+                    continue
+                Qc = Q if blocks is None else Q[:, blocks]  # (blocks None: every block feeds output c)
+                P = torch.matmul(coef, Qc.T, out=_scratch(work, "nd", X.shape, X)).mul_(X)
+                if len(parts) == 1:
+                    return P.sum(dim=1, keepdim=True)
+                Z[:, c] = P.sum(dim=1)
+            return Z
         XQ = torch.matmul(X, Q, out=_scratch(work, "nB", (n, B), X))  # this call's own array
         return self._outputs(self._model_sum(XQ, work, overwrite=True), work)
 
@@ -416,11 +427,19 @@ class BlockOperator:
         multipliers = tuple(multipliers)
         if multipliers and len(multipliers) != len(self.constraint_shapes):
             raise ValueError(f"multipliers: expected {len(self.constraint_shapes)} arrays, got {len(multipliers)}")
-        if self._coefficient_products and R is not None:  # (X * r)^T @ coef: no (n, B) array
-            if R.shape != (n, 1):
-                raise ValueError(f"R: expected shape ({n}, 1), got {tuple(R.shape)}")
-            XR = torch.mul(self.X, R, out=_scratch(work, "nd", self.X.shape, self.X))
-            return XR.T @ self._coefficients()
+        if self._coefficient_products and R is not None:  # (X * r)^T @ coef per output: no (n, B) array
+            if R.shape != (n, self.n_outputs):
+                raise ValueError(f"R: expected shape ({n}, {self.n_outputs}), got {tuple(R.shape)}")
+            parts = self._output_coefficients()
+            out = torch.zeros(self.shape, dtype=self.dtype, device=self.device) if len(parts) > 1 else None
+            for c, (blocks, coef) in enumerate(parts):
+                if blocks is not None and not len(blocks):
+                    continue
+                XR = torch.mul(self.X, R[:, c:c + 1], out=_scratch(work, "nd", self.X.shape, self.X))
+                if out is None:
+                    return XR.T @ coef
+                out[:, slice(None) if blocks is None else blocks] = XR.T @ coef
+            return out
         Tg = None
         if R is not None:
             Tg = self._outputs_adjoint(R, work)
@@ -562,29 +581,50 @@ class BlockOperator:
 
         ``coef[r, b] = sigma_g D2_g[r] s_b D1_b[r]`` (shape (n, B)) and ``out[b]`` the output
         column of block ``b``'s group (shape (B,)). Where the products use it
-        (:attr:`_coefficient_products`) the array is kept and shared: do not modify it."""
+        (:attr:`_coefficient_products`) with one output the array is kept and shared: do not
+        modify it."""
+        if self._coefficient_products and self.n_outputs == 1:
+            return self._output_coefficients()[0][1], self._output[self._group]
         return self._coefficients(), self._output[self._group]
 
-    def _coefficients(self) -> torch.Tensor:
-        """``coef`` of :meth:`model_coefficients`, from the boolean masks (kept where the
-        products use it)."""
-        coef = self._coef
-        if coef is None:
-            first = torch.as_tensor(self.first_np, device=self.device).to(self.dtype)
-            weight = self.signs_np * self.sigma_np[self.group_np]  # s_b sigma_g(b), (B,)
-            coef = first.mul_(torch.as_tensor(weight, dtype=self.dtype, device=self.device))
-            if self.second_np is not None:
-                coef.mul_(torch.as_tensor(self.second_np, device=self.device)[:, self._group])
-            if self._coefficient_products:
-                self._coef = coef
+    def _coefficients(self, blocks: np.ndarray | None = None) -> torch.Tensor:
+        """``coef`` of :meth:`model_coefficients` (its columns ``blocks``, or all), a new
+        array built from the boolean masks."""
+        cols = slice(None) if blocks is None else blocks
+        first = torch.as_tensor(self.first_np[:, cols], device=self.device).to(self.dtype)
+        weight = (self.signs_np * self.sigma_np[self.group_np])[cols]  # s_b sigma_g(b)
+        coef = first.mul_(torch.as_tensor(weight, dtype=self.dtype, device=self.device))
+        if self.second_np is not None:
+            coef.mul_(torch.as_tensor(self.second_np[:, self.group_np[cols]], device=self.device))
         return coef
+
+    def _output_blocks(self) -> list[np.ndarray]:
+        """The blocks feeding each output, in increasing order."""
+        out = self.output_np[self.group_np]
+        return [np.flatnonzero(out == c) for c in range(self.n_outputs)]
+
+    def _output_coefficients(self) -> list[tuple[torch.Tensor | None, torch.Tensor]]:
+        """``(blocks, coef[:, blocks])`` per output (``blocks`` None: every block), kept:
+        the operands of the coefficient products (module docstring)."""
+        if self._coef_parts is None:
+            parts = []
+            for blocks in self._output_blocks():
+                if len(blocks) == self.n_blocks:
+                    parts.append((None, self._coefficients()))
+                else:
+                    parts.append((torch.as_tensor(blocks, device=self.device), self._coefficients(blocks)))
+            self._coef_parts = parts
+        return self._coef_parts
 
     @property
     def _coefficient_products(self) -> bool:
         """Whether :meth:`matvec` and :meth:`adjoint` go through :meth:`model_coefficients`
         (module docstring): no cone constraint (no (n, B) constraint values are needed),
-        one output, and at least as many blocks as features."""
-        return not self.has_constraints and self.n_outputs == 1 and self.n_blocks >= self.n_features
+        and every output fed by no block or by at least as many blocks as features."""
+        if self.has_constraints:
+            return False
+        counts = np.bincount(self.output_np[self.group_np], minlength=self.n_outputs)
+        return bool(np.all((counts == 0) | (counts >= self.n_features)))
 
     def live_groups(self) -> np.ndarray:
         """Groups whose part of the model is not identically zero: bool array (G,).
