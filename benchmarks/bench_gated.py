@@ -97,7 +97,7 @@ def _run(n, d, patterns, variant, max_time, threads, loss) -> dict:
            str(max_time), str(threads), loss]
     out = run_json_child(cmd)
     if "error" in out:
-        return {"n": n, "error": out["error"], "line": f"n={n} {variant}: child failed: {out['error']}"}
+        return {"n": n, "error": out["error"], "line": f"{loss} n={n} {variant}: child failed: {out['error']}"}
     out["per_iteration"] = out["solve_time"] / max(out["iterations"], 1)
     out["line"] = (
         f"gated {loss} n={n} d={out['d']} (with the intercept) gates={patterns} outputs={out['outputs']} "
@@ -152,7 +152,8 @@ def main(argv=None):
          f"{info['python']}; load average at the start {info['load_average']} (the machine is shared).",
          f"Data: planted two-layer teacher (`benchmarks/_data.py`), d = {args.features} (+ intercept), "
          f"{args.patterns} sampled gates, beta = 1e-3 n, float32; the squared loss, and the softmax loss on three classes "
-         "(the teacher's output cut at its terciles: three outputs of 500 blocks each). `FISTA(max_time={args.max_time:g})` "
+         f"(the teacher's output cut at its terciles: three outputs of {args.patterns} blocks each). "
+         f"`FISTA(max_time={args.max_time:g})` "
          "at its defaults, each solve in its own process (wall time includes starting it and building the program). "
          "The operator's model and adjoint through the model coefficients, `rowsum(X * (coef @ Q^T))` and "
          "`(X * r)^T @ coef` (now), against the same operator with `X @ Q` into an (n, B) array, masks and sums "

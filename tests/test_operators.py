@@ -444,7 +444,8 @@ CASES_WITHOUT_CONES = {  # case: (features, output of each group, coefficient pr
     "second layer, two outputs": (3, [0, 1, 1], True),
     "two outputs, one without blocks": (4, [1, 1, 1], True),
     "fewer blocks than features": (8, [0, 0, 0], False),
-    "two outputs, one with fewer blocks than features": (4, [0, 1, 1], False),
+    "two outputs, each with fewer blocks than features": (4, [0, 1, 1], False),
+    "two outputs, one with fewer blocks than features": (4, [0, 0, 1], False),
 }
 
 

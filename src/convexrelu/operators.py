@@ -32,8 +32,8 @@ adjoint one product ``X.T @ T`` (theory.md, "Costs that matter for speed"). ``D 
 never formed.
 
 An operator without cone constraints whose outputs each have no blocks or at least as
-many blocks as features (the gated program) needs no (n, B) value of ``X Q`` at all: with
-one output with ``coef`` of :meth:`BlockOperator.model_coefficients`,
+many blocks as features (the gated program) needs no (n, B) value of ``X Q`` at all. With
+one output and ``coef`` of :meth:`BlockOperator.model_coefficients`,
 
     A(Q) = rowsum(X * (coef @ Q^T)),      A^T(r) = (X * r)^T @ coef,
 
@@ -344,8 +344,8 @@ class BlockOperator:
     # ------------------------------------------------------------------ API
     def apply(self, Q: torch.Tensor, out=None, work: "Workspace | None" = None
               ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Model output and constraint values from one product ``X @ Q`` (``coef @ Q^T``
-        where :attr:`_coefficient_products`: module docstring).
+        """Model output and constraint values from one product ``X @ Q`` (``coef @ Q^T``,
+        one per output, where :attr:`_coefficient_products`: module docstring).
 
         Parameters
         ----------
@@ -381,7 +381,7 @@ class BlockOperator:
     def matvec(self, Q: torch.Tensor, work: "Workspace | None" = None) -> torch.Tensor:
         """Model output ``Z = A(Q)``, shape (n, C)."""
         n, B, X = self.n_samples, self.n_blocks, self.X
-        if self._coefficient_products:  # rowsum(X * (coef @ Q^T)) per output: no (n, B) array
+        if self._coefficient_products and B:  # rowsum(X * (coef @ Q^T)) per output: no (n, B) array
             parts = self._output_coefficients()
             Z = X.new_zeros((n, len(parts)))
             for c, (blocks, coef) in enumerate(parts):
@@ -409,12 +409,14 @@ class BlockOperator:
         return tuple(cons)
 
     def adjoint(self, R: torch.Tensor | None, multipliers=(), work: "Workspace | None" = None) -> torch.Tensor:
-        """``A^T R + K^T Lambda`` with one product ``X.T @ T``.
+        """``A^T R + K^T Lambda`` with one product ``X.T @ T`` (``(X * r)^T @ coef``, one per
+        output, where :attr:`_coefficient_products`: module docstring).
 
         Parameters
         ----------
         R : tensor (n, C) or None
-            Cotangent of the model output.
+            Cotangent of the model output (on the coefficient products a ValueError when
+            of another shape).
         multipliers : tuple of tensors with shapes :attr:`constraint_shapes` (or empty)
         work : Workspace or None
             Scratch arrays for the temporaries (:meth:`workspace`).
@@ -427,7 +429,7 @@ class BlockOperator:
         multipliers = tuple(multipliers)
         if multipliers and len(multipliers) != len(self.constraint_shapes):
             raise ValueError(f"multipliers: expected {len(self.constraint_shapes)} arrays, got {len(multipliers)}")
-        if self._coefficient_products and R is not None:  # (X * r)^T @ coef per output: no (n, B) array
+        if self._coefficient_products and R is not None and self.n_blocks:  # (X * r)^T @ coef per output
             if R.shape != (n, self.n_outputs):
                 raise ValueError(f"R: expected shape ({n}, {self.n_outputs}), got {tuple(R.shape)}")
             parts = self._output_coefficients()
@@ -618,9 +620,10 @@ class BlockOperator:
 
     @property
     def _coefficient_products(self) -> bool:
-        """Whether :meth:`matvec` and :meth:`adjoint` go through :meth:`model_coefficients`
-        (module docstring): no cone constraint (no (n, B) constraint values are needed),
-        and every output fed by no block or by at least as many blocks as features."""
+        """Whether :meth:`matvec` and :meth:`adjoint` go through the model coefficients,
+        output by output (:meth:`_output_coefficients`, module docstring): no cone
+        constraint (no (n, B) constraint values are needed), and every output fed by no
+        block or by at least as many blocks as features."""
         if self.has_constraints:
             return False
         counts = np.bincount(self.output_np[self.group_np], minlength=self.n_outputs)

@@ -11,8 +11,8 @@ Cost (theory.md, "Costs that matter for speed"): both ``A Q`` and ``K Q`` come f
 ``program.operator.apply(Q)`` (one product ``X @ Q``; without constraints
 ``program.operator.matvec(Q)``) and the gradient from one
 ``program.operator.adjoint(R, multipliers)`` (one product ``X.T @ T``; for the gated
-program with one output both go through the model coefficients, with no (n, B) array:
-:mod:`convexrelu.operators`). The operator
+program, whose outputs each have no blocks or at least ``d``, both go through the model
+coefficients, output by output, with no (n, B) array: :mod:`convexrelu.operators`). The operator
 being linear, the model output and the constraint values at the extrapolated point
 ``Y = Q_{k+1} + w (Q_{k+1} - Q_k)`` are the same combination of those at ``Q_{k+1}``
 and ``Q_k``: an iteration costs one ``apply`` (at the new iterate, which also gives the
