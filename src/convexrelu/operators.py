@@ -155,6 +155,9 @@ class BlockOperator:
                 self.group_size, self.group_layout = m, "contiguous"  # (m = 1: trivial_groups)
             elif m >= 2 and np.array_equal(self.group_np, np.tile(np.arange(G), m)):
                 self.group_size, self.group_layout = m, "slab"
+        # every output fed by no block or by at least d blocks (:attr:`_coefficient_products`)
+        counts = np.bincount(self.output_np[self.group_np], minlength=self.n_outputs)
+        self._wide_outputs = bool(np.all((counts == 0) | (counts >= self.X_np.shape[1])))
         self.dtype = dtype
         self.device = torch.device(device)
         self._build_tensors()
@@ -383,15 +386,14 @@ class BlockOperator:
         n, B, X = self.n_samples, self.n_blocks, self.X
         if self._coefficient_products and B:  # rowsum(X * (coef @ Q^T)) per output: no (n, B) array
             parts = self._output_coefficients()
+            if len(parts) == 1:
+                return torch.matmul(parts[0][1], Q.T, out=_scratch(work, "nd", X.shape, X)).mul_(X).sum(1, keepdim=True)
             Z = X.new_zeros((n, len(parts)))
             for c, (blocks, coef) in enumerate(parts):
                 if blocks is not None and not len(blocks):
                     continue
                 Qc = Q if blocks is None else Q[:, blocks]  # (blocks None: every block feeds output c)
-                P = torch.matmul(coef, Qc.T, out=_scratch(work, "nd", X.shape, X)).mul_(X)
-                if len(parts) == 1:
-                    return P.sum(dim=1, keepdim=True)
-                Z[:, c] = P.sum(dim=1)
+                Z[:, c] = torch.matmul(coef, Qc.T, out=_scratch(work, "nd", X.shape, X)).mul_(X).sum(dim=1)
             return Z
         XQ = torch.matmul(X, Q, out=_scratch(work, "nB", (n, B), X))  # this call's own array
         return self._outputs(self._model_sum(XQ, work, overwrite=True), work)
@@ -600,17 +602,12 @@ class BlockOperator:
             coef.mul_(torch.as_tensor(self.second_np[:, self.group_np[cols]], device=self.device))
         return coef
 
-    def _output_blocks(self) -> list[np.ndarray]:
-        """The blocks feeding each output, in increasing order."""
-        out = self.output_np[self.group_np]
-        return [np.flatnonzero(out == c) for c in range(self.n_outputs)]
-
     def _output_coefficients(self) -> list[tuple[torch.Tensor | None, torch.Tensor]]:
         """``(blocks, coef[:, blocks])`` per output (``blocks`` None: every block), kept:
         the operands of the coefficient products (module docstring)."""
         if self._coef_parts is None:
-            parts = []
-            for blocks in self._output_blocks():
+            parts, out = [], self.output_np[self.group_np]
+            for blocks in (np.flatnonzero(out == c) for c in range(self.n_outputs)):
                 if len(blocks) == self.n_blocks:
                     parts.append((None, self._coefficients()))
                 else:
@@ -624,10 +621,7 @@ class BlockOperator:
         output by output (:meth:`_output_coefficients`, module docstring): no cone
         constraint (no (n, B) constraint values are needed), and every output fed by no
         block or by at least as many blocks as features."""
-        if self.has_constraints:
-            return False
-        counts = np.bincount(self.output_np[self.group_np], minlength=self.n_outputs)
-        return bool(np.all((counts == 0) | (counts >= self.n_features)))
+        return self._wide_outputs and not self.has_constraints
 
     def live_groups(self) -> np.ndarray:
         """Groups whose part of the model is not identically zero: bool array (G,).
