@@ -108,3 +108,12 @@ def run_json_child(cmd: list[str]) -> dict:
     out["wall_time"] = wall
     return out
 
+
+def markdown_table(columns: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table: the header, its rule and one line per row of cells. A row with
+    fewer cells than columns (a failed run's message) is padded with empty cells."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for cells in rows:
+        cells = [str(c) for c in cells]
+        lines.append("| " + " | ".join(cells + [""] * (len(columns) - len(cells))) + " |")
+    return lines

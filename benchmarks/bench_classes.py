@@ -39,7 +39,7 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _data import machine, recorder, run_json_child  # noqa: E402
+from _data import machine, markdown_table, recorder, run_json_child  # noqa: E402
 from run_all import write_report  # noqa: E402
 
 HEADING = "## Several classes"
@@ -155,19 +155,19 @@ def main(argv=None):
          "once (before). Softmax loss: the Hessian factor with C - 1 columns (now) against C columns (before). "
          "Both baselines run today's interior point, whose Woodbury matrix is assembled from one n x n product per "
          "output: faster than the code before these changes, so the ratios understate them. "
-         "'Objective' is the baseline's relative to the new one's.", "",
-         "| n | loss | blocks | new: wall s | iterations | peak GB | gap | baseline: wall s | iterations | status "
-         "| peak GB | objective | baseline / new |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+         "'Objective' is the baseline's relative to the new one's.", ""]
+    cells = []
     for r in rows:
         a, b = r["a"], r["b"]
         if "ratio" not in r:
-            L.append(f"| {r['n']} | {r['new']} | {(a.get('error') or b.get('error'))[:200]} | | | | | | | | | | |")
+            cells.append([r["n"], r["new"], (a.get("error") or b.get("error"))[:200]])
             continue
-        L.append(f"| {r['n']} | {r['new'].split('/')[0]} | {a['blocks']} | {a['wall_time']:.1f} | {a['iterations']} "
-                 f"| {a['peak_rss_gb']:.2f} | {a['relative_gap']:.1e} | {b['wall_time']:.1f} | {b['iterations']} "
-                 f"| {b['status']} | {b['peak_rss_gb']:.2f} | {r['difference']:+.1e} | "
-                 f"{'>= ' if b['status'] == 'max_time' else ''}{r['ratio']:.2f}x |")
+        cells.append([r["n"], r["new"].split("/")[0], a["blocks"], f"{a['wall_time']:.1f}", a["iterations"],
+                      f"{a['peak_rss_gb']:.2f}", f"{a['relative_gap']:.1e}", f"{b['wall_time']:.1f}", b["iterations"],
+                      b["status"], f"{b['peak_rss_gb']:.2f}", f"{r['difference']:+.1e}",
+                      f"{'>= ' if b['status'] == 'max_time' else ''}{r['ratio']:.2f}x"])
+    L += markdown_table(["n", "loss", "blocks", "new: wall s", "iterations", "peak GB", "gap", "baseline: wall s",
+                         "iterations", "status", "peak GB", "objective", "baseline / new"], cells)
     write_report(args.output, L, printed, HEADING)
 
 

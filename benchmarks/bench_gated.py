@@ -37,7 +37,7 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _data import machine, recorder, run_json_child  # noqa: E402
+from _data import machine, markdown_table, recorder, run_json_child  # noqa: E402
 from run_all import write_report  # noqa: E402
 
 HEADING = "## Gated ReLU at scale"
@@ -161,20 +161,21 @@ def main(argv=None):
          "array) + `X.T @ T`, measured in the same process after the solve. 'ms / iteration' is the solve time "
          "over the iterations (the step-size estimate and the final certificate included). 'Peak GB' is the "
          "whole process's peak resident memory, building the program included. 'Objective' is the baseline's "
-         "relative to the new one's.", "",
-         "| loss | n | blocks | now: solve s | iterations | ms / iteration | floor | peak GB | before: solve s | iterations "
-         "| ms / iteration | floor | peak GB | objective | before / now, solve | before / now, per iteration |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+         "relative to the new one's.", ""]
+    cells = []
     for r in rows:
         a, b = r["a"], r["b"]
         if "ratio" not in r:
-            L.append(f"| {r['loss']} | {r['n']} | {(a.get('error') or b.get('error'))[:200]} | | | | | | | | | | | | | |")
+            cells.append([r["loss"], r["n"], (a.get("error") or b.get("error"))[:200]])
             continue
-        L.append(f"| {r['loss']} | {r['n']} | {a['blocks']} | {a['solve_time']:.1f} | {a['iterations']} "
-                 f"| {1e3 * a['per_iteration']:.1f} | {a['floor']:.2f} | {a['peak_rss_gb']:.2f} "
-                 f"| {b['solve_time']:.1f} | {b['iterations']} | {1e3 * b['per_iteration']:.1f} | {b['floor']:.2f} "
-                 f"| {b['peak_rss_gb']:.2f} | {r['difference']:+.1e} | "
-                 f"{_bound(a, b)}{r['ratio']:.2f}x | {r['ratio_iteration']:.2f}x |")
+        cells.append([r["loss"], r["n"], a["blocks"]]
+                     + [v for x in (a, b) for v in (f"{x['solve_time']:.1f}", x["iterations"],
+                                                    f"{1e3 * x['per_iteration']:.1f}", f"{x['floor']:.2f}",
+                                                    f"{x['peak_rss_gb']:.2f}")]
+                     + [f"{r['difference']:+.1e}", f"{_bound(a, b)}{r['ratio']:.2f}x", f"{r['ratio_iteration']:.2f}x"])
+    L += markdown_table(["loss", "n", "blocks", "now: solve s", "iterations", "ms / iteration", "floor", "peak GB",
+                         "before: solve s", "iterations", "ms / iteration", "floor", "peak GB", "objective",
+                         "before / now, solve", "before / now, per iteration"], cells)
     write_report(args.output, L, printed, HEADING)
 
 

@@ -35,7 +35,7 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _data import machine, recorder, run_json_child  # noqa: E402
+from _data import machine, markdown_table, recorder, run_json_child  # noqa: E402
 from run_all import write_report  # noqa: E402
 
 from convexrelu.solvers.auto import ipm_fits, newton_size  # noqa: E402
@@ -146,19 +146,19 @@ def main(argv=None):
          "solve in its own process (wall time includes starting it and building the program). "
          f"Interior point at its default tolerance; augmented Lagrangian at tol 1e-4, feas_tol 1e-6, max_time {al_time:g} s. "
          "'AL objective' is relative to the interior point's; 'auto' is what `solver=\"auto\"` picks now and what it "
-         "picked before (`n C <= 4000`).", "",
-         "| n | blocks | auto (now / before) | IPM wall s | IPM iterations | IPM peak GB | IPM gap | AL wall s "
-         "| AL status | AL objective | AL peak GB | AL / IPM time |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+         "picked before (`n C <= 4000`).", ""]
+    cells = []
     for r in rows:
         ipm, al = r["ipm"], r["al"]
         if "ratio" not in r:
-            L.append(f"| {r['n']} | {' '.join(ipm.get('lines', []) + al.get('lines', []))[:300]} | | | | | | | | | | |")
+            cells.append([r["n"], " ".join(ipm.get("lines", []) + al.get("lines", []))[:300]])
             continue
-        L.append(f"| {r['n']} | {ipm['blocks']} | {r['auto_now']} / {r['auto_before']} | {ipm['wall_time']:.1f} "
-                 f"| {ipm['iterations']} | {ipm['peak_rss_gb']:.2f} | {ipm['relative_gap']:.1e} | {al['wall_time']:.1f} "
-                 f"| {al['status']} | {r['al_excess']:+.1e} | {al['peak_rss_gb']:.2f} | "
-                 f"{'>= ' if al['status'] != 'optimal' else ''}{r['ratio']:.2f}x |")
+        cells.append([r["n"], ipm["blocks"], f"{r['auto_now']} / {r['auto_before']}", f"{ipm['wall_time']:.1f}",
+                      ipm["iterations"], f"{ipm['peak_rss_gb']:.2f}", f"{ipm['relative_gap']:.1e}",
+                      f"{al['wall_time']:.1f}", al["status"], f"{r['al_excess']:+.1e}", f"{al['peak_rss_gb']:.2f}",
+                      f"{'>= ' if al['status'] != 'optimal' else ''}{r['ratio']:.2f}x"])
+    L += markdown_table(["n", "blocks", "auto (now / before)", "IPM wall s", "IPM iterations", "IPM peak GB", "IPM gap",
+                         "AL wall s", "AL status", "AL objective", "AL peak GB", "AL / IPM time"], cells)
     write_report(args.output, L, printed, HEADING)
 
 

@@ -41,7 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import bench_solvers as bs  # noqa: E402
-from _data import machine  # noqa: E402
+from _data import machine, markdown_table  # noqa: E402
 
 
 def _section(text_lines):
@@ -344,7 +344,7 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
 def _table(title: str, columns: list[str]) -> list[str]:
     """The lines opening a Markdown table: a blank line, the ``###`` title, a blank line,
     the header and its rule."""
-    return ["", f"### {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return ["", f"### {title}", ""] + markdown_table(columns, [])
 
 
 if __name__ == "__main__":

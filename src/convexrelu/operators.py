@@ -156,7 +156,7 @@ class BlockOperator:
             elif m >= 2 and np.array_equal(self.group_np, np.tile(np.arange(G), m)):
                 self.group_size, self.group_layout = m, "slab"
         # every output fed by no block or by at least d blocks (:attr:`_coefficient_products`)
-        counts = np.bincount(self.output_np[self.group_np], minlength=self.n_outputs)
+        counts = self.blocks_per_output()
         self._wide_outputs = bool(np.all((counts == 0) | (counts >= self.X_np.shape[1])))
         self.dtype = dtype
         self.device = torch.device(device)
@@ -237,6 +237,15 @@ class BlockOperator:
     @property
     def n_groups(self) -> int:
         return len(self.sigma_np)
+
+    @property
+    def block_outputs(self) -> np.ndarray:
+        """The output column of every block (its group's), int array (B,)."""
+        return self.output_np[self.group_np]
+
+    def blocks_per_output(self) -> np.ndarray:
+        """The number of blocks feeding each output, int array (C,)."""
+        return np.bincount(self.block_outputs, minlength=self.n_outputs)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -606,7 +615,7 @@ class BlockOperator:
         """``(blocks, coef[:, blocks])`` per output (``blocks`` None: every block), kept:
         the operands of the coefficient products (module docstring)."""
         if self._coef_parts is None:
-            parts, out = [], self.output_np[self.group_np]
+            parts, out = [], self.block_outputs
             for blocks in (np.flatnonzero(out == c) for c in range(self.n_outputs)):
                 if len(blocks) == self.n_blocks:
                     parts.append((None, self._coefficients()))

@@ -39,7 +39,6 @@ from __future__ import annotations
 import inspect
 import logging
 
-import numpy as np
 import torch
 
 from .auglag import AugmentedLagrangian
@@ -123,8 +122,7 @@ def _largest_part(program) -> tuple[int, int]:
     otherwise the whole program's blocks and ``loss.hessian_rank(C)``."""
     op = program.operator
     if outputs_apart(program):
-        per_output = np.bincount(op.output_np[op.group_np], minlength=op.n_outputs)
-        return int(per_output.max()), program.loss.hessian_rank(1)
+        return int(op.blocks_per_output().max()), program.loss.hessian_rank(1)
     return op.n_blocks, program.loss.hessian_rank(op.n_outputs)
 
 
