@@ -82,6 +82,14 @@ def machine() -> dict:
     }
 
 
+def machine_line(info: dict, threads: int | None = None) -> str:
+    """The first printed line of a benchmark: the machine of :func:`machine` (``threads``:
+    the torch threads, when the script sets them)."""
+    return (f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}"
+            f"{'' if threads is None else f' ({threads} threads)'}, python {info['python']}, "
+            f"load average {info['load_average']}, {info['date']}")
+
+
 def recorder():
     """``(say, printed)``: ``say(line)`` prints ``line`` at once and keeps it in the list
     ``printed`` (for the output block of a RESULTS.md section)."""

@@ -39,7 +39,7 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _data import machine, markdown_table, recorder, run_json_child  # noqa: E402
+from _data import machine, machine_line, markdown_table, recorder, run_json_child  # noqa: E402
 from run_all import write_report  # noqa: E402
 
 HEADING = "## Several classes"
@@ -126,8 +126,7 @@ def main(argv=None):
     sizes = args.sizes or ("600,1500" if args.quick else "1500,3000")
     info = machine()
     say, printed = recorder()
-    say(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, python {info['python']}, "
-        f"load average {info['load_average']}, {info['date']}")
+    say(machine_line(info))
     rows = []
     for n in (int(v) for v in sizes.split(",")):
         for new, old in (("squared/apart", "squared/joint"), ("softmax/rank C-1", "softmax/rank C")):

@@ -37,7 +37,7 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _data import machine, markdown_table, recorder, run_json_child  # noqa: E402
+from _data import machine, machine_line, markdown_table, recorder, run_json_child  # noqa: E402
 from run_all import write_report  # noqa: E402
 
 HEADING = "## Gated ReLU at scale"
@@ -126,8 +126,7 @@ def main(argv=None):
     runs = [("squared", int(v)) for v in sizes.split(",") if v] + [("softmax", int(v)) for v in softmax_sizes.split(",") if v]
     info = machine()
     say, printed = recorder()
-    say(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({args.threads} threads), "
-        f"python {info['python']}, load average {info['load_average']}, {info['date']}")
+    say(machine_line(info, args.threads))
     rows = []
     for loss, n in runs:
         a = _run(n, args.features, args.patterns, "coefficients", args.max_time, args.threads, loss)

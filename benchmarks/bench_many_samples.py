@@ -35,7 +35,7 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _data import machine, markdown_table, recorder, run_json_child  # noqa: E402
+from _data import machine, machine_line, markdown_table, recorder, run_json_child  # noqa: E402
 from run_all import write_report  # noqa: E402
 
 from convexrelu.solvers.auto import ipm_fits, newton_size  # noqa: E402
@@ -113,8 +113,7 @@ def main(argv=None):
     al_time = args.al_max_time or (30.0 if args.quick else 120.0)
     info = machine()
     say, printed = recorder()
-    say(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, python {info['python']}, "
-        f"load average {info['load_average']}, {info['date']}")
+    say(machine_line(info))
     rows = []
     for n in (int(v) for v in sizes.split(",")):
         ipm = _run(n, args.d, args.patterns, args.m1, "ipm", 600.0)

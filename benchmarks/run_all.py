@@ -41,7 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import bench_solvers as bs  # noqa: E402
-from _data import machine, markdown_table  # noqa: E402
+from _data import machine, machine_line, markdown_table  # noqa: E402
 
 
 def _section(text_lines):
@@ -118,8 +118,7 @@ def main(argv=None):
             printed.append(line)
 
     t_start = time.perf_counter()
-    say(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads), "
-        f"python {info['python']}, load average {info['load_average']}, {info['date']}"
+    say(machine_line(info, info['torch_threads'])
         + (f"; our solvers on {info['device']} ({args.device})" if on_device else ""))
     common = dict(ipm_threads=args.ipm_threads, device=dev, time_cap=args.time_cap, ladders=ladders)
 
