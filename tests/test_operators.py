@@ -271,6 +271,9 @@ def test_constraint_gram_is_the_weighted_gram_of_the_dense_constraints(cls):
                 assert torch.allclose(blk, full[rows][:, cols], rtol=1e-12, atol=1e-12)
                 seen[rows[:, None], cols[None, :]] = True
     assert torch.count_nonzero(full[~seen]) == 0  # nothing outside the groups' blocks
+    # computed a few groups at a time (the pair signs then not kept): the same blocks
+    fresh = _program(cls, "squared", n=10).operator
+    torch.testing.assert_close(fresh.constraint_gram(w, chunk=2 * op.n_samples), gram, rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("cls", PROGRAMS)

@@ -666,20 +666,24 @@ def test_ipm_newton_system_with_a_mixed_factor_solves_as_the_formed_one(woodbury
 
 
 def test_ipm_mixed_factor_forms_the_factor_for_one_output():
-    """One output and one column (squared, logistic): the factor ``U_c diag(f)`` itself,
-    ``U`` untouched (no copy) when ``f = 1``; several outputs: ``U`` and the mix."""
+    """One output and one column (squared, logistic): the factor ``U_c diag(f)`` itself
+    and its coefficients scaled alike, ``U`` untouched (no copy) when ``f = 1``; several
+    outputs: ``U``, the mix and the coefficients as given."""
     from convexrelu.solvers.ipm import _mixed_factor
 
     U = torch.arange(12.0, dtype=torch.float64).reshape(2, 2, 3)
     out = torch.tensor([0, 0])
-    same, mix = _mixed_factor(U, torch.ones((3, 1, 1), dtype=torch.float64), out)
-    assert same is U and mix is None
+    coef = torch.arange(6.0, dtype=torch.float64).reshape(3, 2, 1)
+    same, mix, c = _mixed_factor(U, torch.ones((3, 1, 1), dtype=torch.float64), out, coef)
+    assert same is U and mix is None and c is coef
     f = torch.tensor([2.0, 0.5, -1.0], dtype=torch.float64)
-    formed, mix = _mixed_factor(U, f[:, None, None], out)
+    formed, mix, c = _mixed_factor(U, f[:, None, None], out, coef)
     assert mix is None and torch.equal(formed, U * f) and torch.equal(U, torch.arange(12.0).reshape(2, 2, 3).double())
+    assert torch.equal(c, coef * f[:, None, None])  # the coefficients scaled as the factor's columns
+    assert _mixed_factor(U, f[:, None, None], out)[2] is None
     F = torch.ones((3, 3, 2), dtype=torch.float64)
-    base, mix = _mixed_factor(U, F, out)
-    assert base is U and mix[0] is F and mix[1] is out
+    base, mix, c = _mixed_factor(U, F, out, coef)
+    assert base is U and mix[0] is F and mix[1] is out and c is coef
 
 
 def test_ipm_mixed_capacitance_is_the_lower_triangle_of_the_formed_product():
@@ -695,6 +699,42 @@ def test_ipm_mixed_capacitance_is_the_lower_triangle_of_the_formed_product():
         got = _mixed_capacitance(V[keep], F, out[keep])
         torch.testing.assert_close(torch.tril(got), expected, rtol=1e-12, atol=1e-12)
         assert torch.count_nonzero(torch.triu(got, diagonal=V.shape[2] + 1)) == 0  # blocks above: zero
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_ipm_newton_system_with_a_khatri_rao_factor_applies_as_the_formed_one(mixed):
+    """A factor given by its coefficients and features (``U_c[j d + e, i] = coef[i, c, j]
+    X[i, e]``): ``U^T x``, ``U w``, ``M x`` and the solve as with ``U`` alone, with one
+    output or mixed by a Hessian factor over three outputs (one of them without classes)."""
+    from convexrelu.solvers.ipm import _NewtonSystem
+
+    r = np.random.default_rng(7)
+    G, m, d, n, K, lead = 6, 2, 3, 5, 4, 2
+    p = lead + m * d
+    coef = torch.tensor(r.standard_normal((n, K, m)))
+    X = torch.tensor(r.standard_normal((n, d)))
+    U = torch.einsum("ikj,ie->kjei", coef, X).reshape(K, m * d, n)
+    assert torch.allclose(U[2, 1 * d + 2], coef[:, 2, 1] * X[:, 2])  # row j d + e of class c
+    classes = torch.tensor([0, 1, 3, 0, 2, 3])
+    sign = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0, 1.0], dtype=torch.float64)
+    mix = (torch.tensor(r.standard_normal((n, 3, 2))), torch.tensor([2, 0, 2, 0])) if mixed else None
+    H = _spread_blocks(r, G, p)
+    plain = _NewtonSystem(H, U, classes, sign, mix=mix)
+    kr = _NewtonSystem(H, U, classes, sign, mix=mix, khatri_rao=(coef, X))
+    x = torch.tensor(r.standard_normal((G, p)))
+    torch.testing.assert_close(kr._lowrank_t(x), plain._lowrank_t(x), rtol=1e-12, atol=1e-12)
+    w = torch.tensor(r.standard_normal(plain._lowrank_t(x).shape[0]))
+    torch.testing.assert_close(kr._lowrank(w), plain._lowrank(w), rtol=1e-12, atol=1e-12)
+    W = torch.tensor(r.standard_normal((w.shape[0], 3)))
+    torch.testing.assert_close(kr._lowrank(W), plain._lowrank(W), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(kr.apply(x), plain.apply(x), rtol=1e-12, atol=1e-10)
+    # the solve: backward stable, as the plain one (the blocks span fourteen orders of magnitude)
+    scale = float(torch.linalg.vector_norm(plain.apply(x))) / float(torch.linalg.vector_norm(x))
+    for system in (plain, kr):
+        residual = float(torch.linalg.vector_norm(plain.apply(system.solve(x)) - x))
+        assert residual <= 1e-12 * float(torch.linalg.vector_norm(x)) * max(1.0, scale)
+    with pytest.raises(ValueError, match="khatri_rao"):
+        _NewtonSystem(H, U, classes, sign, mix=mix, khatri_rao=(coef[:, :, :1], X))
 
 
 @pytest.mark.parametrize("loss", ["squared", "logistic", "softmax"])

@@ -46,6 +46,7 @@ output's blocks kept as one array per output.
 
 from __future__ import annotations
 
+
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
@@ -81,6 +82,33 @@ class Workspace:
 def _scratch(work: "Workspace | None", name: str, shape, like: torch.Tensor) -> torch.Tensor | None:
     """``work``'s array ``name`` (None without a workspace: the operation allocates)."""
     return None if work is None else work.get(name, shape, like)
+
+
+def _unordered_pairs(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pairs ``(i, j)``, ``i <= j < k``, the ``k`` diagonal ones first, then the others
+    in row-major order: two index tensors of length ``k (k + 1) / 2``."""
+    rows, cols = torch.triu_indices(k, k, offset=1)
+    diag = torch.arange(k)
+    return torch.cat([diag, rows]), torch.cat([diag, cols])
+
+
+def _symmetric_gather(g: int, m: int, d: int) -> torch.Tensor:
+    """Indices filling ``g`` symmetric ``(m d, m d)`` matrices from their upper parts: entry
+    ``(j d + e, k d + f)`` of matrix ``h`` is entry ``(E(e, f), h P + P(j, k))`` of a
+    (d (d + 1) / 2, g P) array (row-major, ``P = m (m + 1) / 2``), ``E`` and ``P`` the
+    positions of the unordered pairs in :func:`_unordered_pairs` order. Shape (g, m d, m d)."""
+    def pair_position(k: int) -> torch.Tensor:
+        rows, cols = _unordered_pairs(k)
+        pos = torch.empty((k, k), dtype=torch.long)
+        pos[rows, cols] = torch.arange(len(rows))
+        pos[cols, rows] = torch.arange(len(rows))
+        return pos
+    P, E = pair_position(m), pair_position(d)
+    n_pairs = m * (m + 1) // 2
+    # (h, j, e, k, f) -> E[e, f] * (g P) + h P + P[j, k]
+    index = (E[None, None, :, None, :] * (g * n_pairs) + torch.arange(g)[:, None, None, None, None] * n_pairs
+             + P[None, :, None, :, None])
+    return index.reshape(g, m * d, m * d)
 
 
 class BlockOperator:
@@ -172,6 +200,7 @@ class BlockOperator:
         self._masks = None  # the (n, B) and (n, G) mask arrays, built on first use (:meth:`_mask_arrays`)
         self._coef_parts = None  # (blocks, coef[:, blocks]) per output, kept for the coefficient products
         self._pair_signs = None  # built by the first constraint_gram with a second cone
+        self._gram_gather = {}  # constraint_gram's indices, by number of groups per chunk
 
     def _mask_arrays(self):
         """``(s_b D1_b, 2 D1 - 1, sigma_g D2_g, 2 D2 - 1)`` in the operator's dtype, shapes
@@ -772,27 +801,38 @@ class BlockOperator:
         n, d = X.shape
         gidx = self.padded_groups()
         G, m = gidx.shape
-        zero_col = torch.zeros((n, 1), dtype=self.dtype, device=self.device)
+        kw = dict(dtype=self.dtype, device=self.device)
+        # the result is symmetric in the blocks (p, q) and in the features (e, f): only the
+        # pairs p <= q and e <= f are computed (m (m + 1) / 2 and d (d + 1) / 2 of them; the
+        # m pairs p = q first)
+        bp, bq = (i.to(self.device) for i in _unordered_pairs(m))
+        fe, ff = (i.to(self.device) for i in _unordered_pairs(d))
+        zero_col = torch.zeros((n, 1), **kw)
         w1 = torch.cat([weights[0], zero_col], 1)[:, gidx] if self.cone_first else None  # (n, G, m)
         w2 = weights[-1] if self.cone_second else None
-        S = torch.cat([self._sd1, zero_col], 1)[:, gidx] if self.cone_second else None  # (n, G, m): s_p D1_p
-        if self.cone_second and self._pair_signs is None and n * G * m * m <= chunk:
-            self._pair_signs = S[:, :, :, None] * S[:, :, None, :]  # s_p D1_p s_q D1_q, kept when small
-        XX = (X[:, :, None] * X[:, None, :]).reshape(n, d * d)
-        out = torch.zeros((G, m, m, d, d), dtype=self.dtype, device=self.device)
-        step = max(1, chunk // max(n * m * m, 1))
+        step = max(1, chunk // max(n * len(bp), 1))
+        if self.cone_second and self._pair_signs is None and step >= G:
+            S = torch.cat([self._sd1, zero_col], 1)[:, gidx]  # (n, G, m): s_p D1_p
+            self._pair_signs = S[:, :, bp] * S[:, :, bq]  # s_p D1_p s_q D1_q (p <= q), kept when small
+        XXt = (X[:, fe] * X[:, ff]).T.contiguous()  # (d (d + 1) / 2, n)
+        out = torch.empty((G, m * d, m * d), **kw)
         for g0 in range(0, G, step):
             sl = slice(g0, g0 + step)
-            if w2 is not None:
-                pairs = self._pair_signs[:, sl] if self._pair_signs is not None else \
-                    S[:, sl, :, None] * S[:, sl, None, :]
-                C = w2[:, sl, None, None] * pairs
+            g = min(step, G - g0)
+            if w2 is None:
+                C = torch.zeros((n, g, len(bp)), **kw)
+            elif self._pair_signs is not None:
+                C = w2[:, sl, None] * self._pair_signs[:, sl]
             else:
-                C = torch.zeros((n, min(step, G - g0), m, m), dtype=self.dtype, device=self.device)
+                S = torch.cat([self._sd1, zero_col], 1)[:, gidx[sl]]
+                C = w2[:, sl, None] * (S[:, :, bp] * S[:, :, bq])
             if w1 is not None:
-                C.diagonal(dim1=2, dim2=3).add_(w1[:, sl])
-            out[sl] = (C.reshape(n, -1).T @ XX).reshape(-1, m, m, d, d)
-        return out.permute(0, 1, 3, 2, 4).reshape(G, m * d, m * d)
+                C[:, :, :m] += w1[:, sl]  # the pairs p = q
+            upper = XXt @ C.reshape(n, -1)  # (feature pairs, groups x block pairs)
+            if g not in self._gram_gather:
+                self._gram_gather[g] = _symmetric_gather(g, m, d).to(self.device)
+            out[sl] = upper.reshape(-1)[self._gram_gather[g]]
+        return out
 
     def normal_solver(self, k: float) -> "NormalSolver":
         """Solver of ``(a A^T A + k K^T K + I) Q = R`` for any ``a`` (:class:`NormalSolver`),

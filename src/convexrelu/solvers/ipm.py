@@ -41,7 +41,9 @@ share one factor of the Woodbury matrix, which halves its product (computed on a
 below the diagonal only: :func:`_gram_lower`). The factor ``A^T F`` is kept as its
 constant part ``A^T`` (built once per solve, :meth:`InteriorPoint._base_factor`) mixed by
 ``F`` of the iteration: with ``C`` outputs the Woodbury matrix comes from one ``n x n``
-product per output (:func:`_mixed_capacitance`), not one of order ``n r``. Cost per
+product per output (:func:`_mixed_capacitance`), not one of order ``n r``; the conjugate
+gradients apply ``A`` and ``A^T`` as the operator does, from the blocks' model
+coefficients and the features (``khatri_rao``), not from the formed factor. Cost per
 iteration: ``O(n^2 d B)`` flops for the Woodbury matrix, ``O((n r)^3)`` for its
 factorisation and ``O(n d^2 m B)`` for the blocks; memory ``O(n d B)``: meant for ``n r``
 up to a few thousand. With more samples than unknowns (``n r > B (d + 1)``, tabular data
@@ -167,13 +169,23 @@ class _NewtonSystem:
     mix : (F, out) or None
         ``F`` (n, C, r), ``out`` int tensor (K,) in [0, C): the factor is ``U`` mixed by
         ``F`` as above (None: ``U`` is the factor).
+    khatri_rao : (coef, X) or None
+        ``U`` (with ``mix``: its base part) in factored form, row ``j d + e`` of class
+        ``c`` being ``U_c[j d + e, i] = coef[i, c, j] X[i, e]`` (``coef`` (n, K, m), ``X``
+        (n, d), ``q = m d``): the interior point's factor ``A^T``, each block's model
+        coefficients times the features. ``U^T x`` and ``U w`` (every conjugate gradient
+        step, every preconditioner solve) are then computed as the operator's model and
+        adjoint products, ``rowsum(X * (coef @ x))`` and ``coef^T (X * w)``: ``2 n K m d``
+        flops reading ``coef`` (``n K m`` numbers) instead of the ``n K m d`` of ``U``
+        (which is still formed, for the Woodbury matrix).
     """
 
     gram: torch.Tensor | None = None  # U U^T, dense path only
 
     def __init__(self, H: torch.Tensor, U: torch.Tensor, cls: torch.Tensor | None = None,
                  sign: torch.Tensor | None = None, shift: float = 1e-14, gram: torch.Tensor | None = None,
-                 mix: tuple[torch.Tensor, torch.Tensor] | None = None):
+                 mix: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 khatri_rao: tuple[torch.Tensor, torch.Tensor] | None = None):
         G, p, _ = H.shape
         K, q, k = U.shape
         if mix is not None:
@@ -184,6 +196,18 @@ class _NewtonSystem:
         self.sign = torch.ones(G, **kw) if sign is None else sign.to(H.dtype)
         self.H, self.U, self.mix = H, U, mix
         self.Uf = U.reshape(K * q, U.shape[2])
+        self.kr = None
+        if khatri_rao is not None:
+            coef, X = khatri_rao
+            if coef.shape[:2] != (U.shape[2], K) or coef.shape[2] * X.shape[1] != q or X.shape[0] != U.shape[2]:
+                raise ValueError(f"khatri_rao: expected coef (n, K, m) and X (n, d) with m d = {q}, n = {U.shape[2]}, "
+                                 f"K = {K}; got {tuple(coef.shape)} and {tuple(X.shape)}")
+            self.kr = (coef.reshape(coef.shape[0], -1), X, coef.shape[2])  # (n, K m), (n, d), m
+            if mix is not None:  # each output's columns of coef and its classes
+                mine = [torch.nonzero(mix[1] == o).reshape(-1) for o in range(mix[0].shape[1])]
+                cols = [(c[:, None] * coef.shape[2] + torch.arange(coef.shape[2], device=c.device)).reshape(-1)
+                        for c in mine]
+                self.kr_parts = [(o, c, cols[o]) for o, c in enumerate(mine) if c.numel()]
         diag = torch.diagonal(H, dim1=1, dim2=2)
         delta = shift * torch.clamp(diag.amax(dim=1), min=1.0)
         Hs = H + delta[:, None, None] * torch.eye(p, **kw)
@@ -214,21 +238,44 @@ class _NewtonSystem:
         agg = torch.zeros((self.K, self.p - self.lead), dtype=x.dtype, device=x.device)
         agg.index_add_(0, self.cls, self.sign[:, None] * x[:, self.lead:])
         if self.mix is None:
+            if self.kr is not None:
+                coef, X, m = self.kr
+                return torch.sum(X * (coef @ agg.view(-1, X.shape[1])), 1)
             return self.Uf.T @ agg.reshape(-1)
         F, out = self.mix
-        t = (agg[:, None, :] @ self.U)[:, 0, :]  # (K, n): U_c^T agg_c
-        per_output = t.new_zeros((F.shape[1], t.shape[1])).index_add_(0, out, t)  # (C, n)
+        if self.kr is not None:
+            coef, X, m = self.kr
+            per_output = agg.new_zeros((F.shape[1], X.shape[0]))
+            for o, mine, cols in self.kr_parts:
+                per_output[o] = torch.sum(X * (coef[:, cols] @ agg[mine].view(-1, X.shape[1])), 1)
+        else:
+            t = (agg[:, None, :] @ self.U)[:, 0, :]  # (K, n): U_c^T agg_c
+            per_output = t.new_zeros((F.shape[1], t.shape[1])).index_add_(0, out, t)  # (C, n)
         return torch.einsum("on,noa->an", per_output, F).reshape(-1)
 
     def _lowrank(self, w: torch.Tensor) -> torch.Tensor:
         """``U w`` for ``w`` of shape (k,) or (k, j): shape (G, p) or (G, p, j)."""
+        extra = w.shape[1:]
         if self.mix is None:
-            b = (self.Uf @ w).reshape(self.K, self.p - self.lead, *w.shape[1:])
+            if self.kr is not None:
+                coef, X, m = self.kr
+                b = (coef.T @ (X[:, :, None] * w.reshape(X.shape[0], 1, -1)).reshape(X.shape[0], -1))
+                b = b.reshape(self.K, self.p - self.lead, *extra)
+            else:
+                b = (self.Uf @ w).reshape(self.K, self.p - self.lead, *extra)
         else:
             F, out = self.mix
             n, _, r = F.shape
             per_output = torch.einsum("noa,anj->onj", F, w.reshape(r, n, -1))  # (C, n, j)
-            b = (self.U @ per_output[out]).reshape(self.K, self.p - self.lead, *w.shape[1:])
+            if self.kr is not None:
+                coef, X, m = self.kr
+                b = w.new_empty((self.K, self.p - self.lead, per_output.shape[2]))
+                for o, mine, cols in self.kr_parts:
+                    prod = coef[:, cols].T @ (X[:, :, None] * per_output[o][:, None, :]).reshape(n, -1)
+                    b[mine] = prod.reshape(len(mine), self.p - self.lead, -1)
+            else:
+                b = self.U @ per_output[out]
+            b = b.reshape(self.K, self.p - self.lead, *extra)
         b = b[self.cls]
         b = b * self.sign.reshape(-1, *([1] * (b.dim() - 1)))
         return torch.cat([b.new_zeros((self.G, self.lead, *b.shape[2:])), b], 1)
@@ -275,16 +322,19 @@ class _NewtonSystem:
         return (self.Linv.mT @ (self.Linv @ r[:, :, None]))[:, :, 0]
 
 
-def _mixed_factor(U: torch.Tensor, F: torch.Tensor, out: torch.Tensor):
-    """``(U, mix)`` for :class:`_NewtonSystem` from the base part ``U`` (K, q, n) of the
-    low-rank factor, the loss's Hessian factor ``F`` (n, C, r) and the output of every
-    class (K,): with one output and ``r = 1`` the factor itself, ``U_c diag(F[:, 0, 0])``
-    (``U`` itself, not a copy, when ``F = 1``: the squared loss), and no mix; otherwise
-    ``U`` and ``mix = (F, out)``."""
+def _mixed_factor(U: torch.Tensor, F: torch.Tensor, out: torch.Tensor, coef: torch.Tensor | None = None):
+    """``(U, mix, coef)`` for :class:`_NewtonSystem` from the base part ``U`` (K, q, n) of
+    the low-rank factor, the loss's Hessian factor ``F`` (n, C, r), the output of every
+    class (K,) and optionally ``U``'s coefficients (``khatri_rao``; (n, K, m)): with one
+    output and ``r = 1`` the factor itself, ``U_c diag(F[:, 0, 0])`` (``U`` itself, not a
+    copy, when ``F = 1``: the squared loss), its coefficients scaled alike, and no mix;
+    otherwise ``U``, ``mix = (F, out)`` and ``coef``."""
     if F.shape[1:] == (1, 1):
         f = F[:, 0, 0]
-        return (U if bool(torch.all(f == 1)) else U * f), None
-    return U, (F, out)
+        if bool(torch.all(f == 1)):
+            return U, None, coef
+        return U * f, None, (None if coef is None else coef * f[:, None, None])
+    return U, (F, out), coef
 
 
 def _mixed_capacitance(V: torch.Tensor, F: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -474,7 +524,7 @@ class InteriorPoint(Solver):
         G, m = gidx.shape
         md = m * d
         classes = op.coefficient_classes()  # groups sharing their model part up to sign
-        U, class_out = self._base_factor(op, gidx, classes)  # A^T without the loss: constant
+        U, class_out, coef = self._base_factor(op, gidx, classes)  # A^T without the loss: constant
         factor = gram = None
 
         def to_groups(RQ, Rt):
@@ -559,7 +609,7 @@ class InteriorPoint(Solver):
             zs = tuple(zi * isi for zi, isi in zip(z, inv_s))  # z / s, the barrier weights
             zsrp = tuple(a * b for a, b in zip(zs, rp))
             if factor is None or not loss.quadratic:  # a quadratic loss has a constant Hessian
-                factor = _mixed_factor(U, loss.hessian_factor(Z, Y), class_out)
+                factor = _mixed_factor(U, loss.hessian_factor(Z, Y), class_out, coef)
                 gram = None  # (U U^T of the dense path: constant along with the factor)
             try:
                 system = self._newton_system(op, *factor, Winv2, zs, gidx, classes, gram=gram)
@@ -670,11 +720,12 @@ class InteriorPoint(Solver):
         return Q, z, run
 
     @staticmethod
-    def _newton_system(op, U, mix, Winv2, zs, gidx, classes, gram=None) -> _NewtonSystem:
+    def _newton_system(op, U, mix, coef, Winv2, zs, gidx, classes, gram=None) -> _NewtonSystem:
         """The matrix of the reduced Newton system at the current point (module docstring):
         group blocks ordered ``(t_1, ..., t_m, q_1, ..., q_m)`` (the loss term, ``U`` from
         :meth:`_base_factor` mixed by ``mix = (F, out)`` or formed, :func:`_mixed_factor`, is
-        zero on the t rows, which come first so that the Woodbury product skips them).
+        zero on the t rows, which come first so that the Woodbury product skips them;
+        ``coef``: its coefficients, applied with the features, ``khatri_rao``).
         ``gram``: ``U U^T`` of an earlier system with this ``U`` and ``mix``."""
         G, m = gidx.shape
         d = op.n_features
@@ -694,20 +745,22 @@ class InteriorPoint(Solver):
         H[:, :m, m:] = cross.transpose(1, 2)
         H.diagonal(dim1=1, dim2=2)[:, :m] += Wp[:, :, 0, 0]
         cls, sign, _ = classes
-        return _NewtonSystem(H, U, cls, sign, gram=gram, mix=mix)
+        return _NewtonSystem(H, U, cls, sign, gram=gram, mix=mix, khatri_rao=(coef, op.X))
 
     @staticmethod
-    def _base_factor(op, gidx, classes) -> tuple[torch.Tensor, torch.Tensor]:
+    def _base_factor(op, gidx, classes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``A^T`` on the q rows, one part per class of groups (the groups of a class share
-        it up to sign), and the output of each class: shapes (K, m d, n) and (K,). The
-        low-rank factor of the Newton matrix is this part mixed by the loss's Hessian factor
-        (``U F``, :class:`_NewtonSystem`'s ``mix``), so it is built once per solve."""
+        it up to sign), the output of each class and the part's coefficients: shapes
+        (K, m d, n), (K,) and (n, K, m), the part of class ``c`` being ``coef[:, c, j] X[:, e]``
+        on row ``j d + e``. The low-rank factor of the Newton matrix is this part mixed by
+        the loss's Hessian factor (``U F``, :class:`_NewtonSystem`'s ``mix``), so it is built
+        once per solve."""
         _, _, reps = classes
         n, d = op.X.shape
         coef, _ = op.model_coefficients()  # (n, B)
-        cg = torch.cat([coef, coef.new_zeros((n, 1))], 1)[:, gidx[reps]]  # (n, K, m)
+        cg = torch.cat([coef, coef.new_zeros((n, 1))], 1)[:, gidx[reps]].contiguous()  # (n, K, m)
         base = torch.einsum("rgj,re->gjer", cg, op.X).reshape(len(reps), gidx.shape[1] * d, n).contiguous()
-        return base, torch.as_tensor(op.output_np, device=reps.device)[reps]
+        return base, torch.as_tensor(op.output_np, device=reps.device)[reps], cg
 
 
 def _stationarity(op, loss, Z, Y, z, y0, y1, beta):
