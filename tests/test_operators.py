@@ -271,9 +271,14 @@ def test_constraint_gram_is_the_weighted_gram_of_the_dense_constraints(cls):
                 assert torch.allclose(blk, full[rows][:, cols], rtol=1e-12, atol=1e-12)
                 seen[rows[:, None], cols[None, :]] = True
     assert torch.count_nonzero(full[~seen]) == 0  # nothing outside the groups' blocks
-    # computed a few groups at a time (the pair signs then not kept): the same blocks
-    fresh = _program(cls, "squared", n=10).operator
-    torch.testing.assert_close(fresh.constraint_gram(w, chunk=2 * op.n_samples), gram, rtol=1e-13, atol=1e-13)
+    # computed a few groups at a time (one, two or three per chunk, a last chunk shorter when
+    # they do not divide G; the pair signs then not kept): the same blocks
+    pairs = m * (m + 1) // 2
+    for per_chunk in (1, 2, 3):
+        fresh = _program(cls, "squared", n=10).operator
+        chunked = fresh.constraint_gram(w, chunk=per_chunk * op.n_samples * pairs)
+        torch.testing.assert_close(chunked, gram, rtol=1e-13, atol=1e-13)
+        assert fresh._pair_signs is None or not fresh.cone_second
 
 
 @pytest.mark.parametrize("cls", PROGRAMS)

@@ -701,6 +701,35 @@ def test_ipm_mixed_capacitance_is_the_lower_triangle_of_the_formed_product():
         assert torch.count_nonzero(torch.triu(got, diagonal=V.shape[2] + 1)) == 0  # blocks above: zero
 
 
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
+def test_ipm_base_factor_is_its_coefficients_times_the_features(cls):
+    """The interior point's constant factor ``A^T`` per class and the coefficients it passes
+    as ``khatri_rao``: ``U_c[j d + e, i] = coef[i, c, j] X[i, e]``, and ``U_c^T`` applied to
+    a class's blocks gives the model of those blocks."""
+    from convexrelu.solvers.ipm import InteriorPoint
+
+    r = np.random.default_rng(9)
+    X = r.standard_normal((12, 3))
+    y = r.standard_normal(12)
+    op = (cls(X, y, 4, hidden=2, beta=0.1, random_state=0) if cls is ThreeLayerReLUProgram
+          else cls(X, y, 4, beta=0.1, random_state=0)).operator
+    gidx, classes = op.padded_groups(), op.coefficient_classes()
+    U, out, coef = InteriorPoint._base_factor(op, gidx, classes)
+    K, q, n = U.shape
+    m, d = gidx.shape[1], op.n_features
+    assert coef.shape == (n, K, m) and q == m * d
+    torch.testing.assert_close(U, torch.einsum("ikj,ie->kjei", coef, op.X).reshape(K, q, n), rtol=0, atol=0)
+    # class c's part applied to a weight on its representative group's blocks is that group's model
+    reps = classes[2]
+    for c in range(K):
+        Q = torch.zeros(op.shape, dtype=torch.float64)
+        qc = torch.zeros((m, d), dtype=torch.float64)
+        for j, b in enumerate(int(b) for b in gidx[reps[c]]):
+            if b < op.n_blocks:  # (b = B: a padding slot)
+                Q[:, b] = qc[j] = torch.tensor(r.standard_normal(d))
+        torch.testing.assert_close(U[c].T @ qc.reshape(-1), op.matvec(Q)[:, int(out[c])], rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("mixed", [False, True])
 def test_ipm_newton_system_with_a_khatri_rao_factor_applies_as_the_formed_one(mixed):
     """A factor given by its coefficients and features (``U_c[j d + e, i] = coef[i, c, j]

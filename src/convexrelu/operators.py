@@ -46,7 +46,6 @@ output's blocks kept as one array per output.
 
 from __future__ import annotations
 
-
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
@@ -92,23 +91,14 @@ def _unordered_pairs(k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([diag, rows]), torch.cat([diag, cols])
 
 
-def _symmetric_gather(g: int, m: int, d: int) -> torch.Tensor:
-    """Indices filling ``g`` symmetric ``(m d, m d)`` matrices from their upper parts: entry
-    ``(j d + e, k d + f)`` of matrix ``h`` is entry ``(E(e, f), h P + P(j, k))`` of a
-    (d (d + 1) / 2, g P) array (row-major, ``P = m (m + 1) / 2``), ``E`` and ``P`` the
-    positions of the unordered pairs in :func:`_unordered_pairs` order. Shape (g, m d, m d)."""
-    def pair_position(k: int) -> torch.Tensor:
-        rows, cols = _unordered_pairs(k)
-        pos = torch.empty((k, k), dtype=torch.long)
-        pos[rows, cols] = torch.arange(len(rows))
-        pos[cols, rows] = torch.arange(len(rows))
-        return pos
-    P, E = pair_position(m), pair_position(d)
-    n_pairs = m * (m + 1) // 2
-    # (h, j, e, k, f) -> E[e, f] * (g P) + h P + P[j, k]
-    index = (E[None, None, :, None, :] * (g * n_pairs) + torch.arange(g)[:, None, None, None, None] * n_pairs
-             + P[None, :, None, :, None])
-    return index.reshape(g, m * d, m * d)
+def _pair_positions(k: int) -> torch.Tensor:
+    """Position of the unordered pair ``{i, j}`` in :func:`_unordered_pairs` order, for
+    every ``(i, j)``: shape (k, k), symmetric."""
+    rows, cols = _unordered_pairs(k)
+    pos = torch.empty((k, k), dtype=torch.long)
+    pos[rows, cols] = torch.arange(len(rows))
+    pos[cols, rows] = torch.arange(len(rows))
+    return pos
 
 
 class BlockOperator:
@@ -200,7 +190,6 @@ class BlockOperator:
         self._masks = None  # the (n, B) and (n, G) mask arrays, built on first use (:meth:`_mask_arrays`)
         self._coef_parts = None  # (blocks, coef[:, blocks]) per output, kept for the coefficient products
         self._pair_signs = None  # built by the first constraint_gram with a second cone
-        self._gram_gather = {}  # constraint_gram's indices, by number of groups per chunk
 
     def _mask_arrays(self):
         """``(s_b D1_b, 2 D1 - 1, sigma_g D2_g, 2 D2 - 1)`` in the operator's dtype, shapes
@@ -792,7 +781,8 @@ class BlockOperator:
         ----------
         weights : tuple of tensors, shapes :attr:`constraint_shapes` (non-negative)
         chunk : int
-            Groups are processed in chunks of about this many ``(n, m, m)`` entries.
+            Groups are processed in chunks of about this many entries of their
+            ``(n, m (m + 1) / 2)`` pair weights.
         """
         weights = tuple(weights)
         if len(weights) != len(self.constraint_shapes):
@@ -804,34 +794,39 @@ class BlockOperator:
         kw = dict(dtype=self.dtype, device=self.device)
         # the result is symmetric in the blocks (p, q) and in the features (e, f): only the
         # pairs p <= q and e <= f are computed (m (m + 1) / 2 and d (d + 1) / 2 of them; the
-        # m pairs p = q first)
+        # m pairs p = q first), then entry (j d + e, k d + f) of each group's matrix is read
+        # at feature pair {e, f} and block pair {j, k}
         bp, bq = (i.to(self.device) for i in _unordered_pairs(m))
         fe, ff = (i.to(self.device) for i in _unordered_pairs(d))
+        n_pairs = len(bp)
+        where_f = _pair_positions(d).to(self.device).repeat(m, m)  # (m d, m d): feature pair
+        where_b = _pair_positions(m).to(self.device).repeat_interleave(d, 0).repeat_interleave(d, 1)  # block pair
         zero_col = torch.zeros((n, 1), **kw)
         w1 = torch.cat([weights[0], zero_col], 1)[:, gidx] if self.cone_first else None  # (n, G, m)
         w2 = weights[-1] if self.cone_second else None
-        step = max(1, chunk // max(n * len(bp), 1))
-        if self.cone_second and self._pair_signs is None and step >= G:
-            S = torch.cat([self._sd1, zero_col], 1)[:, gidx]  # (n, G, m): s_p D1_p
-            self._pair_signs = S[:, :, bp] * S[:, :, bq]  # s_p D1_p s_q D1_q (p <= q), kept when small
+        step = max(1, chunk // max(n * n_pairs, 1))
+        sd1 = None
+        if self.cone_second and self._pair_signs is None:
+            sd1 = torch.cat([self._sd1, zero_col], 1)  # s_p D1_p, with the padding column
+
+            def pair_signs(groups):  # s_p D1_p s_q D1_q (p <= q) of the groups' blocks, (n, g, P)
+                S = sd1[:, gidx[groups]]
+                return S[:, :, bp] * S[:, :, bq]
+            if step >= G:
+                self._pair_signs = pair_signs(slice(None))  # kept when small
         XXt = (X[:, fe] * X[:, ff]).T.contiguous()  # (d (d + 1) / 2, n)
         out = torch.empty((G, m * d, m * d), **kw)
         for g0 in range(0, G, step):
             sl = slice(g0, g0 + step)
             g = min(step, G - g0)
             if w2 is None:
-                C = torch.zeros((n, g, len(bp)), **kw)
-            elif self._pair_signs is not None:
-                C = w2[:, sl, None] * self._pair_signs[:, sl]
+                C = torch.zeros((n, g, n_pairs), **kw)
             else:
-                S = torch.cat([self._sd1, zero_col], 1)[:, gidx[sl]]
-                C = w2[:, sl, None] * (S[:, :, bp] * S[:, :, bq])
+                C = w2[:, sl, None] * (self._pair_signs[:, sl] if self._pair_signs is not None else pair_signs(sl))
             if w1 is not None:
                 C[:, :, :m] += w1[:, sl]  # the pairs p = q
-            upper = XXt @ C.reshape(n, -1)  # (feature pairs, groups x block pairs)
-            if g not in self._gram_gather:
-                self._gram_gather[g] = _symmetric_gather(g, m, d).to(self.device)
-            out[sl] = upper.reshape(-1)[self._gram_gather[g]]
+            upper = (XXt @ C.reshape(n, -1)).view(-1, g, n_pairs)  # (feature pairs, groups, block pairs)
+            out[sl] = upper[where_f, :, where_b].permute(2, 0, 1)
         return out
 
     def normal_solver(self, k: float) -> "NormalSolver":

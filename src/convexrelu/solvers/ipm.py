@@ -196,18 +196,19 @@ class _NewtonSystem:
         self.sign = torch.ones(G, **kw) if sign is None else sign.to(H.dtype)
         self.H, self.U, self.mix = H, U, mix
         self.Uf = U.reshape(K * q, U.shape[2])
-        self.kr = None
+        self.kr = None  # (X, parts): per part (its output or None, its classes or None, their coef columns)
         if khatri_rao is not None:
             coef, X = khatri_rao
             if coef.shape[:2] != (U.shape[2], K) or coef.shape[2] * X.shape[1] != q or X.shape[0] != U.shape[2]:
                 raise ValueError(f"khatri_rao: expected coef (n, K, m) and X (n, d) with m d = {q}, n = {U.shape[2]}, "
                                  f"K = {K}; got {tuple(coef.shape)} and {tuple(X.shape)}")
-            self.kr = (coef.reshape(coef.shape[0], -1), X, coef.shape[2])  # (n, K m), (n, d), m
-            if mix is not None:  # each output's columns of coef and its classes
-                mine = [torch.nonzero(mix[1] == o).reshape(-1) for o in range(mix[0].shape[1])]
-                cols = [(c[:, None] * coef.shape[2] + torch.arange(coef.shape[2], device=c.device)).reshape(-1)
-                        for c in mine]
-                self.kr_parts = [(o, c, cols[o]) for o, c in enumerate(mine) if c.numel()]
+            if mix is None:
+                parts = [(None, None, coef.reshape(coef.shape[0], -1))]
+            else:  # one part per output with classes
+                mines = [torch.nonzero(mix[1] == o).reshape(-1) for o in range(mix[0].shape[1])]
+                parts = [(o, mine, coef[:, mine].reshape(coef.shape[0], -1))
+                         for o, mine in enumerate(mines) if mine.numel()]
+            self.kr = (X, parts)
         diag = torch.diagonal(H, dim1=1, dim2=2)
         delta = shift * torch.clamp(diag.amax(dim=1), min=1.0)
         Hs = H + delta[:, None, None] * torch.eye(p, **kw)
@@ -237,46 +238,36 @@ class _NewtonSystem:
         """``U^T x`` for ``x`` of shape (G, p): shape (k,)."""
         agg = torch.zeros((self.K, self.p - self.lead), dtype=x.dtype, device=x.device)
         agg.index_add_(0, self.cls, self.sign[:, None] * x[:, self.lead:])
-        if self.mix is None:
-            if self.kr is not None:
-                coef, X, m = self.kr
-                return torch.sum(X * (coef @ agg.view(-1, X.shape[1])), 1)
-            return self.Uf.T @ agg.reshape(-1)
-        F, out = self.mix
         if self.kr is not None:
-            coef, X, m = self.kr
-            per_output = agg.new_zeros((F.shape[1], X.shape[0]))
-            for o, mine, cols in self.kr_parts:
-                per_output[o] = torch.sum(X * (coef[:, cols] @ agg[mine].view(-1, X.shape[1])), 1)
+            X, parts = self.kr
+            if self.mix is None:
+                return _kr_model(parts[0][2], X, agg)
+            per_output = agg.new_zeros((self.mix[0].shape[1], X.shape[0]))
+            for o, mine, coef in parts:
+                per_output[o] = _kr_model(coef, X, agg[mine])
+        elif self.mix is None:
+            return self.Uf.T @ agg.reshape(-1)
         else:
             t = (agg[:, None, :] @ self.U)[:, 0, :]  # (K, n): U_c^T agg_c
-            per_output = t.new_zeros((F.shape[1], t.shape[1])).index_add_(0, out, t)  # (C, n)
-        return torch.einsum("on,noa->an", per_output, F).reshape(-1)
+            per_output = t.new_zeros((self.mix[0].shape[1], t.shape[1])).index_add_(0, self.mix[1], t)  # (C, n)
+        return torch.einsum("on,noa->an", per_output, self.mix[0]).reshape(-1)
 
     def _lowrank(self, w: torch.Tensor) -> torch.Tensor:
         """``U w`` for ``w`` of shape (k,) or (k, j): shape (G, p) or (G, p, j)."""
-        extra = w.shape[1:]
+        q = self.p - self.lead
         if self.mix is None:
-            if self.kr is not None:
-                coef, X, m = self.kr
-                b = (coef.T @ (X[:, :, None] * w.reshape(X.shape[0], 1, -1)).reshape(X.shape[0], -1))
-                b = b.reshape(self.K, self.p - self.lead, *extra)
-            else:
-                b = (self.Uf @ w).reshape(self.K, self.p - self.lead, *extra)
+            b = _kr_adjoint(self.kr[1][0][2], self.kr[0], w) if self.kr is not None else self.Uf @ w
         else:
             F, out = self.mix
             n, _, r = F.shape
             per_output = torch.einsum("noa,anj->onj", F, w.reshape(r, n, -1))  # (C, n, j)
             if self.kr is not None:
-                coef, X, m = self.kr
-                b = w.new_empty((self.K, self.p - self.lead, per_output.shape[2]))
-                for o, mine, cols in self.kr_parts:
-                    prod = coef[:, cols].T @ (X[:, :, None] * per_output[o][:, None, :]).reshape(n, -1)
-                    b[mine] = prod.reshape(len(mine), self.p - self.lead, -1)
+                b = w.new_empty((self.K, q, per_output.shape[2]))
+                for o, mine, coef in self.kr[1]:
+                    b[mine] = _kr_adjoint(coef, self.kr[0], per_output[o]).reshape(len(mine), q, -1)
             else:
                 b = self.U @ per_output[out]
-            b = b.reshape(self.K, self.p - self.lead, *extra)
-        b = b[self.cls]
+        b = b.reshape(self.K, q, *w.shape[1:])[self.cls]
         b = b * self.sign.reshape(-1, *([1] * (b.dim() - 1)))
         return torch.cat([b.new_zeros((self.G, self.lead, *b.shape[2:])), b], 1)
 
@@ -320,6 +311,21 @@ class _NewtonSystem:
     def _block_solve(self, r: torch.Tensor) -> torch.Tensor:
         """``(H + delta I)^{-1} r`` for ``r`` of shape (G, p)."""
         return (self.Linv.mT @ (self.Linv @ r[:, :, None]))[:, :, 0]
+
+
+def _kr_model(coef: torch.Tensor, X: torch.Tensor, agg: torch.Tensor) -> torch.Tensor:
+    """``U^T agg`` summed over classes for the factor ``U_c[j d + e, i] = coef[i, c m + j]
+    X[i, e]`` (:class:`_NewtonSystem`'s ``khatri_rao``): ``coef`` (n, K m), ``X`` (n, d),
+    ``agg`` (K, m d); ``rowsum(X * (coef @ agg.view(K m, d)))``, shape (n,)."""
+    return torch.sum(X * (coef @ agg.reshape(-1, X.shape[1])), 1)
+
+
+def _kr_adjoint(coef: torch.Tensor, X: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``U w`` for the factor of :func:`_kr_model` and ``w`` of shape (n,) or (n, j):
+    ``coef^T (X * w)``, shape (K m, d j) (row ``c m + j``, column ``e j' + l``: the entry
+    of row ``j d + e`` of class ``c`` and column ``l`` once reshaped to (K, m d, j))."""
+    n = X.shape[0]
+    return coef.T @ (X[:, :, None] * w.reshape(n, 1, -1)).reshape(n, -1)
 
 
 def _mixed_factor(U: torch.Tensor, F: torch.Tensor, out: torch.Tensor, coef: torch.Tensor | None = None):
@@ -745,7 +751,8 @@ class InteriorPoint(Solver):
         H[:, :m, m:] = cross.transpose(1, 2)
         H.diagonal(dim1=1, dim2=2)[:, :m] += Wp[:, :, 0, 0]
         cls, sign, _ = classes
-        return _NewtonSystem(H, U, cls, sign, gram=gram, mix=mix, khatri_rao=(coef, op.X))
+        return _NewtonSystem(H, U, cls, sign, gram=gram, mix=mix,
+                             khatri_rao=None if coef is None else (coef, op.X))
 
     @staticmethod
     def _base_factor(op, gidx, classes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -758,7 +765,7 @@ class InteriorPoint(Solver):
         _, _, reps = classes
         n, d = op.X.shape
         coef, _ = op.model_coefficients()  # (n, B)
-        cg = torch.cat([coef, coef.new_zeros((n, 1))], 1)[:, gidx[reps]].contiguous()  # (n, K, m)
+        cg = torch.cat([coef, coef.new_zeros((n, 1))], 1)[:, gidx[reps]]  # (n, K, m)
         base = torch.einsum("rgj,re->gjer", cg, op.X).reshape(len(reps), gidx.shape[1] * d, n).contiguous()
         return base, torch.as_tensor(op.output_np, device=reps.device)[reps], cg
 
