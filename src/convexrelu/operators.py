@@ -805,7 +805,6 @@ class BlockOperator:
         w1 = torch.cat([weights[0], zero_col], 1)[:, gidx] if self.cone_first else None  # (n, G, m)
         w2 = weights[-1] if self.cone_second else None
         step = max(1, chunk // max(n * n_pairs, 1))
-        sd1 = None
         if self.cone_second and self._pair_signs is None:
             sd1 = torch.cat([self._sd1, zero_col], 1)  # s_p D1_p, with the padding column
 
