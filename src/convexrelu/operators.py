@@ -83,6 +83,19 @@ def _scratch(work: "Workspace | None", name: str, shape, like: torch.Tensor) -> 
     return None if work is None else work.get(name, shape, like)
 
 
+def coefficient_model(coef: torch.Tensor, X: torch.Tensor, Qt: torch.Tensor, out: torch.Tensor | None = None):
+    """``rowsum(X * (coef @ Qt))``: the model of blocks with coefficients ``coef`` (n, b)
+    (columns of :meth:`BlockOperator.model_coefficients`) and weights ``Qt`` (b, d), shape
+    (n,); ``out``: an (n, d) array for the product (overwritten)."""
+    return torch.matmul(coef, Qt, out=out).mul_(X).sum(dim=1)
+
+
+def coefficient_adjoint(coef: torch.Tensor, X: torch.Tensor, r: torch.Tensor, out: torch.Tensor | None = None):
+    """``(X * r)^T @ coef``: the adjoint of :func:`coefficient_model` applied to ``r``
+    (n, 1), shape (d, b); ``out``: an (n, d) array for ``X * r`` (overwritten)."""
+    return torch.mul(X, r, out=out).T @ coef
+
+
 def _unordered_pairs(k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The pairs ``(i, j)``, ``i <= j < k``, the ``k`` diagonal ones first, then the others
     in row-major order: two index tensors of length ``k (k + 1) / 2``."""
@@ -414,13 +427,13 @@ class BlockOperator:
         if self._coefficient_products and B:  # rowsum(X * (coef @ Q^T)) per output: no (n, B) array
             parts = self._output_coefficients()
             if len(parts) == 1:
-                return torch.matmul(parts[0][1], Q.T, out=_scratch(work, "nd", X.shape, X)).mul_(X).sum(1, keepdim=True)
+                return coefficient_model(parts[0][1], X, Q.T, out=_scratch(work, "nd", X.shape, X))[:, None]
             Z = X.new_zeros((n, len(parts)))
             for c, (blocks, coef) in enumerate(parts):
                 if blocks is not None and not len(blocks):
                     continue
                 Qc = Q if blocks is None else Q[:, blocks]  # (blocks None: every block feeds output c)
-                Z[:, c] = torch.matmul(coef, Qc.T, out=_scratch(work, "nd", X.shape, X)).mul_(X).sum(dim=1)
+                Z[:, c] = coefficient_model(coef, X, Qc.T, out=_scratch(work, "nd", X.shape, X))
             return Z
         XQ = torch.matmul(X, Q, out=_scratch(work, "nB", (n, B), X))  # this call's own array
         return self._outputs(self._model_sum(XQ, work, overwrite=True), work)
@@ -466,10 +479,10 @@ class BlockOperator:
             for c, (blocks, coef) in enumerate(parts):
                 if blocks is not None and not len(blocks):
                     continue
-                XR = torch.mul(self.X, R[:, c:c + 1], out=_scratch(work, "nd", self.X.shape, self.X))
+                AtR = coefficient_adjoint(coef, self.X, R[:, c:c + 1], out=_scratch(work, "nd", self.X.shape, self.X))
                 if out is None:
-                    return XR.T @ coef
-                out[:, slice(None) if blocks is None else blocks] = XR.T @ coef
+                    return AtR
+                out[:, slice(None) if blocks is None else blocks] = AtR
             return out
         Tg = None
         if R is not None:

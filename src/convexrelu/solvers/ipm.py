@@ -82,6 +82,7 @@ from . import _steps
 from ._presolve import on_live_groups
 from .auglag import constrained_solution, relative_violation, repaired
 from ..duality import dual_lower_bound
+from ..operators import coefficient_adjoint, coefficient_model
 from .base import Solution, Solver, SolverError
 from .fista import _dtype_tol, _initial_point
 
@@ -174,8 +175,9 @@ class _NewtonSystem:
         ``c`` being ``U_c[j d + e, i] = coef[i, c, j] X[i, e]`` (``coef`` (n, K, m), ``X``
         (n, d), ``q = m d``): the interior point's factor ``A^T``, each block's model
         coefficients times the features. ``U^T x`` and ``U w`` (every conjugate gradient
-        step, every preconditioner solve) are then computed as the operator's model and
-        adjoint products, ``rowsum(X * (coef @ x))`` and ``coef^T (X * w)``: ``2 n K m d``
+        step, every preconditioner solve) are then the operator's model and adjoint
+        products, ``rowsum(X * (coef @ x))`` and ``(X * w)^T coef``
+        (:func:`~convexrelu.operators.coefficient_model`, ``coefficient_adjoint``): ``2 n K m d``
         flops reading ``coef`` (``n K m`` numbers) instead of the ``n K m d`` of ``U``
         (which is still formed, for the Woodbury matrix).
     """
@@ -241,10 +243,10 @@ class _NewtonSystem:
         if self.kr is not None:
             X, parts = self.kr
             if self.mix is None:
-                return _kr_model(parts[0][2], X, agg)
+                return coefficient_model(parts[0][2], X, agg.reshape(-1, X.shape[1]))
             per_output = agg.new_zeros((self.mix[0].shape[1], X.shape[0]))
             for o, mine, coef in parts:
-                per_output[o] = _kr_model(coef, X, agg[mine])
+                per_output[o] = coefficient_model(coef, X, agg[mine].reshape(-1, X.shape[1]))
         elif self.mix is None:
             return self.Uf.T @ agg.reshape(-1)
         else:
@@ -313,19 +315,14 @@ class _NewtonSystem:
         return (self.Linv.mT @ (self.Linv @ r[:, :, None]))[:, :, 0]
 
 
-def _kr_model(coef: torch.Tensor, X: torch.Tensor, agg: torch.Tensor) -> torch.Tensor:
-    """``U^T agg`` summed over classes for the factor ``U_c[j d + e, i] = coef[i, c m + j]
-    X[i, e]`` (:class:`_NewtonSystem`'s ``khatri_rao``): ``coef`` (n, K m), ``X`` (n, d),
-    ``agg`` (K, m d); ``rowsum(X * (coef @ agg.view(K m, d)))``, shape (n,)."""
-    return torch.sum(X * (coef @ agg.reshape(-1, X.shape[1])), 1)
-
-
 def _kr_adjoint(coef: torch.Tensor, X: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``U w`` for the factor of :func:`_kr_model` and ``w`` of shape (n,) or (n, j):
-    ``coef^T (X * w)``, shape (K m, d j) (row ``c m + j``, column ``e j' + l``: the entry
-    of row ``j d + e`` of class ``c`` and column ``l`` once reshaped to (K, m d, j))."""
-    n = X.shape[0]
-    return coef.T @ (X[:, :, None] * w.reshape(n, 1, -1)).reshape(n, -1)
+    """``U w`` for the factor ``U_c[j d + e, i] = coef[i, c m + j] X[i, e]``
+    (:class:`_NewtonSystem`'s ``khatri_rao``; ``coef`` (n, K m), ``X`` (n, d)) and ``w`` of
+    shape (n,) or (n, j): :func:`~convexrelu.operators.coefficient_adjoint` per column of
+    ``w``, shape (K m, d, j) (row ``c m + j``: rows ``j d + e`` of class ``c`` once reshaped
+    to (K, m d, j))."""
+    cols = w.reshape(X.shape[0], -1)
+    return torch.stack([coefficient_adjoint(coef, X, cols[:, l:l + 1]).T for l in range(cols.shape[1])], -1)
 
 
 def _mixed_factor(U: torch.Tensor, F: torch.Tensor, out: torch.Tensor, coef: torch.Tensor | None = None):
