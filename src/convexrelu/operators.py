@@ -721,6 +721,25 @@ class BlockOperator:
             device=self.device)
         return sub, blocks
 
+    def block_cones(self) -> "tuple[BlockOperator, np.ndarray] | None":
+        """The cone constraints that hold block by block, as an operator of their own, and
+        where each block's column is in it (None when there are none).
+
+        These are the first cone's, ``(2 D1_b - I) X q_b >= 0``: the operator has one
+        group per distinct first-layer pattern (blocks with the same pattern, e.g. the two
+        signs of a two-layer pattern, have the same rows), that cone only, and column
+        ``columns[b]`` of its constraint array holds the rows of this operator's first-cone
+        column ``b``. A row redundant among the rows of its block there is redundant in
+        this operator's program too (:mod:`convexrelu.solvers._facets`)."""
+        if not self.cone_first:
+            return None
+        _, first, columns = np.unique(self.first_np, axis=1, return_index=True, return_inverse=True)
+        patterns = self.first_np[:, first]
+        P = patterns.shape[1]
+        sub = type(self)(self.X_np, patterns, np.ones(P), np.arange(P), None, np.ones(P), np.zeros(P, dtype=np.int64),
+                         1, cone_first=True, cone_second=False, dtype=self.dtype, device=self.device)
+        return sub, columns.reshape(-1)
+
     def constraint_columns(self, groups) -> tuple[np.ndarray, ...]:
         """The columns of each constraint array (:attr:`constraint_shapes`) that belong to
         ``groups``: the groups' blocks for the first cone, the groups themselves for the
