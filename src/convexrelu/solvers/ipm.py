@@ -88,7 +88,7 @@ import torch
 
 from . import _steps
 from ._presolve import on_live_groups
-from .auglag import constrained_solution, relative_violation, repaired
+from .auglag import constrained_solution, constraint_scale, relative_violation, repaired
 from ._facets import likely_facets
 from ..duality import dual_lower_bound
 from ..operators import coefficient_adjoint, coefficient_model
@@ -557,7 +557,7 @@ class InteriorPoint(Solver):
             iterations += run["iterations"]
             history += run["history"]
             cons = op.constraints(Q)
-            scale = max(1.0, max((float(torch.max(torch.abs(c))) for c in cons if c.numel()), default=0.0))
+            scale = max(1.0, constraint_scale(cons))  # (as the primal residual)
             missed = tuple((c < -tol * scale) & f & ~r for c, f, r in zip(cons, full, rows))
             if not run["converged"] or iterations >= self.max_iter or not any(bool(m.any()) for m in missed):
                 break  # (an unconverged answer is repaired on every row)
@@ -569,9 +569,9 @@ class InteriorPoint(Solver):
 
     def _iterate(self, program, Q: torch.Tensor, tol: float, start: float, rows, max_iter: int):
         """At most ``max_iter`` Newton iterations from ``Q`` with the cone rows ``rows`` (bool
-        tensors, shapes ``op.constraint_shapes``): ``(Q, z, run)`` with ``z`` the multipliers of the linear
-        cones (zero outside ``rows``) and ``run`` what the solution reports (residuals,
-        history, iterations, why it stopped)."""
+        tensors, shapes ``op.constraint_shapes``): ``(Q, z, run)`` with ``z`` the multipliers
+        of the linear cones (zero outside ``rows``) and ``run`` what the solution reports
+        (residuals, history, iterations, why it stopped)."""
         op, loss, Y, beta = program.operator, program.loss, program.Y, program.beta
         dtype, device = program.dtype, program.device
         kw = dict(dtype=dtype, device=device)
@@ -632,11 +632,9 @@ class InteriorPoint(Solver):
             if not math.isfinite(obj) or not math.isfinite(gap):
                 raise SolverError(f"InteriorPoint: the iterates are not finite at iteration {it}; check the data")
             history.append(obj)
-            kscale = max((float(torch.max(torch.abs(c))) for c in cons if c.numel()), default=0.0)
             res = {
                 "mu": mu,
-                "primal_residual": max((float(torch.max(torch.abs(r))) for r in rp if r.numel()), default=0.0)
-                / max(1.0, kscale),
+                "primal_residual": _sup(*rp) / max(1.0, constraint_scale(cons)),
                 "dual_residual": _sup(rQ, rt) / dual_scale,
                 "gap_residual": gap / max(1.0, abs(obj)),
             }
