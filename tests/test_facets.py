@@ -181,3 +181,13 @@ def test_the_rounds_share_max_iter(monkeypatch):
     with pytest.warns(ConvergenceWarning, match="max_iter"):
         sol = InteriorPoint(tol=1e-8, max_iter=cap).solve(prog)
     assert sol.iterations == cap and not sol.converged
+
+
+def test_with_more_samples_than_unknowns_every_row_is_kept():
+    """n r > G m (d + 1): the interior point factors the Newton matrix itself, and keeps
+    every row (the selection would cost more than it saves)."""
+    X, y = planted_regression(n=200, d=3, seed=4)
+    prog = TwoLayerReLUProgram(X, y, 3, beta=0.1, random_state=0)
+    sol = InteriorPoint().solve(prog)
+    assert sol.info["system"] == "dense"
+    assert sol.info["kept_rows"] == 1.0 and sol.info["row_rounds"] == 1

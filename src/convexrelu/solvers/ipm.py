@@ -460,7 +460,10 @@ class InteriorPoint(Solver):
         the three-layer program takes 36 iterations instead of 57, the two-layer ReLU one 19
         instead of 29). At the end every row is checked: if a dropped row is violated by more
         than ``tol`` (relative to ``max |K Q|``), the violated rows join and the iterations
-        start again (``info["row_rounds"]``). None: every row.
+        start again (``info["row_rounds"]``). None: every row; every row too where the
+        program has more samples than unknowns (``n r > G m (d + 1)``: the Newton matrix
+        itself is factored, at a cost that does not grow with the rows, and the selection's
+        does: on 40,000 samples it took 14 s and saved 9 of 66 iterations).
     verbose : bool
         Log every iteration (``logging.getLogger("convexrelu.solvers.ipm")``).
 
@@ -547,7 +550,11 @@ class InteriorPoint(Solver):
         kept) and sums the rounds' iterations and histories."""
         op = program.operator
         full = tuple(op.constraint_support())
-        if self.row_fraction is None or not op.has_constraints:
+        G, m = op.padded_groups().shape
+        # with more samples than unknowns the Newton matrix itself is factored: its cost does
+        # not grow with the rows of K, the selection's does (n = 40,000: 14 s for 9 iterations)
+        factored = op.n_samples * program.loss.hessian_rank(op.n_outputs) > G * m * (op.n_features + 1)
+        if self.row_fraction is None or not op.has_constraints or factored:
             Q, z, run = self._iterate(program, Q0, tol, start, full, self.max_iter)
             return Q, z, {**run, "row_rounds": 1, "kept_rows": 1.0}
         rows = likely_facets(op, full, self.row_fraction)
