@@ -246,6 +246,22 @@ def test_model_coefficients_reproduce_the_model(cls, loss):
 
 
 @pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
+def test_to_groups_is_the_layout_of_constraint_gram(cls):
+    """``u_g^T (K_g^T diag(w) K_g) u_g`` summed over the groups, with ``u = to_groups(Q)``,
+    is ``sum w (K Q)^2``; ``from_groups`` inverts ``to_groups``."""
+    op = _program(cls, "squared", n=10).operator
+    r = np.random.default_rng(3)
+    Q = torch.tensor(r.standard_normal(op.shape))
+    w = tuple(torch.tensor(r.random(s)) for s in op.constraint_shapes)
+    U = op.to_groups(Q)
+    assert U.shape == (op.padded_groups().shape[0], op.padded_groups().shape[1] * op.n_features)
+    quad = torch.einsum("gi,gij,gj->", U, op.constraint_gram(w), U)
+    want = sum(torch.sum(wi * c * c) for wi, c in zip(w, op.constraints(Q)))
+    assert torch.allclose(quad, want, rtol=1e-12)
+    assert torch.equal(op.from_groups(U), Q)
+
+
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
 def test_constraint_gram_is_the_weighted_gram_of_the_dense_constraints(cls):
     """Every group's block of ``K^T diag(w) K`` (in the padded layout), with the rest of
     the dense matrix zero: ``K`` is block diagonal over the groups."""

@@ -618,6 +618,24 @@ class BlockOperator:
             pos[g] += 1
         return torch.as_tensor(gidx, device=self.device)
 
+    def to_groups(self, Q: torch.Tensor) -> torch.Tensor:
+        """(d, B) -> (G, m d): each group's blocks side by side (block ``j`` of group ``g`` at
+        ``j d .. (j + 1) d``, padding slots zero), the layout of :meth:`constraint_gram`."""
+        gidx = self.padded_groups()
+        d = Q.shape[0]
+        Qp = torch.cat([Q, Q.new_zeros((d, 1))], 1)[:, gidx]  # (d, G, m)
+        return Qp.permute(1, 2, 0).reshape(gidx.shape[0], -1)
+
+    def from_groups(self, U: torch.Tensor) -> torch.Tensor:
+        """(G, m d) -> (d, B): the inverse of :meth:`to_groups` on the blocks (padding slots
+        dropped)."""
+        gidx = self.padded_groups()
+        G, m = gidx.shape
+        d = self.n_features
+        Qp = U.new_zeros((d, self.n_blocks + 1))
+        Qp[:, gidx.reshape(-1)] = U.reshape(G, m, d).permute(2, 0, 1).reshape(d, G * m)
+        return Qp[:, :self.n_blocks]
+
     def model_coefficients(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The model as a weighted sum of rows: ``(coef, out)`` with
 
@@ -981,14 +999,7 @@ class NormalSolver:
         """``M0^{-1} R`` for ``R`` of shape (d, B)."""
         if self.uniform:
             return torch.cholesky_solve(R, self.L0)
-        d, B = R.shape
-        G, m = self.gidx.shape
-        Rp = torch.cat([R, torch.zeros((d, 1), dtype=R.dtype, device=R.device)], 1)[:, self.gidx]  # (d, G, m)
-        Rg = Rp.permute(1, 2, 0).reshape(G, m * d, 1)
-        Sg = torch.cholesky_solve(Rg, self.Lg).reshape(G, m, d)
-        out = torch.zeros((d, B + 1), dtype=R.dtype, device=R.device)
-        out[:, self.gidx.reshape(-1)] = Sg.permute(2, 0, 1).reshape(d, G * m)
-        return out[:, :B]
+        return self.op.from_groups(torch.cholesky_solve(self.op.to_groups(R)[:, :, None], self.Lg)[:, :, 0])
 
     def solve(self, R: torch.Tensor, a: float) -> torch.Tensor:
         """``Q = M^{-1} R`` for ``M = a A^T A + k K^T K + I``, shape (d, B)."""

@@ -42,24 +42,6 @@ import torch
 __all__ = ["analytic_center", "leverage_selection", "likely_facets", "row_leverages"]
 
 
-def _to_groups(op, Q: torch.Tensor) -> torch.Tensor:
-    """(d, B) -> (G, m d): the blocks of every group side by side (padding: zero)."""
-    gidx = op.padded_groups()
-    d = Q.shape[0]
-    Qp = torch.cat([Q, Q.new_zeros((d, 1))], 1)[:, gidx]  # (d, G, m)
-    return Qp.permute(1, 2, 0).reshape(gidx.shape[0], -1)
-
-
-def _from_groups(op, U: torch.Tensor) -> torch.Tensor:
-    """(G, m d) -> (d, B), the inverse of :func:`_to_groups` on the blocks."""
-    gidx = op.padded_groups()
-    G, m = gidx.shape
-    d = op.n_features
-    Qp = U.new_zeros((d, op.n_blocks + 1))
-    Qp[:, gidx.reshape(-1)] = U.reshape(G, m, d).permute(2, 0, 1).reshape(d, G * m)
-    return Qp[:, :op.n_blocks]
-
-
 def analytic_center(op, support, max_iter: int = 60, tol: float = 0.1, shrink: float = 10.0):
     """Analytic centre of every group's cone cut by the unit ball,
 
@@ -103,15 +85,14 @@ def analytic_center(op, support, max_iter: int = 60, tol: float = 0.1, shrink: f
     inv_mu = rows.clone()
     w = slack = None
     for it in range(max_iter + 1):
-        tt = torch.where(phase_one, t, zero)
         if slack is None:
-            slack = _slacks(op, U, tt, mask, cols)
+            slack = _slacks(op, U, torch.where(phase_one, t, zero), mask, cols)
         inv = tuple(m / sl for sl, m in zip(slack, mask))
         w = tuple(i * i for i in inv)
         r = 1.0 - torch.sum(U * U, 1)
         H = op.constraint_gram(w) + (2.0 * rows / r)[:, None, None] * eye + (4.0 * rows / (r * r))[:, None, None] * (
             U[:, :, None] * U[:, None, :])
-        gu = (2.0 * rows / r)[:, None] * U - _to_groups(op, op.adjoint(None, inv))
+        gu = (2.0 * rows / r)[:, None] * U - op.to_groups(op.adjoint(None, inv))
         L, info = torch.linalg.cholesky_ex(H)
         running &= (info == 0) & torch.isfinite(gu).all(1)
         L = torch.where(running[:, None, None], L, eye)
@@ -119,7 +100,7 @@ def analytic_center(op, support, max_iter: int = 60, tol: float = 0.1, shrink: f
         dt = zero
         decrement = -torch.sum(gu * du, 1)
         if bool(phase_one.any()):  # the bordered system in (u, t): t couples to every row
-            a = _to_groups(op, op.adjoint(None, w))  # K^T w
+            a = op.to_groups(op.adjoint(None, w))  # K^T w
             Hia = torch.cholesky_solve(a[:, :, None], L)[:, :, 0]
             schur = torch.clamp(_group_total(w, cols, G) - torch.sum(a * Hia, 1), min=torch.finfo(op.dtype).tiny)
             gt = inv_mu - _group_total(inv, cols, G)
@@ -132,7 +113,7 @@ def analytic_center(op, support, max_iter: int = 60, tol: float = 0.1, shrink: f
             break
         # step: 95 % of the way to the boundary at most, halved until the objective decreases
         # enough (the slacks are affine along the direction: one product for every trial)
-        ds = tuple((c + dt[col][None, :]) * m for c, m, col in zip(op.constraints(_from_groups(op, du)), mask, cols))
+        ds = tuple((c + dt[col][None, :]) * m for c, m, col in zip(op.constraints(op.from_groups(du)), mask, cols))
         step = torch.clamp(0.95 * torch.minimum(_group_max_step(slack, ds, cols, G), _ball_max_step(U, du)),
                            max=1.0)
         step = torch.where(running, step, zero)
@@ -189,7 +170,7 @@ def _group_max_step(values, directions, cols, G: int) -> torch.Tensor:
 def _slacks(op, U: torch.Tensor, t: torch.Tensor, mask, cols) -> tuple:
     """``K u + t`` on the supported rows, one elsewhere."""
     return tuple(torch.where(m > 0, c + t[col][None, :], torch.ones_like(c))
-                 for c, m, col in zip(op.constraints(_from_groups(op, U)), mask, cols))
+                 for c, m, col in zip(op.constraints(op.from_groups(U)), mask, cols))
 
 
 def _group_total(values, cols, G: int) -> torch.Tensor:

@@ -587,22 +587,18 @@ class InteriorPoint(Solver):
         B = op.n_blocks
         gidx = op.padded_groups()
         G, m = gidx.shape
-        md = m * d
         classes = op.coefficient_classes()  # groups sharing their model part up to sign
         U, class_out, coef = self._base_factor(op, gidx, classes)  # A^T without the loss: constant
         factor = gram = None
 
         def to_groups(RQ, Rt):
             """(d, B) and (B,) -> (G, m (d + 1)): each group's t's, then its blocks."""
-            Qg = torch.cat([RQ, torch.zeros((d, 1), **kw)], 1)[:, gidx].permute(1, 2, 0).reshape(G, md)
-            return torch.cat([torch.cat([Rt, torch.zeros(1, **kw)])[gidx], Qg], 1)
+            return torch.cat([torch.cat([Rt, torch.zeros(1, **kw)])[gidx], op.to_groups(RQ)], 1)
 
         def from_groups(V):
-            Qp = torch.zeros((d, B + 1), **kw)
-            Qp[:, gidx.reshape(-1)] = V[:, m:].reshape(G, m, d).permute(2, 0, 1).reshape(d, G * m)
             tp = torch.zeros(B + 1, **kw)
             tp[gidx.reshape(-1)] = V[:, :m].reshape(-1)
-            return Qp[:, :B], tp[:B]
+            return op.from_groups(V[:, m:]), tp[:B]
 
         # start: (t, q) = (||q|| + 1, q) and its dual (y0, y1) = (beta, 0) for the group-norm
         # cones (y0 = beta at every optimum), slacks and multipliers at one for the linear cones
