@@ -587,3 +587,41 @@ def test_constraint_groups_name_the_group_of_every_constraint_column(cls):
         for c, cols in zip(op.constraints(Q), groups):
             changed = np.flatnonzero(torch.any(c != 0, dim=0).numpy())
             assert changed.size and set(cols[changed].tolist()) == {g}
+
+
+@pytest.mark.parametrize("case", PROGRAMS + ["irregular", "slab"])
+def test_row_blocks_are_the_operator_on_their_samples(case):
+    """``row_blocks``: blocks of 4 samples (the last one shorter) whose model outputs and
+    constraint values are the rows of the whole operator's, whose adjoints add up to its
+    adjoint, and whose arrays are views of its own (nothing copied)."""
+    if case == "irregular":
+        op = _irregular_operator()
+    elif case == "slab":
+        X, y = planted_regression(n=22, d=3, seed=0)
+        op = ThreeLayerReLUProgram(X, y, 6, hidden=2, beta=0.1, random_state=0).operator
+        assert op.group_layout == "slab"
+    else:
+        op = _program(case, "softmax").operator
+    blocks = op.row_blocks(4)
+    n = op.n_samples
+    assert [(sl.start, sl.stop) for sl, _ in blocks] == [(a, min(a + 4, n)) for a in range(0, n, 4)] and n % 4
+    Q = _random_like(op.shape, 30)
+    R = _random_like((n, op.n_outputs), 31)
+    L = tuple(_random_like(s, 32 + i) for i, s in enumerate(op.constraint_shapes))
+    Z, C = op.apply(Q)
+    total = torch.zeros(op.shape, dtype=op.dtype)
+    for sl, blk in blocks:
+        assert blk.n_samples == sl.stop - sl.start and blk.shape == op.shape
+        assert blk.X.data_ptr() == op.X[sl].data_ptr()
+        assert all(a.data_ptr() == b[sl].data_ptr() for a, b in zip(blk._mask_arrays(), op._mask_arrays())
+                   if a is not None)
+        Zb, Cb = blk.apply(Q, work=blk.workspace())
+        torch.testing.assert_close(Zb, Z[sl], rtol=1e-14, atol=1e-14)
+        torch.testing.assert_close(blk.matvec(Q), Z[sl], rtol=1e-14, atol=1e-14)
+        for a, b, c in zip(Cb, C, blk.constraints(Q)):
+            torch.testing.assert_close(a, b[sl], rtol=1e-14, atol=1e-14)
+            torch.testing.assert_close(c, b[sl], rtol=1e-14, atol=1e-14)
+        total += blk.adjoint(R[sl], tuple(m[sl] for m in L))
+    torch.testing.assert_close(total, op.adjoint(R, L), rtol=1e-12, atol=1e-13)
+    with pytest.raises(ValueError, match="rows: expected a positive integer, got 0"):
+        op.row_blocks(0)

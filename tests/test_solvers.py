@@ -89,7 +89,8 @@ def _relative(a, b):
 @pytest.mark.parametrize("cls", PROGRAMS)
 @pytest.mark.parametrize("loss", LOSSES)
 def test_gradient_of_smooth_parts_finite_differences(cls, loss):
-    """The gradients FISTA uses: of l(A Q) and of l(A Q) + psi(K Q, lam, rho)."""
+    """The gradients FISTA uses: of l(A Q) and of l(A Q) + psi(K Q, lam, rho), the latter
+    on the whole arrays and by row blocks of 5 samples (the last one shorter)."""
     prog = program(cls, loss)
     op = prog.operator
     Q0 = 0.3 * _random(op.shape, 4)
@@ -97,7 +98,8 @@ def test_gradient_of_smooth_parts_finite_differences(cls, loss):
     parts = [LossPart(prog)]
     if op.has_constraints:
         lam = tuple(torch.clamp(_random(s, 6 + i), min=0) for i, s in enumerate(op.constraint_shapes))
-        parts.append(ALPart(prog, lam, rho=0.7))
+        parts += [ALPart(prog, lam, rho=0.7, rows=None), ALPart(prog, lam, rho=0.7, rows=5)]
+        assert parts[-1].blocks is not None and op.n_samples % 5
     h = 1e-6
     for part in parts:
         g = part.grad(part.state(Q0))
@@ -105,17 +107,94 @@ def test_gradient_of_smooth_parts_finite_differences(cls, loss):
         assert fd == pytest.approx(float(torch.sum(g * D)), rel=1e-6, abs=1e-7)
 
 
+@pytest.mark.parametrize("rows", [None, 5])
 @pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
-def test_extrapolated_state_is_the_state_of_the_extrapolated_point(cls):
+def test_extrapolated_state_is_the_state_of_the_extrapolated_point(cls, rows):
     prog = program(cls, "squared")
-    part = ALPart(prog, tuple(torch.ones(s, dtype=torch.float64) for s in prog.operator.constraint_shapes), 2.0)
+    part = ALPart(prog, tuple(torch.ones(s, dtype=torch.float64) for s in prog.operator.constraint_shapes), 2.0,
+                  rows=rows)
     Q0, Q1 = _random(prog.shape, 7), _random(prog.shape, 8)
     w = 0.37
     S = part.extrapolate(part.state(Q0), part.state(Q1), w)
     direct = part.state(Q1 + w * (Q1 - Q0))
     assert torch.allclose(S.Z, direct.Z)
-    assert all(torch.allclose(a, b) for a, b in zip(part.multipliers(S), part.multipliers(direct)))
     assert part.value(S) == pytest.approx(part.value(direct), rel=1e-12)
+    assert torch.allclose(part.grad(S), part.grad(direct), rtol=1e-11, atol=1e-12)
+    assert all(torch.allclose(a, b) for a, b in zip(part.multipliers(S), part.multipliers(direct)))
+
+
+def _row_block_cases():
+    return [(TwoLayerReLUProgram, "squared"), (ThreeLayerReLUProgram, "logistic"), (ThreeLayerReLUProgram, "softmax"),
+            ("slab", "squared")]
+
+
+@pytest.mark.parametrize("cls, loss", _row_block_cases())
+def test_augmented_lagrangian_by_row_blocks_is_the_one_of_the_whole_arrays(cls, loss):
+    """ALPart by row blocks (of 1, 5 and 7 samples) against the whole arrays, float64:
+    the values, multipliers and gradients of a state, of an extrapolated state and of a
+    state after a restart (read whole), to rounding; FISTA then takes the same steps."""
+    prog = _slab_program(loss)[0] if cls == "slab" else program(cls, loss)
+    op = prog.operator
+    lam = tuple(torch.clamp(_random(s, 30 + i), min=0) for i, s in enumerate(op.constraint_shapes))
+    whole = ALPart(prog, lam, rho=1.3, rows=None)
+    Q0, Q1 = 0.5 * _random(op.shape, 40), 0.5 * _random(op.shape, 41)
+    ref = [whole.state(Q0), whole.state(Q1)]
+    ref.append(whole.extrapolate(ref[0], ref[1], 0.6))
+    for rows in (1, 5, 7):
+        part = ALPart(prog, lam, rho=1.3, rows=rows)
+        assert len(part.blocks) == -(-op.n_samples // rows) and not part.extrapolation_arrays
+        got = [part.state(Q0), part.state(Q1)]
+        got.append(part.extrapolate(got[0], got[1], 0.6))
+        for a, b in zip(got, ref):
+            assert part.value(a) == pytest.approx(whole.value(b), rel=1e-12)
+            assert part.loss_value(a) == pytest.approx(whole.loss_value(b), rel=1e-12)
+            torch.testing.assert_close(part.grad(a), whole.grad(b), rtol=1e-11, atol=1e-12)
+        for a, b in zip(part.multipliers(got[1]), whole.multipliers(ref[1])):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
+    # FISTA's iterates: the same steps, restarts and backtracks
+    from convexrelu.solvers.fista import fista_minimize
+
+    runs = [fista_minimize(ALPart(prog, lam, rho=1.3, rows=rows), op.zeros(), prog.beta, step=0.5, max_iter=60,
+                           tol=0.0, scale=1.0, step_increase=1.05) for rows in (None, 5)]
+    assert runs[0].iterations == runs[1].iterations == 60 and runs[0].backtracks == runs[1].backtracks > 0
+    assert runs[0].restarts == runs[1].restarts
+    torch.testing.assert_close(runs[1].Q, runs[0].Q, rtol=1e-9, atol=1e-11)
+
+
+def test_row_block_size_picks_blocks_for_large_constraint_arrays_on_the_cpu(monkeypatch):
+    from convexrelu.solvers import fista
+
+    two, gated = program(TwoLayerReLUProgram, "squared"), program(GatedReLUProgram, "squared")
+    op = two.operator
+    assert fista.row_block_size(op) is None  # 24 x 16 numbers: whole
+    width = sum(s[1] for s in op.constraint_shapes) * 8
+    monkeypatch.setattr(fista, "ROW_BLOCK_MIN_BYTES", op.n_samples * width // 2)
+    monkeypatch.setattr(fista, "ROW_BLOCK_BYTES", 10 * width)
+    assert fista.row_block_size(op) == 10
+    assert fista.row_block_size(op.to(dtype=torch.float32)) == 20  # half the bytes per row
+    assert fista.row_block_size(gated.operator) is None  # no constraint values
+    monkeypatch.setattr(fista, "ROW_BLOCK_BYTES", 1)
+    assert fista.row_block_size(op) == 8  # at least 8 rows
+    monkeypatch.setattr(fista, "ROW_BLOCK_MIN_BYTES", op.n_samples * width + 1)
+    assert fista.row_block_size(op) is None
+    assert ALPart(two, tuple(torch.zeros(s, dtype=torch.float64) for s in op.constraint_shapes), 1.0).blocks is None
+
+
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
+def test_augmented_lagrangian_solve_by_row_blocks_agrees_with_cvxpy(cls, monkeypatch):
+    """The whole solve with every inner evaluation by row blocks of 8 samples: the CVXPY
+    objective to 1e-5, feasible, and the certificate."""
+    from convexrelu.solvers import fista
+
+    monkeypatch.setattr(fista, "ROW_BLOCK_MIN_BYTES", 0)
+    monkeypatch.setattr(fista, "ROW_BLOCK_BYTES", 1)  # 8 rows per block (the least)
+    prog, ref = program(cls, "squared"), reference(cls, "squared")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sol = AugmentedLagrangian().solve(prog)
+    assert sol.converged and _relative(sol.objective, ref.objective) <= 1e-5
+    assert sol.constraint_violation <= 1e-9 * constraint_scale(prog.operator.constraints(torch.tensor(sol.weights)))
+    assert sol.lower_bound <= ref.objective * (1 + 1e-7) + 1e-9 and sol.relative_gap <= 2e-3
 
 
 # ----------------------------------------------------------------------------- agreement

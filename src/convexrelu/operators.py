@@ -252,6 +252,33 @@ class BlockOperator:
         new._build_tensors()
         return new
 
+    def row_blocks(self, rows: int) -> list[tuple[slice, "BlockOperator"]]:
+        """This operator cut into consecutive blocks of ``rows`` samples (the last one
+        shorter): a list of ``(slice, operator)``, each operator that of the program on
+        the samples of its slice. Their tensors are views of this operator's (nothing is
+        copied), so their :meth:`apply` gives the rows of this one's model output and
+        constraint values, and their :meth:`adjoint` values add up to this one's.
+
+        A caller that evaluates row block by row block keeps each block's (rows, B)
+        arrays in the processor's cache between the product and the elementwise work
+        that follows it (:class:`.solvers.fista.ALPart`); a block is also the unit a
+        computation spread over several machines would hand out."""
+        rows = int(rows)
+        if rows < 1:
+            raise ValueError(f"rows: expected a positive integer, got {rows}")
+        masks = self._mask_arrays()
+        out = []
+        for a in range(0, self.n_samples, rows):
+            sl = slice(a, min(a + rows, self.n_samples))
+            new = object.__new__(type(self))
+            new.__dict__.update(self.__dict__)
+            new.X_np, new.first_np, new.X = self.X_np[sl], self.first_np[sl], self.X[sl]
+            new.second_np = None if self.second_np is None else self.second_np[sl]
+            new._masks = tuple(None if M is None else M[sl] for M in masks)
+            new._coef_parts = new._pair_signs = None  # (built from the rows when needed)
+            out.append((sl, new))
+        return out
+
     # ------------------------------------------------------------------ shapes
     @property
     def n_samples(self) -> int:

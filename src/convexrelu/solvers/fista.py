@@ -48,7 +48,7 @@ class _State:
     value is computed, ``f`` and the multipliers ``P = (lam - rho c)_+`` (the negated
     constraint cotangents)."""
 
-    __slots__ = ("Z", "cons", "P", "P_stale", "f", "loss", "noise")
+    __slots__ = ("Z", "cons", "P", "P_stale", "f", "loss", "noise", "lerp")
 
     def __init__(self, Z, cons):
         self.Z = Z
@@ -58,6 +58,7 @@ class _State:
         self.f = None
         self.loss = None  # the loss term of f (ALPart)
         self.noise = None
+        self.lerp = None  # (old constraint values, new ones, a) of a state evaluated later (ALPart)
 
 
 class LossPart:
@@ -75,6 +76,9 @@ class LossPart:
         self.loss = program.loss
         self.Y = program.Y
         self.work = self.op.workspace()
+
+    #: whether :meth:`extrapolate` writes large arrays (and takes a spare state for them)
+    extrapolation_arrays = False
 
     def state(self, Q: torch.Tensor, spare: _State | None = None) -> _State:
         return _State(self.op.matvec(Q, work=self.work), ())
@@ -112,20 +116,103 @@ class ALPart(LossPart):
     ``P = (lam - rho c)_+``, which a state keeps (:meth:`multipliers`): ``P`` at the last
     iterate is the next multipliers ``lam+`` (:func:`._steps.multiplier_update`).
 
+    On the CPU, where the constraint values are large (:func:`row_block_size`), a state
+    is evaluated by row blocks of the operator (:meth:`BlockOperator.row_blocks`): each
+    block's product, constraint values, multipliers and adjoint are computed while its
+    arrays are in the cache, and an extrapolated state is not formed at all (its
+    constraint values and multipliers are computed block by block by the :meth:`grad`
+    that reads it). The values are those of the whole arrays, up to the order of the
+    sums.
+
     Parameters
     ----------
     program : ConvexProgram with constraints
     lam : tuple of tensors >= 0, shapes ``operator.constraint_shapes`` (read, not copied)
     rho : float > 0
+    rows : int, None or "auto"
+        Samples per row block; None evaluates the whole arrays at once; "auto":
+        :func:`row_block_size`.
     """
 
-    def __init__(self, program, lam, rho: float):
+    def __init__(self, program, lam, rho: float, rows: int | None | str = "auto"):
         super().__init__(program)
         self.rho = float(rho)
         self.lam = tuple(lam)
         self.lam_sq = float(sum(_sqnorm(m) for m in self.lam))
+        rows = row_block_size(self.op) if isinstance(rows, str) and rows == "auto" else rows
+        self.blocks = None
+        if rows is not None and rows < self.op.n_samples:
+            blocks = self.op.row_blocks(rows)
+            # one workspace for the blocks of ``rows`` samples, one for the shorter last one
+            works = {}
+            self.blocks = [(sl, op, works.setdefault(sl.stop - sl.start, op.workspace())) for sl, op in blocks]
+        self.extrapolation_arrays = self.blocks is None
 
+    # ---------------------------------------------------------------- by row blocks
+    def _new_arrays(self, spare_arrays):
+        if spare_arrays is not None:
+            return spare_arrays
+        return tuple(torch.empty(s, dtype=self.op.dtype, device=self.op.device) for s in self.op.constraint_shapes)
+
+    def _finish(self, s: _State, sq: float) -> _State:
+        """The value of a state whose multipliers ``P`` hold ``sum ||P||^2 = sq``."""
+        s.loss = fl = float(self.loss.value(s.Z, self.Y))
+        s.f = fl + (sq - self.lam_sq) / (2.0 * self.rho)
+        s.noise = abs(fl) + float(torch.sum(torch.abs(s.Z))) + (sq + self.lam_sq) / (2.0 * self.rho)
+        return s
+
+    def _blocked_state(self, Q, spare):
+        """:meth:`state` with its value, by row blocks: each block's product, constraint
+        values and multipliers ``(lam - rho c)_+`` are computed while its arrays are in
+        the cache. The constraint values are written to the whole arrays (the next
+        extrapolation reads them); the multipliers are not kept (:meth:`multipliers`
+        computes them where needed)."""
+        cons = self._new_arrays(spare.cons if spare is not None and spare.cons is not None else None)
+        Z = torch.empty((self.op.n_samples, self.op.n_outputs), dtype=self.op.dtype, device=self.op.device)
+        sq = 0.0
+        for sl, op, work in self.blocks:
+            Z[sl], cc = op.apply(Q, out=(None, tuple(c[sl] for c in cons)), work=work)
+            sq += self._block_multipliers(cc, sl, work, sq_only=True)
+        return self._finish(_State(Z, cons), sq)
+
+    def _block_multipliers(self, cc, sl, work, sq_only: bool = False, overwrite: bool = False):
+        """``(lam - rho c)_+`` on the rows ``sl`` of every constraint (``cc``: their
+        constraint values there), in ``work``'s arrays (in those of ``cc`` with
+        ``overwrite``); with ``sq_only`` the sum of their squares alone."""
+        out, sq = [], 0.0
+        for i, (m, c) in enumerate(zip(self.lam, cc)):
+            p = _steps.multiplier_update(c, m[sl], self.rho, out=c if overwrite else work.get(f"al{i}", c.shape, c))
+            sq += _sqnorm(p)
+            out.append(p)
+        return sq if sq_only else (tuple(out), sq)
+
+    def _blocked_sweep(self, s, gradient: bool):
+        """The gradient at ``s`` (None without ``gradient``) by row blocks; for an
+        extrapolated state (:meth:`extrapolate`) its constraint values and multipliers
+        are computed on the way, block by block in the cache, and its value with them."""
+        R = self.loss.grad(s.Z, self.Y).neg_() if gradient else None
+        lazy = s.cons is None
+        old, new, a = s.lerp if lazy else (None, None, None)
+        g, sq = None, 0.0
+        for sl, op, work in self.blocks:
+            if lazy:
+                cc = tuple(torch.lerp(co[sl], cn[sl], a, out=work.get(f"c{i}", (sl.stop - sl.start, co.shape[1]), co))
+                           for i, (co, cn) in enumerate(zip(old, new)))
+            else:
+                cc = tuple(c[sl] for c in s.cons)
+            P, sq_b = self._block_multipliers(cc, sl, work, overwrite=lazy)
+            sq += sq_b
+            if gradient:
+                part = op.adjoint(R[sl], P, work=work)
+                g = part if g is None else g.add_(part)
+        if lazy and s.f is None:
+            self._finish(s, sq)
+        return None if g is None else g.neg_()
+
+    # ---------------------------------------------------------------- the interface
     def state(self, Q, spare=None):
+        if self.blocks is not None:
+            return self._blocked_state(Q, spare)
         reuse = spare is not None and spare.cons is not None
         Z, cons = self.op.apply(Q, out=(spare.Z, spare.cons) if reuse else None, work=self.work)
         s = _State(Z, cons)
@@ -136,8 +223,14 @@ class ALPart(LossPart):
     def extrapolate(self, old, new, w, spare=None):
         """State at ``Q_new + w (Q_new - Q_old)``: its model output and multipliers ``P``
         (``cons`` is None: the constraint values are interpolated into the arrays of ``P``,
-        which FISTA needs alone at that point)."""
+        which FISTA needs alone at that point). By row blocks, its model output only:
+        it names the constraint arrays of ``old`` and ``new``, which must not be
+        overwritten before its :meth:`grad` and :meth:`value` (FISTA's order)."""
         a = 1.0 + w
+        if self.blocks is not None:  # evaluated by :meth:`grad`, the next call on it
+            s = _State(torch.lerp(old.Z, new.Z, a), None)
+            s.lerp = (old.cons, new.cons, a)
+            return s
         bufs = spare.P if spare is not None and spare.P is not None else (None,) * len(new.cons)
         c = tuple(torch.lerp(co, cn, a, out=buf) for co, cn, buf in zip(old.cons, new.cons, bufs))
         s = _State(torch.lerp(old.Z, new.Z, a), None)
@@ -147,6 +240,9 @@ class ALPart(LossPart):
     def multipliers(self, s: _State):
         """``P = (lam - rho c)_+ = -L`` for every constraint (cached in the state): the
         multipliers of the method of multipliers' update at that point."""
+        if s.cons is None and s.lerp is not None:  # extrapolated by row blocks: its values, whole
+            old, new, a = s.lerp
+            s.cons = tuple(torch.lerp(co, cn, a) for co, cn in zip(old, new))
         if s.P is None or s.P_stale:
             bufs = s.P if s.P is not None else (None,) * len(s.cons)
             s.P = tuple(_steps.multiplier_update(c, m, self.rho, out=buf) for m, c, buf in zip(self.lam, s.cons, bufs))
@@ -155,13 +251,15 @@ class ALPart(LossPart):
 
     def value(self, s):
         if s.f is None:
-            sq = sum(_sqnorm(p) for p in self.multipliers(s))
-            s.loss = fl = float(self.loss.value(s.Z, self.Y))
-            s.f = fl + (sq - self.lam_sq) / (2.0 * self.rho)
-            s.noise = abs(fl) + float(torch.sum(torch.abs(s.Z))) + (sq + self.lam_sq) / (2.0 * self.rho)
+            if self.blocks is not None and s.cons is None:
+                self._blocked_sweep(s, gradient=False)
+            else:
+                self._finish(s, sum(_sqnorm(p) for p in self.multipliers(s)))
         return s.f
 
     def grad(self, s):
+        if self.blocks is not None:
+            return self._blocked_sweep(s, gradient=True)
         return self.op.adjoint(-self.loss.grad(s.Z, self.Y), self.multipliers(s), work=self.work).neg_()
 
     def loss_value(self, s):
@@ -266,9 +364,10 @@ def fista_minimize(
     stalled = False
     for k in range(1, max_iter + 1):
         g = part.grad(SY)
+        fY = part.value(SY)  # after the gradient: a part may compute both in one pass (ALPart)
         noise_Y = part.noise(SY) if backtrack else None  # (cached with fY)
-        if SY is not SQ:
-            pool.append(SY)  # only its cached values are read from here on
+        if SY is not SQ and (SY.cons is not None or SY.P is not None):
+            pool.append(SY)  # only its cached values are read from here on (and it holds arrays)
         while True:
             Qn = prox(torch.add(Y, g, alpha=-step), step * beta)
             Sn = part.state(Qn, spare=_take(pool, full=True))
@@ -330,8 +429,7 @@ def fista_minimize(
                 Y, SY, fY = Qn, Sn, fn
             else:
                 Y = torch.add(Qn, E, alpha=w)
-                SY = part.extrapolate(SQ, Sn, w, spare=_take(pool, full=False))
-                fY = part.value(SY)
+                SY = part.extrapolate(SQ, Sn, w, spare=_take(pool, full=False) if part.extrapolation_arrays else None)
         if grow:
             step *= step_increase
         pool.append(SQ)  # (its arrays are not those of SY, Sn or any pooled state)
@@ -344,6 +442,31 @@ def fista_minimize(
 
 
 # --------------------------------------------------------------------------- helpers
+#: arrays of the constraint values below this many bytes are evaluated whole (they stay
+#: in the cache anyway, and the loop over row blocks would cost more in Python calls)
+ROW_BLOCK_MIN_BYTES = 32 * 2**20
+#: bytes of one row block's (rows, B + G) constraint values: a few such arrays (the
+#: product, the multipliers, the block's masks) stay in a core's share of the cache
+ROW_BLOCK_BYTES = 2**20
+
+
+def row_block_size(op) -> int | None:
+    """Rows per block for the augmented Lagrangian's evaluations by row blocks
+    (:class:`ALPart`), or None to evaluate the whole arrays at once.
+
+    By blocks on the CPU where the constraint values, ``n (B + G)`` numbers, take at
+    least :data:`ROW_BLOCK_MIN_BYTES`: there an elementwise pass over a whole array reads
+    and writes main memory, and an iteration made of some twenty such passes costs several
+    times its two matrix products (issue 4, item 4). A GPU's memory is fast and its kernel
+    launches are not: there the arrays are evaluated whole."""
+    if op.device.type != "cpu" or not op.has_constraints:
+        return None
+    width = sum(s[1] for s in op.constraint_shapes) * torch.finfo(op.dtype).bits // 8
+    if op.n_samples * width < ROW_BLOCK_MIN_BYTES:
+        return None
+    return max(8, ROW_BLOCK_BYTES // width)
+
+
 def _dtype_tol(tol: float, dtype: torch.dtype, floor: float = 1000.0) -> float:
     """``tol``, floored at what the dtype can resolve: ``floor`` machine epsilons (1000:
     1.2e-4 in float32, for residuals made of sums that nearly cancel; constraint values
