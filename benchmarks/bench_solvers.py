@@ -292,8 +292,9 @@ def floor(program, solution=None, *, iterations: int = 200, trials: int = 3):
     else:
         part = LossPart(program)
     scale = gradient_scale(program)
-    step = 1e-6
-    fista_minimize(part, Q0, program.beta, step=step, max_iter=5, tol=0.0, scale=scale)  # warm-up
+    # warm-up, which also finds the step the line search settles on: the timed iterations
+    # start from it (from a guess they would spend their first ones backtracking)
+    step = fista_minimize(part, Q0, program.beta, step=1e-6, max_iter=10, tol=0.0, scale=scale).step
     X = op.X
     Q = torch.randn(op.shape, dtype=op.dtype, device=op.device)
     T = torch.randn((op.n_samples, op.n_blocks), dtype=op.dtype, device=op.device)

@@ -447,7 +447,7 @@ def fista_minimize(
 ROW_BLOCK_MIN_BYTES = 32 * 2**20
 #: bytes of one row block's (rows, B + G) constraint values: a few such arrays (the
 #: product, the multipliers, the block's masks) stay in a core's share of the cache
-ROW_BLOCK_BYTES = 2**20
+ROW_BLOCK_BYTES = 2 * 2**20
 
 
 def row_block_size(op) -> int | None:
