@@ -161,6 +161,33 @@ def test_augmented_lagrangian_by_row_blocks_is_the_one_of_the_whole_arrays(cls, 
     torch.testing.assert_close(runs[1].Q, runs[0].Q, rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.parametrize("kind", ["loss", "whole", "blocks"])
+def test_fista_holds_a_bounded_number_of_states(kind, monkeypatch):
+    """FISTA recycles its dead states' arrays; the states alive at once stay few over a
+    long solve with backtracks and restarts (no pool that grows by a state per iteration)."""
+    import weakref
+
+    from convexrelu.solvers import fista
+
+    live, most = weakref.WeakSet(), [0]
+
+    class Tracked(fista._State):
+        def __init__(self, *args):
+            super().__init__(*args)
+            live.add(self)
+            most[0] = max(most[0], len(live))
+
+    monkeypatch.setattr(fista, "_State", Tracked)
+    prog = program(GatedReLUProgram if kind == "loss" else TwoLayerReLUProgram, "squared")
+    op = prog.operator
+    lam = tuple(torch.zeros(s, dtype=torch.float64) for s in op.constraint_shapes)
+    part = LossPart(prog) if kind == "loss" else ALPart(prog, lam, 1.0, rows=None if kind == "whole" else 5)
+    res = fista.fista_minimize(part, op.zeros(), prog.beta, step=10.0, max_iter=300, tol=0.0, scale=1.0,
+                               step_increase=1.2)
+    assert res.iterations == 300 and res.backtracks > 20 and res.restarts > 0
+    assert most[0] <= 8
+
+
 def test_row_block_size_picks_blocks_for_large_constraint_arrays_on_the_cpu(monkeypatch):
     from convexrelu.solvers import fista
 

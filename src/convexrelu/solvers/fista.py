@@ -279,6 +279,13 @@ class FistaResult:
             setattr(self, k, v)
 
 
+def _recycle(pool: list, s: _State) -> None:
+    """Put the dead state ``s`` in ``pool`` if it holds large arrays a new state can
+    overwrite (constraint values or multipliers; a model output is small and always new)."""
+    if s.cons or s.P is not None:
+        pool.append(s)
+
+
 def _take(pool: list, full: bool):
     """A dead state from ``pool`` (removed from it) whose arrays a new state overwrites:
     one with constraint arrays (``full``, for a new iterate) or without (for an
@@ -366,8 +373,8 @@ def fista_minimize(
         g = part.grad(SY)
         fY = part.value(SY)  # after the gradient: a part may compute both in one pass (ALPart)
         noise_Y = part.noise(SY) if backtrack else None  # (cached with fY)
-        if SY is not SQ and (SY.cons is not None or SY.P is not None):
-            pool.append(SY)  # only its cached values are read from here on (and it holds arrays)
+        if SY is not SQ:
+            _recycle(pool, SY)  # only its cached values are read from here on
         while True:
             Qn = prox(torch.add(Y, g, alpha=-step), step * beta)
             Sn = part.state(Qn, spare=_take(pool, full=True))
@@ -385,7 +392,7 @@ def fista_minimize(
                 break
             step *= backtrack_factor
             backtracks += 1
-            pool.append(Sn)
+            _recycle(pool, Sn)
         grow = (step_increase != 1.0 and backtrack and _steps.local_curvature(fn, fY, inner, sq) * step < 0.5
                 and (not coarse or _steps.curvature_is_resolved(sq, step, 64 * eps * (part.noise(Sn) + noise_Y))))
         Rn = _block_norm_sum(Qn) if beta else 0.0
@@ -432,7 +439,7 @@ def fista_minimize(
                 SY = part.extrapolate(SQ, Sn, w, spare=_take(pool, full=False) if part.extrapolation_arrays else None)
         if grow:
             step *= step_increase
-        pool.append(SQ)  # (its arrays are not those of SY, Sn or any pooled state)
+        _recycle(pool, SQ)  # (its arrays are not those of SY, Sn or any pooled state)
         Q, SQ, FQ = Qn, Sn, Fn
         if deadline is not None and time.perf_counter() > deadline:
             break
