@@ -172,19 +172,19 @@ class ALPart(LossPart):
         sq = 0.0
         for sl, op, work in self.blocks:
             Z[sl], cc = op.apply(Q, out=(None, tuple(c[sl] for c in cons)), work=work)
-            sq += self._block_multipliers(cc, sl, work, sq_only=True)
+            sq += self._block_multipliers(cc, sl, work)[1]
         return self._finish(_State(Z, cons), sq)
 
-    def _block_multipliers(self, cc, sl, work, sq_only: bool = False, overwrite: bool = False):
+    def _block_multipliers(self, cc, sl, work, overwrite: bool = False):
         """``(lam - rho c)_+`` on the rows ``sl`` of every constraint (``cc``: their
         constraint values there), in ``work``'s arrays (in those of ``cc`` with
-        ``overwrite``); with ``sq_only`` the sum of their squares alone."""
+        ``overwrite``), and the sum of their squares."""
         out, sq = [], 0.0
         for i, (m, c) in enumerate(zip(self.lam, cc)):
             p = _steps.multiplier_update(c, m[sl], self.rho, out=c if overwrite else work.get(f"al{i}", c.shape, c))
             sq += _sqnorm(p)
             out.append(p)
-        return sq if sq_only else (tuple(out), sq)
+        return tuple(out), sq
 
     def _blocked_sweep(self, s, gradient: bool):
         """The gradient at ``s`` (None without ``gradient``) by row blocks; for an
