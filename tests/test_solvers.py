@@ -185,7 +185,7 @@ def test_fista_holds_a_bounded_number_of_states(kind, monkeypatch):
     res = fista.fista_minimize(part, op.zeros(), prog.beta, step=10.0, max_iter=300, tol=0.0, scale=1.0,
                                step_increase=1.2)
     assert res.iterations == 300 and res.backtracks > 20 and res.restarts > 0
-    assert most[0] <= 8
+    assert most[0] <= 8, most
 
 
 def test_row_block_size_picks_blocks_for_large_constraint_arrays_on_the_cpu(monkeypatch):
