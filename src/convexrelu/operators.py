@@ -262,7 +262,19 @@ class BlockOperator:
         A caller that evaluates row block by row block keeps each block's (rows, B)
         arrays in the processor's cache between the product and the elementwise work
         that follows it (:class:`.solvers.fista.ALPart`); a block is also the unit a
-        computation spread over several machines would hand out."""
+        computation spread over several machines would hand out.
+
+        Parameters
+        ----------
+        rows : int >= 1
+            Samples per block.
+
+        Returns
+        -------
+        list of ``(slice, BlockOperator)``, ``ceil(n / rows)`` of them, in sample order;
+        block ``i`` has ``X[slice]`` and the masks' rows ``slice``, and the same blocks,
+        groups and outputs as this operator.
+        """
         rows = int(rows)
         if rows < 1:
             raise ValueError(f"rows: expected a positive integer, got {rows}")
