@@ -215,10 +215,15 @@ def test_augmented_lagrangian_solve_by_row_blocks_agrees_with_cvxpy(cls, monkeyp
 
     monkeypatch.setattr(fista, "ROW_BLOCK_MIN_BYTES", 0)
     monkeypatch.setattr(fista, "ROW_BLOCK_BYTES", 1)  # 8 rows per block (the least)
+    sweeps = []  # the evaluations by blocks did run
+    blocked_state = fista.ALPart._blocked_state
+    monkeypatch.setattr(fista.ALPart, "_blocked_state",
+                        lambda self, Q, spare: sweeps.append(len(self.blocks)) or blocked_state(self, Q, spare))
     prog, ref = program(cls, "squared"), reference(cls, "squared")
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         sol = AugmentedLagrangian().solve(prog)
+    assert len(sweeps) >= sol.iterations and set(sweeps) == {3}  # n = 24: blocks of 8
     assert sol.converged and _relative(sol.objective, ref.objective) <= 1e-5
     assert sol.constraint_violation <= 1e-9 * constraint_scale(prog.operator.constraints(torch.tensor(sol.weights)))
     assert sol.lower_bound <= ref.objective * (1 + 1e-7) + 1e-9 and sol.relative_gap <= 2e-3

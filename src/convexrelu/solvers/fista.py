@@ -149,11 +149,6 @@ class ALPart(LossPart):
         self.extrapolation_arrays = self.blocks is None
 
     # ---------------------------------------------------------------- by row blocks
-    def _new_arrays(self, spare_arrays):
-        if spare_arrays is not None:
-            return spare_arrays
-        return tuple(torch.empty(s, dtype=self.op.dtype, device=self.op.device) for s in self.op.constraint_shapes)
-
     def _finish(self, s: _State, sq: float) -> _State:
         """The value of a state whose multipliers ``P`` hold ``sum ||P||^2 = sq``."""
         s.loss = fl = float(self.loss.value(s.Z, self.Y))
@@ -167,7 +162,8 @@ class ALPart(LossPart):
         the cache. The constraint values are written to the whole arrays (the next
         extrapolation reads them); the multipliers are not kept (:meth:`multipliers`
         computes them where needed)."""
-        cons = self._new_arrays(spare.cons if spare is not None and spare.cons is not None else None)
+        cons = spare.cons if spare is not None and spare.cons is not None else tuple(
+            torch.empty(s, dtype=self.op.dtype, device=self.op.device) for s in self.op.constraint_shapes)
         Z = torch.empty((self.op.n_samples, self.op.n_outputs), dtype=self.op.dtype, device=self.op.device)
         sq = 0.0
         for sl, op, work in self.blocks:
