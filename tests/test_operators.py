@@ -625,3 +625,64 @@ def test_row_blocks_are_the_operator_on_their_samples(case):
     torch.testing.assert_close(total, op.adjoint(R, L), rtol=1e-12, atol=1e-13)
     with pytest.raises(ValueError, match="rows: expected a positive integer, got 0"):
         op.row_blocks(0)
+
+
+def _second_cone_only_operator():
+    """Three groups of two blocks, a second layer and only its cone (``cone_first=False``)."""
+    from convexrelu.operators import BlockOperator
+
+    r = np.random.default_rng(12)
+    n, d, B = 11, 3, 6
+    return BlockOperator(r.standard_normal((n, d)), r.random((n, B)) > 0.5, np.array([1, -1, 1, -1, -1, 1.0]),
+                         np.repeat(np.arange(3), 2), r.random((n, 3)) > 0.4, np.array([1.0, -1, 1]),
+                         np.zeros(3, dtype=int), 1, cone_first=False, cone_second=True)
+
+
+@pytest.mark.parametrize("case", PROGRAMS + ["three-layer, three classes", "irregular", "slab", "second cone only"])
+def test_model_and_constraints_against_a_loop_over_the_blocks(case):
+    """The model, ``apply``'s and ``constraints()``'s constraint values (with and without a
+    workspace) against the loop over the blocks, and the adjoint identity. A cone's mask
+    ``2 D - 1`` is the only mask of its layer the operator keeps: ``s_b D1_b`` and
+    ``sigma_g D2_g`` are derived from it (``_mask_arrays``), and equal their definitions."""
+    if case == "irregular":
+        op = _irregular_operator()
+    elif case == "second cone only":
+        op = _second_cone_only_operator()
+    elif case == "slab":
+        X, y = planted_regression(n=22, d=3, seed=0)
+        op = ThreeLayerReLUProgram(X, y, 6, hidden=2, beta=0.1, random_state=0).operator
+        assert op.group_layout == "slab"
+    elif case == "three-layer, three classes":
+        op = _program(ThreeLayerReLUProgram, "softmax").operator
+        assert op.n_outputs == 3
+    else:
+        op = _program(case, "squared").operator
+    Q = _random_like(op.shape, 40)
+    expect, H = _direct_model(op, Q)
+    want = []
+    if op.cone_first:
+        want.append((2.0 * op.first_np - 1) * (op.X_np @ Q.numpy()))
+    if op.cone_second:
+        want.append((2.0 * op.second_np - 1) * H)
+    for work in (None, op.workspace()):
+        Z, C = op.apply(Q, work=work)
+        np.testing.assert_allclose(Z.numpy(), expect, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(op.matvec(Q, work).numpy(), expect, rtol=1e-12, atol=1e-12)
+        assert len(C) == len(want) == len(op.constraints(Q))
+        for c, c2, w in zip(C, op.constraints(Q), want):
+            np.testing.assert_allclose(c.numpy(), w, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(c2.numpy(), w, rtol=1e-12, atol=1e-12)
+        R = _random_like((op.n_samples, op.n_outputs), 41)
+        L = tuple(_random_like(s, 42 + i) for i, s in enumerate(op.constraint_shapes))
+        for lams in (L, ()):
+            lhs = torch.sum(Z * R) + sum(torch.sum(c * m) for c, m in zip(C, lams))
+            assert float(lhs) == pytest.approx(float(torch.sum(Q * op.adjoint(R, lams, work=work))), rel=1e-12)
+        if L:
+            rhs = sum(torch.sum(c * m) for c, m in zip(C, L))
+            assert float(rhs) == pytest.approx(float(torch.sum(Q * op.adjoint(None, L, work=work))), rel=1e-12)
+    sd1, s1, d2s, s2 = op._mask_arrays()
+    assert (sd1 is None) == op.cone_first and (s1 is not None) == op.cone_first
+    assert (d2s is None) == (op.cone_second or op.second_np is None) and (s2 is not None) == op.cone_second
+    np.testing.assert_array_equal(op._sd1.numpy(), op.first_np * op.signs_np)
+    if op.second_np is not None:
+        np.testing.assert_array_equal(op._d2s.numpy(), op.second_np * op.sigma_np)

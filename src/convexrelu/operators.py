@@ -198,6 +198,8 @@ class BlockOperator:
         kw = dict(dtype=self.dtype, device=self.device)
         self.X = torch.as_tensor(self.X_np, **kw)
         self._sigma = torch.as_tensor(self.sigma_np, **kw)
+        self._half_signs = torch.as_tensor(0.5 * self.signs_np, **kw)  # s_b / 2, shape (B,)
+        self._half_sigma = torch.as_tensor(0.5 * self.sigma_np, **kw)  # sigma_g / 2, shape (G,)
         self._group = torch.as_tensor(self.group_np, device=self.device)
         self._output = torch.as_tensor(self.output_np, device=self.device)
         self._masks = None  # the (n, B) and (n, G) mask arrays, built on first use (:meth:`_mask_arrays`)
@@ -208,25 +210,33 @@ class BlockOperator:
         """``(s_b D1_b, 2 D1 - 1, sigma_g D2_g, 2 D2 - 1)`` in the operator's dtype, shapes
         (n, B), (n, B), (n, G), (n, G) (None where the program has no such term). Built on
         first use: a program whose solver runs on its restriction to the live groups
-        (:meth:`restrict`) never holds them beside the restriction's."""
+        (:meth:`restrict`) never holds them beside the restriction's.
+
+        With the first cone ``s_b D1_b`` is not kept (None): it is
+        ``(s_b / 2) (1 + (2 D1_b - 1))``, which the model and its adjoint use instead
+        (:meth:`_model_sum`, :meth:`adjoint`), one (n, B) array fewer to hold and to read.
+        Likewise ``sigma_g D2_g = (sigma_g / 2) (1 + (2 D2_g - 1))`` with the second cone
+        (:meth:`_outputs`, :meth:`_outputs_adjoint`)."""
         if self._masks is None:
             kw = dict(dtype=self.dtype, device=self.device)
             first = torch.as_tensor(self.first_np, device=self.device).to(self.dtype)
-            sd1 = first * torch.as_tensor(self.signs_np, **kw)
+            sd1 = None if self.cone_first else first * torch.as_tensor(self.signs_np, **kw)
             s1 = 2 * first - 1 if self.cone_first else None
             del first
             d2s = s2 = None
             if self.second_np is not None:
                 second = torch.as_tensor(self.second_np, device=self.device).to(self.dtype)
-                d2s = second * self._sigma
+                d2s = None if self.cone_second else second * self._sigma
                 s2 = 2 * second - 1 if self.cone_second else None
             self._masks = (sd1, s1, d2s, s2)
         return self._masks
 
     @property
     def _sd1(self) -> torch.Tensor:
-        """``s_b D1_b``, shape (n, B)."""
-        return self._mask_arrays()[0]
+        """``s_b D1_b``, shape (n, B) (with the first cone a new array each time: the
+        evaluations do without it, :meth:`_mask_arrays`)."""
+        sd1 = self._mask_arrays()[0]
+        return sd1 if sd1 is not None else (self._s1 + 1) * self._half_signs
 
     @property
     def _s1(self) -> torch.Tensor | None:
@@ -235,8 +245,10 @@ class BlockOperator:
 
     @property
     def _d2s(self) -> torch.Tensor | None:
-        """``sigma_g D2_g`` (None without a second layer: ``sigma_g``, broadcast), shape (n, G)."""
-        return self._mask_arrays()[2]
+        """``sigma_g D2_g`` (None without a second layer: ``sigma_g``, broadcast), shape (n, G)
+        (with the second cone a new array each time, :meth:`_mask_arrays`)."""
+        d2s = self._mask_arrays()[2]
+        return d2s if d2s is not None or not self.cone_second else (self._s2 + 1) * self._half_sigma
 
     @property
     def _s2(self) -> torch.Tensor | None:
@@ -397,6 +409,10 @@ class BlockOperator:
         ``overwrite``: ``XQ`` may be overwritten (it is the caller's own scratch array).
         In the slab layout the sums run over the slabs, with no (n, B) temporary."""
         n, G = XQ.shape[0], self.n_groups
+        if self.cone_first:  # s_b D1_b = (s_b / 2)(1 + s1_b): 2 D1 X q_b, then the signed sums
+            H2 = XQ.addcmul_(XQ, self._s1) if overwrite else torch.addcmul(
+                XQ, XQ, self._s1, out=_scratch(work, "nB", XQ.shape, XQ))
+            return self._half_signed_sum(H2, work)
         if self.group_layout == "slab":
             S3, X3 = self._grid(self._sd1), self._grid(XQ)
             Hg = torch.mul(S3[:, 0], X3[:, 0], out=_scratch(work, "nG", (n, G), XQ))
@@ -406,14 +422,43 @@ class BlockOperator:
         H = XQ.mul_(self._sd1) if overwrite else torch.mul(self._sd1, XQ, out=_scratch(work, "nB", XQ.shape, XQ))
         return self._group_sum(H, out=_scratch(work, "nG", (n, G), XQ))
 
-    def _outputs(self, Hg: torch.Tensor, work: "Workspace | None" = None) -> torch.Tensor:
-        """(n, G) -> (n, C)."""
-        if self._d2s is None and self.n_outputs == 1:
+    def _half_signed_sum(self, H2: torch.Tensor, work: "Workspace | None") -> torch.Tensor:
+        """(n, B) -> (n, G): ``sum_{b in g} (s_b / 2) H2_b``; ``H2`` (the caller's scratch)
+        may be overwritten."""
+        if self.group_layout == "slab":
+            H3, h3 = self._grid(H2), self._half_signs.view(self.group_size, self.n_groups)
+            Hg = torch.mul(H3[:, 0], h3[0], out=_scratch(work, "nG", (H2.shape[0], self.n_groups), H2))
+            for j in range(1, self.group_size):
+                Hg.addcmul_(H3[:, j], h3[j])
+            return Hg
+        return self._group_sum(H2.mul_(self._half_signs), out=_scratch(work, "nG", (H2.shape[0], self.n_groups), H2))
+
+    def _half_signed_expand(self, Tg: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+        """(n, G) -> (n, B): ``(s_b / 2) Tg[:, g(b)]`` (into ``out`` if given)."""
+        n = Tg.shape[0]
+        if out is None:
+            out = torch.empty((n, self.n_blocks), dtype=Tg.dtype, device=Tg.device)
+        if self.group_size and not self.trivial_groups:
+            torch.mul(self._per_block(Tg), self._half_signs.view(self._grid_shape(1)[1:]), out=self._grid(out))
+            return out
+        return torch.mul(self._group_expand(Tg), self._half_signs, out=out)
+
+    def _outputs(self, Hg: torch.Tensor, work: "Workspace | None" = None,
+                 second: torch.Tensor | None = None) -> torch.Tensor:
+        """(n, G) -> (n, C). ``second``: the second cone's values ``(2 D2 - 1) Hg``, where
+        the caller has them."""
+        if self.cone_second:  # sigma_g D2_g Hg = (sigma_g / 2)(Hg + (2 D2_g - 1) Hg)
+            out = _scratch(work, "nG2", Hg.shape, Hg)
+            S = torch.add(Hg, second, out=out) if second is not None else torch.addcmul(Hg, Hg, self._s2, out=out)
+            if self.n_outputs == 1:
+                return S @ self._half_sigma[:, None]
+            S.mul_(self._half_sigma)
+        elif self._d2s is None and self.n_outputs == 1:
             return Hg @ self._sigma[:, None]  # one pass, no (n, G) temporary
-        scale = self._sigma if self._d2s is None else self._d2s
-        S = torch.mul(Hg, scale, out=_scratch(work, "nG2", Hg.shape, Hg))
-        if self.n_outputs == 1:
-            return S.sum(dim=1, keepdim=True)
+        else:
+            S = torch.mul(Hg, self._sigma if self._d2s is None else self._d2s, out=_scratch(work, "nG2", Hg.shape, Hg))
+            if self.n_outputs == 1:
+                return S.sum(dim=1, keepdim=True)
         out = torch.zeros((S.shape[0], self.n_outputs), dtype=S.dtype, device=S.device)
         return out.index_add_(1, self._output, S)
 
@@ -421,6 +466,9 @@ class BlockOperator:
         """(n, C) -> (n, G): adjoint of :meth:`_outputs` (a new array, or ``work``'s)."""
         Rg = R.expand(-1, self.n_groups) if self.n_outputs == 1 else R[:, self._output]
         out = _scratch(work, "nG2", (R.shape[0], self.n_groups), R)
+        if self.cone_second:  # (sigma_g / 2)(1 + (2 D2_g - 1)) R[:, k(g)]
+            F = torch.mul(Rg, self._half_sigma, out=out)
+            return F.addcmul_(F, self._s2)
         return torch.mul(Rg, self._sigma if self._d2s is None else self._d2s, out=out)
 
     # ------------------------------------------------------------------ API
@@ -449,16 +497,16 @@ class BlockOperator:
             return self.matvec(Q, work), ()
         n, B, X = self.n_samples, self.n_blocks, self.X
         bufs = tuple(out[1]) if out is not None else (None,) * len(self.constraint_shapes)
-        # the raw product goes where the first cone's values will be (they are its sign flips)
-        XQ = torch.matmul(X, Q, out=bufs[0] if self.cone_first else _scratch(work, "nB", (n, B), X))
-        Hg = self._model_sum(XQ, work, overwrite=not self.cone_first)
-        Z = self._outputs(Hg, work)
+        XQ = torch.matmul(X, Q, out=_scratch(work, "nB", (n, B), X))  # this call's own array
         cons = []
-        if self.cone_first:
-            cons.append(XQ.mul_(self._s1))  # XQ is this call's own array
+        if self.cone_first:  # its values, then 2 D1 X q_b = X q_b + its values for the model
+            cons.append(torch.mul(XQ, self._s1, out=bufs[0]))
+            Hg = self._half_signed_sum(XQ.add_(cons[0]), work)
+        else:
+            Hg = self._model_sum(XQ, work, overwrite=True)
         if self.cone_second:
             cons.append(torch.mul(self._s2, Hg, out=bufs[-1]))
-        return Z, tuple(cons)
+        return self._outputs(Hg, work, cons[-1] if self.cone_second else None), tuple(cons)
 
     def matvec(self, Q: torch.Tensor, work: "Workspace | None" = None) -> torch.Tensor:
         """Model output ``Z = A(Q)``, shape (n, C)."""
@@ -482,12 +530,13 @@ class BlockOperator:
         if not self.has_constraints:
             return ()
         XQ = self.X @ Q
-        cons = []
-        if self.cone_second:
-            cons.append(self._s2 * self._model_sum(XQ, None, overwrite=False))
-        if self.cone_first:
-            cons.insert(0, XQ.mul_(self._s1))  # after the second cone has read XQ
-        return tuple(cons)
+        if not self.cone_first:
+            return (self._s2 * self._model_sum(XQ, None, overwrite=True),)
+        c1 = XQ.mul_(self._s1)  # the product's own array
+        if not self.cone_second:
+            return (c1,)
+        # 2 D1 X q_b = (1 + s1_b) X q_b = c1_b + s1_b c1_b (s1 = +-1), then the signed sums
+        return c1, self._s2 * self._half_signed_sum(torch.addcmul(c1, c1, self._s1), None)
 
     def adjoint(self, R: torch.Tensor | None, multipliers=(), work: "Workspace | None" = None) -> torch.Tensor:
         """``A^T R + K^T Lambda`` with one product ``X.T @ T`` (``(X * r)^T @ coef``, one per
@@ -531,13 +580,14 @@ class BlockOperator:
             Tg = self._s2 * L2 if Tg is None else Tg.addcmul_(self._s2, L2)
         grouped = bool(self.group_size) and not self.trivial_groups  # a regular layout (:meth:`_grid`)
         T_out = _scratch(work, "nB", (n, self.n_blocks), self.X)
-        if self.cone_first and multipliers:
+        if self.cone_first and Tg is not None:
+            # s_b D1_b Tg = (1 + s1_b) F_b with F_b = (s_b / 2) Tg[:, g(b)] (:meth:`_mask_arrays`)
+            T = self._half_signed_expand(Tg, T_out)
+            T.addcmul_(T, self._s1)
+            if multipliers:
+                T.addcmul_(self._s1, multipliers[0])
+        elif self.cone_first and multipliers:
             T = torch.mul(self._s1, multipliers[0], out=T_out)
-            if Tg is not None:  # T += s_b D1_b Tg[:, g(b)], one pass
-                if grouped:
-                    self._grid(T).addcmul_(self._grid(self._sd1), self._per_block(Tg))
-                else:
-                    T.addcmul_(self._sd1, self._group_expand(Tg))
         elif Tg is None:
             T = torch.zeros((n, self.n_blocks), dtype=self.dtype, device=self.device)
         elif grouped:
