@@ -228,6 +228,21 @@ def test_constraint_norm_estimate_matches_dense_matrix(cls):
     assert _program(GatedReLUProgram, "squared", n=10).operator.constraint_norm_estimate() == 0.0
 
 
+@pytest.mark.parametrize("cls", PROGRAMS)
+def test_norm_estimates_by_row_blocks_are_those_of_the_whole_operator(cls):
+    """``rows``: the power iterations evaluate by row blocks (:meth:`row_parts`, the blocks
+    of one length sharing one workspace) and give the whole operator's estimates."""
+    op = _program(cls, "squared", n=23).operator
+    parts = op.row_parts(5)
+    assert [(sl.start, sl.stop) for sl, _, _ in parts] == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
+    assert parts[0][2] is parts[3][2] and parts[4][2] is not parts[0][2]
+    assert [(sl, o) for sl, o, _ in op.row_parts(None)] == [(slice(0, 23), op)] == [(sl, o) for sl, o, _ in op.row_parts(23)]
+    for rows in (5, 7, 100):
+        assert op.norm_estimate(n_iter=20, rows=rows) == pytest.approx(op.norm_estimate(n_iter=20), rel=1e-12)
+        assert op.constraint_norm_estimate(n_iter=20, rows=rows) == pytest.approx(
+            op.constraint_norm_estimate(n_iter=20), rel=1e-12)
+
+
 def _dense_constraints(op):
     return _dense(lambda Q: torch.cat([c.reshape(-1) for c in op.constraints(Q)]) if op.has_constraints
                   else torch.zeros(0, dtype=torch.float64), op.shape, None)

@@ -83,6 +83,14 @@ def _scratch(work: "Workspace | None", name: str, shape, like: torch.Tensor) -> 
     return None if work is None else work.get(name, shape, like)
 
 
+def _sum_of(arrays) -> torch.Tensor:
+    """The sum of the (new) arrays of an iterable, added into the first."""
+    total = None
+    for a in arrays:
+        total = a if total is None else total.add_(a)
+    return total
+
+
 def coefficient_model(coef: torch.Tensor, X: torch.Tensor, Qt: torch.Tensor, out: torch.Tensor | None = None):
     """``rowsum(X * (coef @ Qt))``: the model of blocks with coefficients ``coef`` (n, b)
     (columns of :meth:`BlockOperator.model_coefficients`) and weights ``Qt`` (b, d), shape
@@ -671,21 +679,36 @@ class BlockOperator:
             s = float(torch.linalg.vector_norm(Q))
         return s**0.5
 
-    def norm_estimate(self, n_iter: int = 30, seed: int = 0) -> float:
-        """Estimate of the spectral norm of ``A`` by power iteration (deterministic)."""
-        work = self.workspace()
-        return self._power_norm(lambda Q: self.adjoint(self.matvec(Q, work=work), work=work), n_iter, seed)
+    def row_parts(self, rows: int | None) -> list[tuple[slice, "BlockOperator", "Workspace"]]:
+        """``(slice, operator, workspace)`` for each of :meth:`row_blocks` ``(rows)``, the
+        blocks of one length sharing one workspace (they are evaluated one after the other);
+        with ``rows`` None (or at least the number of samples) this operator whole."""
+        if rows is None or rows >= self.n_samples:
+            return [(slice(0, self.n_samples), self, self.workspace())]
+        works = {}
+        return [(sl, op, works.setdefault(sl.stop - sl.start, op.workspace())) for sl, op in self.row_blocks(rows)]
 
-    def constraint_norm_estimate(self, n_iter: int = 8, seed: int = 0) -> float:
+    def norm_estimate(self, n_iter: int = 30, seed: int = 0, rows: int | None = None) -> float:
+        """Estimate of the spectral norm of ``A`` by power iteration (deterministic);
+        ``rows``: evaluate by row blocks of that many samples (:meth:`row_parts`)."""
+        parts = self.row_parts(rows)
+        return self._power_norm(
+            lambda Q: _sum_of(op.adjoint(op.matvec(Q, work=work), work=work) for _, op, work in parts), n_iter, seed)
+
+    def constraint_norm_estimate(self, n_iter: int = 8, seed: int = 0, rows: int | None = None) -> float:
         """Estimate of the spectral norm of ``K`` (all cones stacked) by power iteration;
-        0 without constraints."""
+        0 without constraints. ``rows``: as :meth:`norm_estimate`."""
         if not self.has_constraints:
             return 0.0
-        work, last = self.workspace(), [None]
+        parts, last = self.row_parts(rows), {}
 
         def gram(Q):
-            last[0] = self.apply(Q, out=last[0], work=work)  # the constraint arrays of the last call reused
-            return self.adjoint(None, last[0][1], work=work)
+            out = []
+            for sl, op, work in parts:  # the constraint arrays of the last call of this length reused
+                k = sl.stop - sl.start
+                last[k] = op.apply(Q, out=last.get(k), work=work)
+                out.append(op.adjoint(None, last[k][1], work=work))
+            return _sum_of(out)
 
         return self._power_norm(gram, n_iter, seed)
 

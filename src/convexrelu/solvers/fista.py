@@ -142,10 +142,7 @@ class ALPart(LossPart):
         rows = row_block_size(self.op) if isinstance(rows, str) and rows == "auto" else rows
         self.blocks = None
         if rows is not None and rows < self.op.n_samples:
-            blocks = self.op.row_blocks(rows)
-            # one workspace for the blocks of ``rows`` samples, one for the shorter last one
-            works = {}
-            self.blocks = [(sl, op, works.setdefault(sl.stop - sl.start, op.workspace())) for sl, op in blocks]
+            self.blocks = self.op.row_parts(rows)
         self.extrapolation_arrays = self.blocks is None
 
     # ---------------------------------------------------------------- by row blocks
