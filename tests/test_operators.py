@@ -604,19 +604,32 @@ def test_constraint_groups_name_the_group_of_every_constraint_column(cls):
             assert changed.size and set(cols[changed].tolist()) == {g}
 
 
+def _case_operator(case, loss="squared"):
+    """The operator of a test case: a program class (with ``loss``), or one of "irregular"
+    (:func:`_irregular_operator`), "second cone only", "slab" (a three-layer program in the
+    slab layout), "three-layer, three classes"."""
+    if case == "irregular":
+        return _irregular_operator()
+    if case == "second cone only":
+        return _second_cone_only_operator()
+    if case == "slab":
+        X, y = planted_regression(n=22, d=3, seed=0)
+        op = ThreeLayerReLUProgram(X, y, 6, hidden=2, beta=0.1, random_state=0).operator
+        assert op.group_layout == "slab"
+        return op
+    if case == "three-layer, three classes":
+        op = _program(ThreeLayerReLUProgram, "softmax").operator
+        assert op.n_outputs == 3
+        return op
+    return _program(case, loss).operator
+
+
 @pytest.mark.parametrize("case", PROGRAMS + ["irregular", "slab"])
 def test_row_blocks_are_the_operator_on_their_samples(case):
     """``row_blocks``: blocks of 4 samples (the last one shorter) whose model outputs and
     constraint values are the rows of the whole operator's, whose adjoints add up to its
     adjoint, and whose arrays are views of its own (nothing copied)."""
-    if case == "irregular":
-        op = _irregular_operator()
-    elif case == "slab":
-        X, y = planted_regression(n=22, d=3, seed=0)
-        op = ThreeLayerReLUProgram(X, y, 6, hidden=2, beta=0.1, random_state=0).operator
-        assert op.group_layout == "slab"
-    else:
-        op = _program(case, "softmax").operator
+    op = _case_operator(case, "softmax")
     blocks = op.row_blocks(4)
     n = op.n_samples
     assert [(sl.start, sl.stop) for sl, _ in blocks] == [(a, min(a + 4, n)) for a in range(0, n, 4)] and n % 4
@@ -659,19 +672,7 @@ def test_model_and_constraints_against_a_loop_over_the_blocks(case):
     workspace) against the loop over the blocks, and the adjoint identity. A cone's mask
     ``2 D - 1`` is the only mask of its layer the operator keeps: ``s_b D1_b`` and
     ``sigma_g D2_g`` are derived from it (``_mask_arrays``), and equal their definitions."""
-    if case == "irregular":
-        op = _irregular_operator()
-    elif case == "second cone only":
-        op = _second_cone_only_operator()
-    elif case == "slab":
-        X, y = planted_regression(n=22, d=3, seed=0)
-        op = ThreeLayerReLUProgram(X, y, 6, hidden=2, beta=0.1, random_state=0).operator
-        assert op.group_layout == "slab"
-    elif case == "three-layer, three classes":
-        op = _program(ThreeLayerReLUProgram, "softmax").operator
-        assert op.n_outputs == 3
-    else:
-        op = _program(case, "squared").operator
+    op = _case_operator(case)
     Q = _random_like(op.shape, 40)
     expect, H = _direct_model(op, Q)
     want = []
