@@ -229,18 +229,26 @@ def test_constraint_norm_estimate_matches_dense_matrix(cls):
 
 
 @pytest.mark.parametrize("cls", PROGRAMS)
-def test_norm_estimates_by_row_blocks_are_those_of_the_whole_operator(cls):
+def test_norm_estimates_by_row_blocks_are_those_of_the_whole_operator(cls, monkeypatch):
     """``rows``: the power iterations evaluate by row blocks (:meth:`row_parts`, the blocks
     of one length sharing one workspace) and give the whole operator's estimates."""
+    from convexrelu.operators import BlockOperator
+
     op = _program(cls, "squared", n=23).operator
+    seen = []  # the samples of every operator whose adjoint the estimates evaluate
+    adjoint = BlockOperator.adjoint
+    monkeypatch.setattr(BlockOperator, "adjoint", lambda self, *a, **k: seen.append(self.n_samples) or adjoint(self, *a, **k))
     parts = op.row_parts(5)
     assert [(sl.start, sl.stop) for sl, _, _ in parts] == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
     assert parts[0][2] is parts[3][2] and parts[4][2] is not parts[0][2]
     assert [(sl, o) for sl, o, _ in op.row_parts(None)] == [(slice(0, 23), op)] == [(sl, o) for sl, o, _ in op.row_parts(23)]
     for rows in (5, 7, 100):
-        assert op.norm_estimate(n_iter=20, rows=rows) == pytest.approx(op.norm_estimate(n_iter=20), rel=1e-12)
-        assert op.constraint_norm_estimate(n_iter=20, rows=rows) == pytest.approx(
-            op.constraint_norm_estimate(n_iter=20), rel=1e-12)
+        whole = op.norm_estimate(n_iter=20), op.constraint_norm_estimate(n_iter=20)
+        seen.clear()
+        assert op.norm_estimate(n_iter=20, rows=rows) == pytest.approx(whole[0], rel=1e-12)
+        assert op.constraint_norm_estimate(n_iter=20, rows=rows) == pytest.approx(whole[1], rel=1e-12)
+        blocks = -(-23 // rows)  # 20 power iterations, one adjoint per block each (two estimates with cones)
+        assert max(seen) == min(rows, 23) and len(seen) == 20 * blocks * (2 if op.has_constraints else 1)
 
 
 def _dense_constraints(op):

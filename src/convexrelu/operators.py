@@ -415,7 +415,9 @@ class BlockOperator:
         """(n, B) -> (n, G): ``H_g = sum_{b in g} s_b D1_b (X q_b)`` from ``XQ = X @ Q``.
 
         ``overwrite``: ``XQ`` may be overwritten (it is the caller's own scratch array).
-        In the slab layout the sums run over the slabs, with no (n, B) temporary."""
+        With the first cone the sums read ``2 D1_b X q_b`` (formed in ``XQ``, or in the
+        workspace without ``overwrite``: :meth:`_mask_arrays`); otherwise, in the slab layout,
+        they run over the slabs with no (n, B) temporary."""
         n, G = XQ.shape[0], self.n_groups
         if self.cone_first:  # s_b D1_b = (s_b / 2)(1 + s1_b): 2 D1 X q_b, then the signed sums
             H2 = XQ.addcmul_(XQ, self._s1) if overwrite else torch.addcmul(
