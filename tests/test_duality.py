@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from convexrelu import CVXPYSolver, GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram
 from convexrelu.duality import _best_scale, dual_lower_bound
@@ -52,6 +53,15 @@ def test_multipliers_tighten_the_bound():
     with_mult, _ = dual_lower_bound(prog, sol.weights, sol.multipliers)
     assert without <= with_mult <= sol.objective + 1e-9
     assert with_mult == pytest.approx(sol.objective, rel=1e-6)
+    # the model output, given (as the solvers' certificate does), changes nothing; as
+    # tensors, the multipliers give the bound of the arrays
+    Q = prog.as_tensor(sol.weights)
+    Z = prog.operator.matvec(Q)
+    lams = tuple(torch.tensor(np.array(m)) for m in sol.multipliers)
+    assert dual_lower_bound(prog, sol.weights, lams, Z) == dual_lower_bound(prog, sol.weights, sol.multipliers)
+    assert prog.objective(Q, Z) == prog.objective(Q) and dual_lower_bound(prog, Q, (), Z) == dual_lower_bound(prog, Q)
+    # a wrong Z is used as given: the bound of another model output
+    assert dual_lower_bound(prog, Q, (), 2 * Z)[0] != without
 
 
 @pytest.mark.parametrize("loss", ["squared", "logistic", "softmax"])

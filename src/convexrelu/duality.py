@@ -22,7 +22,7 @@ import torch
 __all__ = ["dual_lower_bound"]
 
 
-def dual_lower_bound(program, Q, multipliers=()) -> tuple[float, float]:
+def dual_lower_bound(program, Q, multipliers=(), Z=None) -> tuple[float, float]:
     """Lower bound on the optimal value of ``program`` from the dual point at ``Q``.
 
     Parameters
@@ -31,6 +31,8 @@ def dual_lower_bound(program, Q, multipliers=()) -> tuple[float, float]:
     Q : array (d, B)
     multipliers : tuple of arrays (shapes ``operator.constraint_shapes``) or empty
         Multipliers of ``K Q >= 0``; negative entries are clipped to 0.
+    Z : tensor (n, C) or None
+        The model output ``A Q``, where the caller has it.
 
     Returns
     -------
@@ -45,10 +47,10 @@ def dual_lower_bound(program, Q, multipliers=()) -> tuple[float, float]:
     # conjugate's domain test, and the bound would collapse towards 0
     f64 = dict(dtype=torch.float64, device=op.device)
     Y = torch.as_tensor(program.Y_np, **f64)
-    v = program.loss.grad(op.matvec(Q).to(torch.float64), Y)
-    lams = tuple(
-        -torch.clamp(torch.as_tensor(m if isinstance(m, torch.Tensor) else np.array(m), dtype=op.dtype, device=op.device),
-                     min=0)
+    v = program.loss.grad((op.matvec(Q) if Z is None else Z).to(torch.float64), Y)
+    lams = tuple(  # one new array each (at scale they are large)
+        torch.clamp(torch.as_tensor(m if isinstance(m, torch.Tensor) else np.array(m), dtype=op.dtype, device=op.device),
+                    min=0).neg_()
         for m in multipliers
     )
     if lams and len(lams) != len(op.constraint_shapes):

@@ -117,10 +117,12 @@ class ConvexProgram:
         """Model output ``A(Q)`` on the training data, shape (n, C)."""
         return self.operator.matvec(self.as_tensor(Q)).cpu().numpy().astype(np.float64)
 
-    def objective(self, Q) -> float:
-        """``l(A(Q), Y) + beta * sum_b ||Q[:, b]||`` (constraints not checked)."""
+    def objective(self, Q, Z: torch.Tensor | None = None) -> float:
+        """``l(A(Q), Y) + beta * sum_b ||Q[:, b]||`` (constraints not checked); ``Z``: the
+        model output ``A(Q)``, shape (n, C), where the caller has it."""
         Q = self.as_tensor(Q)
-        return float(self.loss.value(self.operator.matvec(Q), self.Y) + self.beta * self.regularizer.value(Q))
+        Z = self.operator.matvec(Q) if Z is None else Z
+        return float(self.loss.value(Z, self.Y) + self.beta * self.regularizer.value(Q))
 
     def violation(self, Q) -> float:
         """Largest violation of the cone constraints ``K(Q) >= 0``."""

@@ -108,12 +108,15 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
     when the repaired point is still infeasible.
     """
     op = program.operator
-    obj = program.objective(Q)
-    lam_np = tuple(m.detach().cpu().numpy().astype(np.float64) for m in multipliers)
-    lower = max(dual_lower_bound(program, Q, lam_np)[0], lower_bound)
+    Z, cons = op.apply(Q)  # one evaluation for the objective, the dual point and the violation
+    obj = program.objective(Q, Z)
+    lower = max(dual_lower_bound(program, Q, multipliers, Z)[0], lower_bound)
     status = "optimal" if converged else (
         "max_time" if stop.startswith("max_time") else "stalled" if stop.startswith("stall") else "max_iter")
-    violation_after = relative_violation(op, Q) if op.has_constraints else 0.0
+    violation = _violation(cons)
+    violation_after = violation / constraint_scale(cons) if op.has_constraints else 0.0
+    Z = cons = None
+    lam_np = tuple(m.detach().cpu().numpy().astype(np.float64) for m in multipliers)
     feasible = violation_after <= FEASIBLE
     rise = (obj - info["objective_before_repair"]) / max(abs(obj), 1e-12) if "objective_before_repair" in info else 0.0
     repair_timed_out = bool(info.get("repair", {}).get("timed_out"))
@@ -145,7 +148,7 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
     return Solution(
         weights=Q.detach().cpu().numpy().astype(np.float64), objective=obj, converged=converged, status=status,
         iterations=iterations, time=time.perf_counter() - start, history=tuple(history),
-        constraint_violation=program.violation(Q), multipliers=lam_np,
+        constraint_violation=violation, multipliers=lam_np,
         lower_bound=min(lower, obj) if feasible else -math.inf, solver=solver, info=info,
     )
 
@@ -370,8 +373,8 @@ class AugmentedLagrangian(Solver):
         ``max(1, max_time / 10)`` seconds more, and the certificate of the returned point
         (the objective, the dual bound, the violation) comes after it. Each of those
         evaluates the whole operator a few times: at n=100,000, d=50, 3,000 blocks in
-        float32 on 2 cores, some 40 s of set-up (the penalty's power iterations, the
-        presolve) and 60 s after the limit (``benchmarks/RESULTS.md``).
+        float32 on 2 cores, some 30-40 s of set-up (the penalty's power iterations, the
+        presolve) and 40-60 s after the limit (``benchmarks/RESULTS.md``).
     verbose : bool, default False
         Log every outer iteration at INFO level (logger ``convexrelu.solvers.auglag``).
 
