@@ -710,3 +710,18 @@ def test_model_and_constraints_against_a_loop_over_the_blocks(case):
     np.testing.assert_array_equal(op._sd1.numpy(), op.first_np * op.signs_np)
     if op.second_np is not None:
         np.testing.assert_array_equal(op._d2s.numpy(), op.second_np * op.sigma_np)
+
+
+def test_violation_is_the_largest_negative_constraint_value_and_inf_with_nan():
+    """``violation``: ``max(0, -min K Q)`` over every cone; a NaN constraint value (a NaN
+    weight) makes it inf, never a silent 0 (:func:`largest_violation`)."""
+    from convexrelu.operators import largest_violation
+
+    op = _program(ThreeLayerReLUProgram, "squared").operator
+    Q = _random_like(op.shape, 50)
+    cons = op.constraints(Q)
+    assert op.violation(Q) == max(0.0, -min(float(c.min()) for c in cons)) > 0
+    assert op.violation(torch.zeros(op.shape, dtype=op.dtype)) == 0.0
+    Q[0, 0] = float("nan")
+    assert op.violation(Q) == float("inf")
+    assert largest_violation(()) == 0.0 and largest_violation((torch.tensor([[1.0, -2.0]]),)) == 2.0

@@ -46,12 +46,14 @@ output's blocks kept as one array per output.
 
 from __future__ import annotations
 
+import math
+
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-__all__ = ["BlockOperator", "NormalSolver", "Workspace"]
+__all__ = ["BlockOperator", "NormalSolver", "Workspace", "largest_violation"]
 
 
 class Workspace:
@@ -81,6 +83,17 @@ class Workspace:
 def _scratch(work: "Workspace | None", name: str, shape, like: torch.Tensor) -> torch.Tensor | None:
     """``work``'s array ``name`` (None without a workspace: the operation allocates)."""
     return None if work is None else work.get(name, shape, like)
+
+
+def largest_violation(cons) -> float:
+    """``max(0, -min K Q)`` over the constraint arrays ``cons`` (``inf`` where a value is
+    NaN: such a point is never feasible)."""
+    worst = 0.0
+    for c in cons:
+        if c.numel():
+            low = float(torch.min(c))
+            worst = max(worst, math.inf if math.isnan(low) else -low)
+    return worst
 
 
 def _sum_of(arrays) -> torch.Tensor:
@@ -662,12 +675,9 @@ class BlockOperator:
         return np.vstack(parts) if parts else np.zeros((0, k * d))
 
     def violation(self, Q: torch.Tensor) -> float:
-        """Largest constraint violation ``max(0, -K(Q))`` (0.0 without constraints)."""
-        worst = 0.0
-        for c in self.constraints(Q):
-            if c.numel():
-                worst = max(worst, float(torch.clamp(-c, min=0).max()))
-        return worst
+        """Largest constraint violation ``max(0, -K(Q))`` (0.0 without constraints, ``inf``
+        where a value is NaN: :func:`largest_violation`)."""
+        return largest_violation(self.constraints(Q))
 
     def _power_norm(self, gram, n_iter: int, seed: int) -> float:
         """``sqrt(||G||)`` for a Gram map ``G = M^T M`` of ``Q`` by power iteration

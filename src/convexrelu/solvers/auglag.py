@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..duality import dual_lower_bound
+from ..operators import largest_violation
 from . import _steps
 from .base import ConvergenceWarning, Solution, Solver
 from ._presolve import on_live_groups
@@ -42,16 +43,6 @@ def constraint_scale(cons) -> float:
     """``max |K Q|`` over every constraint (the scale of ``X Q``); 1 when all vanish."""
     s = max((max(float(torch.max(c)), -float(torch.min(c))) for c in cons if c.numel()), default=0.0)
     return s if s > 0 else 1.0
-
-
-def _violation(cons) -> float:
-    """``max(0, -min K Q)`` (``inf`` where a value is NaN: such a point is never feasible)."""
-    worst = 0.0
-    for c in cons:
-        if c.numel():
-            low = float(torch.min(c))
-            worst = max(worst, math.inf if math.isnan(low) else -low)
-    return worst
 
 
 #: Relative cone violation above which a converged solve is reported as infeasible
@@ -75,7 +66,7 @@ NEGLIGIBLE = 1e-6
 def relative_violation(op, Q) -> float:
     """``max(0, -min K Q) / max |K Q|`` of a point (0 without constraints)."""
     cons = op.constraints(Q)
-    return _violation(cons) / constraint_scale(cons)
+    return largest_violation(cons) / constraint_scale(cons)
 
 
 def warn_infeasible(solver: str, violation: float, knob: str) -> None:
@@ -113,7 +104,7 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
     lower = max(dual_lower_bound(program, Q, multipliers, Z)[0], lower_bound)
     status = "optimal" if converged else (
         "max_time" if stop.startswith("max_time") else "stalled" if stop.startswith("stall") else "max_iter")
-    violation = _violation(cons)
+    violation = largest_violation(cons)
     violation_after = violation / constraint_scale(cons) if op.has_constraints else 0.0
     Z = cons = None
     lam_np = tuple(m.detach().cpu().numpy().astype(np.float64) for m in multipliers)
@@ -190,7 +181,7 @@ def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_round
     """
     cons = op.constraints(Q)
     scale = constraint_scale(cons)
-    viol = _violation(cons)
+    viol = largest_violation(cons)
     info = {"violation_before": viol / scale, "rounds": 0, "cg_iterations": 0, "zeroed_blocks": 0}
     if project and viol > target * scale:
         worst = _group_violations(op, cons)
@@ -209,7 +200,7 @@ def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_round
             Qp[:, back] = Q[:, back]
             cons_p = op.constraints(Qp)
         Q, cons = Qp, cons_p
-        viol, scale = _violation(cons), constraint_scale(cons)
+        viol, scale = largest_violation(cons), constraint_scale(cons)
     Q, cons, viol, scale = _least_squares_rounds(op, Q, cons, viol, scale, target, max_rounds, cg_iter, info, deadline)
     info["violation_after"] = viol / scale
     return Q, info
@@ -275,7 +266,7 @@ def _least_squares_rounds(op, Q, cons, viol, scale, target, max_rounds, cg_iter,
             # moves the second-layer constraint values of the group)
             Qz = Q * (~tiny).to(dtype)
             cons_z = op.constraints(Qz)
-            viol_z = _violation(cons_z)
+            viol_z = largest_violation(cons_z)
             if viol_z <= viol:
                 Q, cons, viol = Qz, cons_z, viol_z
                 info["zeroed_blocks"] += int(tiny.sum())
@@ -313,7 +304,7 @@ def _least_squares_rounds(op, Q, cons, viol, scale, target, max_rounds, cg_iter,
             info["cg_iterations"] += 1
         Q_new = Q + D
         cons_new = op.constraints(Q_new)
-        viol_new = _violation(cons_new)
+        viol_new = largest_violation(cons_new)
         if not viol_new < viol:
             break
         Q, cons, viol = Q_new, cons_new, viol_new
@@ -498,7 +489,7 @@ class AugmentedLagrangian(Solver):
             Q, state, step = res.Q, res.state, res.step
             cons = state.cons
             c_scale = constraint_scale(cons)
-            viol = _violation(cons) / c_scale
+            viol = largest_violation(cons) / c_scale
             stat = res.residual
             lam_new = part.multipliers(state)  # (lam - rho c)_+, the state's own arrays
             # residual of the method of multipliers, ||lam+ - lam|| / rho = ||min(c, lam / rho)||:
