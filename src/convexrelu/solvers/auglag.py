@@ -145,7 +145,8 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
 
 
 def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_rounds: int = 4, cg_iter: int = 100,
-                        project: bool = True, max_projection_entries: float = 2e8, deadline: float | None = None):
+                        project: bool = True, max_projection_entries: float = 2e8, deadline: float | None = None,
+                        cons=None):
     """A point near ``Q`` with ``K Q >= 0`` up to ``target * max|K Q|``.
 
     The constraints are homogeneous and linear, and block diagonal over the groups.
@@ -173,13 +174,15 @@ def restore_feasibility(op, Q: torch.Tensor, *, target: float = 1e-10, max_round
     violated (a loose solve: the system of step 3 is inconsistent), and their step 1
     would drop real parts of the model there: hence the projection first.
 
+    ``cons``: the constraint values ``K Q`` where the caller has them.
+
     Returns
     -------
     Q : tensor, the repaired point
     info : dict (rounds, violation before and after relative to ``max|K Q|``, CG steps;
         with a projection, ``projection``: groups projected and skipped)
     """
-    cons = op.constraints(Q)
+    cons = op.constraints(Q) if cons is None else cons
     scale = constraint_scale(cons)
     viol = largest_violation(cons)
     info = {"violation_before": viol / scale, "rounds": 0, "cg_iterations": 0, "zeroed_blocks": 0}
@@ -214,10 +217,12 @@ def repaired(program, Q: torch.Tensor, info: dict, max_time: float | None = None
     ``max_time``: the solver's wall-time limit; the repair then gets at most
     ``max(1, max_time / 10)`` seconds more (a solve stopped far from feasible would
     otherwise spend many conjugate-gradient steps on it)."""
-    info["objective_before_repair"] = program.objective(Q)
     if max_time is not None:
         options["deadline"] = time.perf_counter() + max(1.0, 0.1 * max_time)
-    Q, info["repair"] = restore_feasibility(program.operator, Q, **options)
+    Z, cons = program.operator.apply(Q)  # one evaluation for the objective and the repair
+    info["objective_before_repair"] = program.objective(Q, Z)
+    Z = None
+    Q, info["repair"] = restore_feasibility(program.operator, Q, cons=cons, **options)
     return Q
 
 
