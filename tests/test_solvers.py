@@ -29,6 +29,7 @@ from convexrelu.solvers import (
     get_solver,
 )
 from convexrelu.solvers.auglag import constraint_scale, restore_feasibility
+from convexrelu.solvers.base import frozen
 from convexrelu.solvers.fista import ALPart, LossPart
 from conftest import planted_regression, small_program, targets_for
 
@@ -1145,11 +1146,36 @@ def test_presolve_fixes_dead_groups_at_zero(name):
     assert [m.shape for m in sol.multipliers] == list(prog.operator.constraint_shapes)
     for m, cols in zip(sol.multipliers, prog.operator.constraint_columns(np.flatnonzero(~live))):
         assert np.all(m[:, cols] == 0)
+    assert all(a.dtype == np.float64 and not a.flags.writeable for a in (sol.weights, *sol.multipliers))
     ref = reference(ThreeLayerReLUProgram, "squared")
     assert sol.objective == pytest.approx(prog.objective(sol.weights), rel=1e-12)
     assert sol.constraint_violation == prog.violation(sol.weights)
     assert sol.lower_bound <= ref.objective + 1e-9 * max(1.0, abs(ref.objective))
     assert _relative(sol.objective, ref.objective) <= (1e-6 if name == "ipm" else 1e-4)
+
+
+def test_solution_copies_writable_arrays_and_keeps_read_only_ones():
+    """The record stores read-only float64 arrays: a writable array is copied (changing
+    it afterwards does not change the record), one that already is read-only float64 is
+    kept as it is (at scale the multipliers take gigabytes: the presolve's extension and
+    the certificate hand theirs over); ``frozen(copy=False)`` marks a new array in place."""
+    w = np.arange(6.0).reshape(2, 3)
+    kept = np.ones((4, 3))
+    kept.setflags(write=False)
+    single = np.ones((4, 3), dtype=np.float32)
+    single.setflags(write=False)
+    sol = Solution(weights=w, objective=1.0, converged=True, status="optimal", multipliers=(kept, single))
+    w[0, 0] = 99.0
+    assert sol.weights[0, 0] == 0.0 and not sol.weights.flags.writeable
+    assert sol.multipliers[0] is kept
+    assert sol.multipliers[1] is not single and sol.multipliers[1].dtype == np.float64
+    assert not sol.multipliers[1].flags.writeable and np.array_equal(sol.multipliers[1], single)
+    with pytest.raises(ValueError):
+        sol.multipliers[1][0, 0] = 2.0
+    new = np.zeros(3)
+    assert frozen(new, copy=False) is new and not new.flags.writeable
+    mine = np.zeros(3)
+    assert frozen(mine) is not mine and mine.flags.writeable
 
 
 def test_presolve_restricts_warm_starts_of_the_whole_program():

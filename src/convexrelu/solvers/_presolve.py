@@ -32,7 +32,7 @@ import warnings
 import numpy as np
 import torch
 
-from .base import Solution, SolverError
+from .base import Solution, SolverError, frozen
 
 __all__ = ["live_part", "on_live_groups", "outputs_apart", "program_parts"]
 
@@ -152,11 +152,21 @@ def _restrict_init(program, init, groups, blocks, output=None):
 def _extend(program, sol: Solution, groups, elapsed: float) -> Solution:
     """The solution ``sol`` of the restricted program as one of ``program``."""
     op = program.operator
-    W, mults = op.extend(torch.tensor(sol.weights), tuple(torch.tensor(m) for m in sol.multipliers), groups)
+    W, mults = op.extend(*_tensors(sol), groups)
     info = dict(sol.info)
     info["dead_groups"] = op.n_groups - len(groups)
-    return dataclasses.replace(sol, weights=W.numpy(), multipliers=tuple(m.numpy() for m in mults), info=info,
-                               time=elapsed)
+    # the extended arrays are new and this record's alone: not copied again (at n=100,000 a
+    # copy of the multipliers takes gigabytes, and seconds)
+    return dataclasses.replace(sol, weights=frozen(W.numpy(), copy=False),
+                               multipliers=tuple(frozen(m.numpy(), copy=False) for m in mults), info=info, time=elapsed)
+
+
+def _tensors(sol: Solution) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """The weights and multipliers of ``sol`` as tensors sharing its (read-only) arrays,
+    for :meth:`BlockOperator.extend`, which only reads them."""
+    with warnings.catch_warnings():  # torch warns that it cannot mark a tensor read-only
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(sol.weights), tuple(torch.from_numpy(m) for m in sol.multipliers)
 
 
 #: Keys of a part's ``info`` that add up over the parts (counts and bounds; the
@@ -184,7 +194,7 @@ def _assemble(program, sols: list[Solution], parts, elapsed: float) -> Solution:
     W = torch.zeros(op.shape, dtype=torch.float64)
     mults = [torch.zeros(shape, dtype=torch.float64) for shape in op.constraint_shapes]
     for sol, (groups, _) in zip(sols, parts):
-        Wp, mp = op.extend(torch.tensor(sol.weights), tuple(torch.tensor(m) for m in sol.multipliers), groups)
+        Wp, mp = op.extend(*_tensors(sol), groups)
         W += Wp
         if len(mp) == len(mults):
             for total, m in zip(mults, mp):
@@ -211,7 +221,7 @@ def _assemble(program, sols: list[Solution], parts, elapsed: float) -> Solution:
     converged = all(sol.converged for sol in sols)
     worst = max(sols, key=lambda sol: (sol.objective - sol.lower_bound) / max(1.0, abs(sol.objective)))
     return Solution(
-        weights=W.numpy(),
+        weights=frozen(W.numpy(), copy=False),  # (new arrays: not copied again)
         objective=program.objective(W),
         converged=converged,
         status=worst.status if converged else next(sol.status for sol in sols if not sol.converged),
@@ -219,7 +229,7 @@ def _assemble(program, sols: list[Solution], parts, elapsed: float) -> Solution:
         time=elapsed,
         history=history,
         constraint_violation=max(sol.constraint_violation for sol in sols),
-        multipliers=tuple(m.numpy() for m in mults) if all(sol.multipliers for sol in sols) else (),
+        multipliers=tuple(frozen(m.numpy(), copy=False) for m in mults) if all(sol.multipliers for sol in sols) else (),
         lower_bound=constant + sum(sol.lower_bound for sol in sols),
         solver=sols[0].solver,
         info=info,

@@ -29,7 +29,7 @@ import torch
 from ..duality import dual_lower_bound
 from ..operators import largest_violation
 from . import _steps
-from .base import ConvergenceWarning, Solution, Solver
+from .base import ConvergenceWarning, Solution, Solver, frozen
 from ._presolve import on_live_groups
 from ._projection import project_groups
 from .fista import _RESTARTS, ALPart, _dtype_tol, _initial_point, fista_minimize, gradient_scale, row_block_size
@@ -107,7 +107,7 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
     violation = largest_violation(cons)
     violation_after = violation / constraint_scale(cons) if op.has_constraints else 0.0
     Z = cons = None
-    lam_np = tuple(m.detach().cpu().numpy().astype(np.float64) for m in multipliers)
+    lam_np = tuple(frozen(m.detach().cpu().numpy().astype(np.float64), copy=False) for m in multipliers)
     feasible = violation_after <= FEASIBLE
     rise = (obj - info["objective_before_repair"]) / max(abs(obj), 1e-12) if "objective_before_repair" in info else 0.0
     repair_timed_out = bool(info.get("repair", {}).get("timed_out"))

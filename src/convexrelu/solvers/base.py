@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["Solution", "Solver", "SolverError", "ConvergenceWarning"]
+__all__ = ["Solution", "Solver", "SolverError", "ConvergenceWarning", "frozen"]
 
 
 class SolverError(RuntimeError):
@@ -22,6 +22,22 @@ class SolverError(RuntimeError):
 
 class ConvergenceWarning(UserWarning):
     """A solve stopped before reaching its tolerance (the message gives its residuals)."""
+
+
+def frozen(a, copy: bool = True) -> np.ndarray:
+    """A read-only float64 array of ``a``: ``a`` itself where it already is one (nothing
+    is copied: at scale a solution's multipliers take gigabytes), else a copy.
+
+    An array whose owner made it read-only is taken as final by this convention; a
+    writable one is copied, so that changing it later does not change the record. With
+    ``copy=False`` the caller hands over a float64 array that nothing else will write
+    (e.g. one it has just made), and it is marked read-only in place."""
+    if isinstance(a, np.ndarray) and a.dtype == np.float64 and (not a.flags.writeable or not copy):
+        a.setflags(write=False)
+        return a
+    a = np.array(a, dtype=np.float64, copy=True)
+    a.setflags(write=False)
+    return a
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,9 @@ class Solution:
     solver : str
     info : mapping
         Anything else the solver reports (residuals, backend status, ...).
+
+    ``weights`` and ``multipliers`` are stored as read-only float64 arrays: copies of the
+    arrays given, except those that already are read-only float64 (:func:`frozen`).
     """
 
     weights: np.ndarray
@@ -71,16 +90,10 @@ class Solution:
     info: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        w = np.array(self.weights, dtype=np.float64, copy=True)
-        w.setflags(write=False)
-        object.__setattr__(self, "weights", w)
+        # read-only float64 arrays (:func:`frozen`: those that already are, kept as they are)
+        object.__setattr__(self, "weights", frozen(self.weights))
         object.__setattr__(self, "history", tuple(float(h) for h in self.history))
-        mults = []
-        for m in self.multipliers:
-            m = np.array(m, dtype=np.float64, copy=True)
-            m.setflags(write=False)
-            mults.append(m)
-        object.__setattr__(self, "multipliers", tuple(mults))
+        object.__setattr__(self, "multipliers", tuple(frozen(m) for m in self.multipliers))
         object.__setattr__(self, "info", dict(self.info))  # a copy; plain dict so the record pickles
 
     @property
