@@ -240,15 +240,16 @@ class BlockOperator:
         (:meth:`_outputs`, :meth:`_outputs_adjoint`)."""
         if self._masks is None:
             kw = dict(dtype=self.dtype, device=self.device)
+            # each mask formed in place in its float copy of the patterns: no (n, B) temporary
             first = torch.as_tensor(self.first_np, device=self.device).to(self.dtype)
-            sd1 = None if self.cone_first else first * torch.as_tensor(self.signs_np, **kw)
-            s1 = 2 * first - 1 if self.cone_first else None
+            sd1 = None if self.cone_first else first.mul_(torch.as_tensor(self.signs_np, **kw))
+            s1 = first.mul_(2).sub_(1) if self.cone_first else None
             del first
             d2s = s2 = None
             if self.second_np is not None:
                 second = torch.as_tensor(self.second_np, device=self.device).to(self.dtype)
-                d2s = None if self.cone_second else second * self._sigma
-                s2 = 2 * second - 1 if self.cone_second else None
+                d2s = None if self.cone_second else second.mul_(self._sigma)
+                s2 = second.mul_(2).sub_(1) if self.cone_second else None
             self._masks = (sd1, s1, d2s, s2)
         return self._masks
 
@@ -817,7 +818,7 @@ class BlockOperator:
         groups (:meth:`restrict`) has the same optimal value.
         """
         # (from the boolean masks: the float ones are not built for this)
-        on = self.first_np if self.second_np is None else self.first_np & self.second_np[:, self.group_np]
+        on = self.first_np if self.second_np is None else self.first_np & np.take(self.second_np, self.group_np, axis=1)
         live_blocks = on.any(axis=0) & (self.signs_np != 0) & (self.sigma_np[self.group_np] != 0)
         return np.bincount(self.group_np, weights=live_blocks, minlength=self.n_groups) > 0
 
@@ -856,9 +857,12 @@ class BlockOperator:
         blocks = self._blocks_of(keep)
         remap = np.full(self.n_groups, -1, dtype=np.int64)
         remap[keep] = np.arange(keep.size)
+        # np.take gives the columns in row-major order at once (fancy indexing gives a
+        # column-major array, which the constructor would copy again: 1.2 s against 0.17 s
+        # for 50,000 x 2,622)
         sub = type(self)(
-            self.X_np, self.first_np[:, blocks], self.signs_np[blocks], remap[self.group_np[blocks]],
-            None if self.second_np is None else self.second_np[:, keep], self.sigma_np[keep], outputs,
+            self.X_np, np.take(self.first_np, blocks, axis=1), self.signs_np[blocks], remap[self.group_np[blocks]],
+            None if self.second_np is None else np.take(self.second_np, keep, axis=1), self.sigma_np[keep], outputs,
             n_outputs, cone_first=self.cone_first, cone_second=self.cone_second, dtype=self.dtype,
             device=self.device)
         return sub, blocks

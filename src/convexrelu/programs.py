@@ -345,7 +345,7 @@ class ThreeLayerReLUProgram(_DataProgram):
         m = int(sizes[0]) if P else 0
         if m >= 2 and np.all(sizes == m):  # the slab layout: column j G + g is pair j of group g
             slab = np.arange(B * copies).reshape(copies * P, m).T.reshape(-1)
-            first, signs, group = first[:, slab], signs[slab], group[slab]
+            first, signs, group = np.take(first, slab, axis=1), signs[slab], group[slab]  # (row-major: np.take)
         operator = BlockOperator(
             design, first, signs, group, second, sigma, output, C,
             cone_first=True, cone_second=True, dtype=dtype, device=device,
