@@ -571,18 +571,6 @@ def program_hidden(program) -> int:
 
 
 # --------------------------------------------------------------------------- exact maximum
-def _sub_operator(op: BlockOperator, groups: np.ndarray) -> BlockOperator:
-    """The operator restricted to ``groups`` (renumbered 0..len-1)."""
-    remap = -np.ones(op.n_groups, dtype=np.int64)
-    remap[groups] = np.arange(len(groups))
-    blocks = np.flatnonzero(remap[op.group_np] >= 0)
-    return BlockOperator(
-        op.X_np, op.first_np[:, blocks], op.signs_np[blocks], remap[op.group_np[blocks]],
-        None if op.second_np is None else op.second_np[:, groups], op.sigma_np[groups], op.output_np[groups],
-        op.n_outputs, cone_first=op.cone_first, cone_second=op.cone_second,
-    )
-
-
 def _group_max_norm(op: BlockOperator, G: torch.Tensor) -> np.ndarray:
     """``max_{b in g} ||G[:, b]||`` for every group g."""
     norms = torch.linalg.vector_norm(G, dim=0).cpu().numpy()
@@ -659,7 +647,7 @@ def exact_atom_max(program, V, *, chunk: int = 1500, solver: str = "CLARABEL") -
         values = np.zeros(op.n_groups)
         for lo in range(0, op.n_groups, chunk):
             groups = np.arange(lo, min(lo + chunk, op.n_groups))
-            bounds[groups], values[groups] = _chunk_bounds(_sub_operator(op, groups), V, solver)
+            bounds[groups], values[groups] = _chunk_bounds(op.restrict(groups)[0], V, solver)
     per_output = np.zeros(C)
     attained = np.zeros(C)
     np.maximum.at(per_output, op.output_np, bounds)
