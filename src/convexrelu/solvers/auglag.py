@@ -105,7 +105,7 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
     status = "optimal" if converged else (
         "max_time" if stop.startswith("max_time") else "stalled" if stop.startswith("stall") else "max_iter")
     violation = largest_violation(cons)
-    violation_after = violation / constraint_scale(cons) if op.has_constraints else 0.0
+    violation_after = violation / constraint_scale(cons)  # (0 without constraints: no arrays)
     Z = cons = None
     lam_np = tuple(frozen(m.detach().cpu().numpy().astype(np.float64), copy=False) for m in multipliers)
     feasible = violation_after <= FEASIBLE
@@ -369,8 +369,8 @@ class AugmentedLagrangian(Solver):
         ``max(1, max_time / 10)`` seconds more, and the certificate of the returned point
         (the objective, the dual bound, the violation) comes after it. Each of those
         evaluates the whole operator a few times: at n=100,000, d=50, 3,000 blocks in
-        float32 on 2 cores, some 30-40 s of set-up (the penalty's power iterations, the
-        presolve) and 40-60 s after the limit (``benchmarks/RESULTS.md``).
+        float32 on 2 cores, the solves of ``benchmarks/RESULTS.md`` ended 29 to 64 s past
+        the limit.
     verbose : bool, default False
         Log every outer iteration at INFO level (logger ``convexrelu.solvers.auglag``).
 
