@@ -280,7 +280,12 @@ def floor(program, solution=None, *, iterations: int = 200, trials: int = 3):
     on the live part of the program (what the solvers iterate on: their presolve). Each
     of the two times is the median of ``trials`` measurements, taken alternately (one
     slow measurement on this shared machine once put the two GEMMs at 101 ms instead of
-    28 ms)."""
+    28 ms).
+
+    Where the augmented Lagrangian evaluates by row blocks with the compiled kernels
+    (:mod:`convexrelu._kernels`, numba installed), the same iterations with the torch
+    operations instead are timed in the same trials, alternately: ``per_iteration_torch``
+    and ``ratio_torch`` (None otherwise)."""
     program, solution, _ = live_part(program, solution)
     op = program.operator
     Q0 = op.zeros() if solution is None else program.as_tensor(np.array(solution.weights))
@@ -291,6 +296,7 @@ def floor(program, solution=None, *, iterations: int = 200, trials: int = 3):
         part = ALPart(program, lam, rho=10.0)
     else:
         part = LossPart(program)
+    plain = ALPart(program, lam, rho=10.0, kernels=False) if getattr(part, "kernels", None) is not None else None
     scale = gradient_scale(program)
     # warm-up, which also finds the step the line search settles on: the timed iterations
     # start from it (from a guess they would spend their first ones backtracking)
@@ -299,8 +305,12 @@ def floor(program, solution=None, *, iterations: int = 200, trials: int = 3):
     Q = torch.randn(op.shape, dtype=op.dtype, device=op.device)
     T = torch.randn((op.n_samples, op.n_blocks), dtype=op.dtype, device=op.device)
     P = torch.empty_like(T)
-    iters, gemms = [], []
+    iters, gemms, iters_plain = [], [], []
     for _ in range(trials):
+        if plain is not None:
+            t = time.perf_counter()
+            res = fista_minimize(plain, Q0, program.beta, step=step, max_iter=iterations, tol=0.0, scale=scale)
+            iters_plain.append((time.perf_counter() - t) / res.iterations)
         _sync(op.device)
         t = time.perf_counter()
         res = fista_minimize(part, Q0, program.beta, step=step, max_iter=iterations, tol=0.0, scale=scale)
@@ -312,9 +322,11 @@ def floor(program, solution=None, *, iterations: int = 200, trials: int = 3):
         gemms.append(_time(lambda: torch.matmul(X, Q, out=P), repeat, op.device)
                      + _time(lambda: X.T @ T, repeat, op.device))
     per_iter, gemm = float(np.median(iters)), float(np.median(gemms))
+    per_plain = float(np.median(iters_plain)) if iters_plain else None
     n, d = X.shape
     return {"n": n, "d": d, "blocks": op.n_blocks, "dtype": str(op.dtype).replace("torch.", ""),
             "per_iteration": per_iter, "two_gemms": gemm, "ratio": per_iter / gemm,
+            "per_iteration_torch": per_plain, "ratio_torch": None if per_plain is None else per_plain / gemm,
             "backtracks_per_iteration": res.backtracks / res.iterations}
 
 

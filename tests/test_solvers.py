@@ -129,11 +129,16 @@ def _row_block_cases():
             ("slab", "squared")]
 
 
+@pytest.mark.parametrize("kernels", [True, False])
 @pytest.mark.parametrize("cls, loss", _row_block_cases())
-def test_augmented_lagrangian_by_row_blocks_is_the_one_of_the_whole_arrays(cls, loss):
+def test_augmented_lagrangian_by_row_blocks_is_the_one_of_the_whole_arrays(cls, loss, kernels):
     """ALPart by row blocks (of 1, 5 and 7 samples) against the whole arrays, float64:
     the values, multipliers and gradients of a state, of an extrapolated state and of a
-    state after a restart (read whole), to rounding; FISTA then takes the same steps."""
+    state after a restart (read whole), to rounding; FISTA then takes the same steps.
+    With ``kernels`` the blocks of the programs they cover (one output, single-block or
+    slab groups) go through the compiled kernels (:mod:`convexrelu._kernels`)."""
+    from convexrelu import _kernels
+
     prog = _slab_program(loss)[0] if cls == "slab" else program(cls, loss)
     op = prog.operator
     lam = tuple(torch.clamp(_random(s, 30 + i), min=0) for i, s in enumerate(op.constraint_shapes))
@@ -142,8 +147,10 @@ def test_augmented_lagrangian_by_row_blocks_is_the_one_of_the_whole_arrays(cls, 
     ref = [whole.state(Q0), whole.state(Q1)]
     ref.append(whole.extrapolate(ref[0], ref[1], 0.6))
     for rows in (1, 5, 7):
-        part = ALPart(prog, lam, rho=1.3, rows=rows)
+        part = ALPart(prog, lam, rho=1.3, rows=rows, kernels=kernels)
         assert len(part.blocks) == -(-op.n_samples // rows) and not part.extrapolation_arrays
+        covered = kernels and _kernels.available() and (cls == "slab" or cls is TwoLayerReLUProgram)
+        assert (part.kernels is not None) == covered
         got = [part.state(Q0), part.state(Q1)]
         got.append(part.extrapolate(got[0], got[1], 0.6))
         for a, b in zip(got, ref):
@@ -155,8 +162,8 @@ def test_augmented_lagrangian_by_row_blocks_is_the_one_of_the_whole_arrays(cls, 
     # FISTA's iterates: the same steps, restarts and backtracks
     from convexrelu.solvers.fista import fista_minimize
 
-    runs = [fista_minimize(ALPart(prog, lam, rho=1.3, rows=rows), op.zeros(), prog.beta, step=0.5, max_iter=60,
-                           tol=0.0, scale=1.0, step_increase=1.05) for rows in (None, 5)]
+    runs = [fista_minimize(ALPart(prog, lam, rho=1.3, rows=rows, kernels=kernels), op.zeros(), prog.beta, step=0.5,
+                           max_iter=60, tol=0.0, scale=1.0, step_increase=1.05) for rows in (None, 5)]
     assert runs[0].iterations == runs[1].iterations == 60 and runs[0].backtracks == runs[1].backtracks > 0
     assert runs[0].restarts == runs[1].restarts
     torch.testing.assert_close(runs[1].Q, runs[0].Q, rtol=1e-9, atol=1e-11)

@@ -53,6 +53,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from . import _kernels
+
 __all__ = ["BlockOperator", "NormalSolver", "Workspace", "largest_violation"]
 
 
@@ -620,6 +622,22 @@ class BlockOperator:
         else:
             T = torch.mul(self._sd1, self._group_expand(Tg), out=T_out)
         return self.X.T @ T
+
+    def penalty_kernels(self) -> "_kernels.PenaltyKernels | None":
+        """Compiled single-pass evaluations of the augmented Lagrangian's state and gradient
+        on this operator (:mod:`convexrelu._kernels`: the values of :meth:`apply` and
+        :meth:`adjoint` with the multipliers ``(lam - rho K Q)_+`` formed on the way), or
+        None where they do not apply: numba not installed, not on the CPU, several
+        outputs, no first cone, groups other than single blocks or slabs, or a second
+        layer without its cone."""
+        covered = (_kernels.available() and self.device.type == "cpu" and self.cone_first and self.n_blocks > 0
+                   and self.n_outputs == 1 and (self.trivial_groups or self.group_layout == "slab")
+                   and (self.second_np is None or self.cone_second)
+                   and self.dtype in (torch.float32, torch.float64))
+        if not covered:
+            return None
+        return _kernels.PenaltyKernels(self.X, self._s1, self._half_signs, self._s2 if self.cone_second else None,
+                                       self._half_sigma if self.cone_second else self._sigma)
 
     def workspace(self) -> "Workspace":
         """Scratch arrays for :meth:`apply`, :meth:`matvec` and :meth:`adjoint`, reused

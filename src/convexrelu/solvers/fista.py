@@ -132,17 +132,24 @@ class ALPart(LossPart):
     rows : int, None or "auto"
         Samples per row block; None evaluates the whole arrays at once; "auto":
         :func:`row_block_size`.
+    kernels : bool
+        By row blocks, evaluate each block with the operator's compiled single-pass
+        kernels where it has them (:meth:`BlockOperator.penalty_kernels`: numba installed,
+        one output, ...); False: always the torch operations. The values are the same up
+        to rounding.
     """
 
-    def __init__(self, program, lam, rho: float, rows: int | None | str = "auto"):
+    def __init__(self, program, lam, rho: float, rows: int | None | str = "auto", kernels: bool = True):
         super().__init__(program)
         self.rho = float(rho)
         self.lam = tuple(lam)
         self.lam_sq = float(sum(_sqnorm(m) for m in self.lam))
         rows = row_block_size(self.op) if isinstance(rows, str) and rows == "auto" else rows
-        self.blocks = None
+        self.blocks = self.kernels = None
         if rows is not None and rows < self.op.n_samples:
             self.blocks = self.op.row_parts(rows)
+            found = [op.penalty_kernels() for _, op, _ in self.blocks] if kernels else [None]
+            self.kernels = found if all(k is not None for k in found) else None
         self.extrapolation_arrays = self.blocks is None
 
     # ---------------------------------------------------------------- by row blocks
@@ -163,10 +170,18 @@ class ALPart(LossPart):
             torch.empty(s, dtype=self.op.dtype, device=self.op.device) for s in self.op.constraint_shapes)
         Z = torch.empty((self.op.n_samples, self.op.n_outputs), dtype=self.op.dtype, device=self.op.device)
         sq = 0.0
-        for sl, op, work in self.blocks:
-            Z[sl], cc = op.apply(Q, out=(None, tuple(c[sl] for c in cons)), work=work)
+        for k, (sl, op, work) in enumerate(self.blocks):
+            if self.kernels is not None:
+                Z[sl], sq_b = self.kernels[k].state(Q, self._rows(self.lam, sl), self.rho, self._rows(cons, sl), work)
+                sq += sq_b
+                continue
+            Z[sl], cc = op.apply(Q, out=(None, self._rows(cons, sl)), work=work)
             sq += self._block_multipliers(cc, sl, work)[1]
         return self._finish(_State(Z, cons), sq)
+
+    @staticmethod
+    def _rows(arrays, sl) -> tuple:
+        return tuple(a[sl] for a in arrays)
 
     def _block_multipliers(self, cc, sl, work, overwrite: bool = False):
         """``(lam - rho c)_+`` on the rows ``sl`` of every constraint (``cc``: their
@@ -187,7 +202,15 @@ class ALPart(LossPart):
         lazy = s.cons is None
         old, new, a = s.lerp if lazy else (None, None, None)
         g, sq = None, 0.0
-        for sl, op, work in self.blocks:
+        for k, (sl, op, work) in enumerate(self.blocks):
+            if self.kernels is not None:
+                part, sq_b = self.kernels[k].gradient(
+                    R[sl] if gradient else None, self._rows(self.lam, sl), self.rho,
+                    self._rows(old if lazy else s.cons, sl), self._rows(new, sl) if lazy else None, a, work=work)
+                sq += sq_b
+                if gradient:
+                    g = part if g is None else g.add_(part)
+                continue
             if lazy:
                 cc = tuple(torch.lerp(co[sl], cn[sl], a, out=work.get(f"c{i}", (sl.stop - sl.start, co.shape[1]), co))
                            for i, (co, cn) in enumerate(zip(old, new)))

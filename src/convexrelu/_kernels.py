@@ -1,0 +1,130 @@
+"""Compiled single-pass kernels for the augmented Lagrangian's evaluations by row blocks.
+
+An inner iteration of :class:`convexrelu.solvers.auglag.AugmentedLagrangian` on the CPU
+evaluates, row block by row block (:class:`convexrelu.solvers.fista.ALPart`), a *state*
+
+    XQ = X @ Q,   c1 = (2 D1 - 1) * XQ,   H_g = sum_{b in g} (s_b / 2)(XQ_b + c1_b),
+    c2 = (2 D2 - 1) * H,   z = sum_g (sigma_g / 2)(H_g + c2_g)   [second cone]
+                           z = sum_g sigma_g H_g                 [no second layer]
+
+with ``sum ||(lam - rho c)_+||^2`` over both cones, and a *gradient*
+
+    P = (lam - rho c)_+,   Tg = (sigma_g / 2)(1 + (2 D2_g - 1)) r + (2 D2_g - 1) P2_g
+                                [no second layer: Tg = sigma_g r],
+    F_b = (s_b / 2) Tg_{g(b)},   T_b = F_b + (2 D1_b - 1)(F_b + P1_b),   g = X.T @ T
+
+(the formulas of :meth:`convexrelu.operators.BlockOperator.apply` and ``adjoint`` with
+the method-of-multipliers update of :func:`convexrelu.solvers._steps.multiplier_update`,
+theory.md, "Costs that matter for speed"). Composed from torch operations, each line
+is a pass over an (rows, B) array; here each is one loop that reads every input once.
+With these kernels an iteration at n=20,000 costs about 1.3-1.6 times its two matrix
+products instead of 1.9-2.4 (``benchmarks/RESULTS.md``, "Floor").
+
+The kernels need numba (the optional extra ``convexrelu[fast]``; imported on first use,
+from :mod:`convexrelu._numba_kernels`); without it :func:`available` is False and the
+callers keep their torch path. They cover one
+output, the first cone, and groups that are single blocks or slabs (block ``j G + g``
+is the ``j``-th of group ``g``, :mod:`convexrelu.operators`); the operator decides
+(:meth:`convexrelu.operators.BlockOperator.penalty_kernels`).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+
+import numpy as np
+import torch
+
+__all__ = ["available", "PenaltyKernels"]
+
+
+@functools.cache
+def _compiled():
+    """The kernels' module (:mod:`convexrelu._numba_kernels`), imported on first use, or
+    None where numba is not installed or does not import."""
+    if importlib.util.find_spec("numba") is None:
+        return None
+    try:
+        from . import _numba_kernels
+    except ImportError:  # e.g. a numba built for another numpy
+        return None
+    return _numba_kernels
+
+
+def available() -> bool:
+    """Whether the compiled kernels can run (numba is installed and imports)."""
+    return _compiled() is not None
+
+
+def _threads() -> None:
+    """The kernels use as many threads as torch (numba's setting is per calling thread)."""
+    import numba
+
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
+def _np(T: torch.Tensor) -> np.ndarray:
+    return T.detach().numpy()
+
+
+class PenaltyKernels:
+    """The two evaluations of the module docstring for one operator (one row block of a
+    program, :meth:`convexrelu.operators.BlockOperator.row_blocks`), on its own masks.
+
+    Built by :meth:`convexrelu.operators.BlockOperator.penalty_kernels`, which checks that
+    the operator is of the covered kind (one output, first cone, single-block or slab
+    groups, CPU).
+
+    Parameters
+    ----------
+    X : tensor (rows, d)
+    s1 : tensor (rows, B), ``2 D1 - 1``
+    half_signs : tensor (B,), ``s_b / 2``
+    s2 : tensor (rows, G) or None, ``2 D2 - 1`` (None: no second layer)
+    out_weights : tensor (G,), ``sigma_g / 2`` with the second cone, ``sigma_g`` without
+    """
+
+    def __init__(self, X, s1, half_signs, s2, out_weights):
+        self.X, self.cone2 = X, s2 is not None
+        self.n, self.d = X.shape
+        self.B, self.G = s1.shape[1], out_weights.shape[0]
+        self._s1, self._hs, self._w = _np(s1), _np(half_signs), _np(out_weights)
+        empty = np.zeros((self.n, 0), dtype=self._s1.dtype)
+        self._s2 = _np(s2) if self.cone2 else empty
+        self._empty = empty
+
+    def _second(self, arrays):
+        return _np(arrays[-1]) if self.cone2 else self._empty
+
+    def state(self, Q: torch.Tensor, lam, rho: float, cons, work) -> tuple[torch.Tensor, float]:
+        """Model output (rows, 1) and ``sum ||(lam - rho K Q)_+||^2``; the constraint
+        values ``K Q`` are written into ``cons`` (arrays of the constraint shapes)."""
+        XQ = torch.matmul(self.X, Q, out=work.get("nB", (self.n, self.B), self.X))
+        H = work.get("nG", (self.n, self.G), self.X)
+        z = np.empty(self.n, dtype=self._s1.dtype)
+        sq = np.empty(self.n, dtype=np.float64)
+        rho = self._s1.dtype.type(rho)
+        _threads()
+        _compiled().state(_np(XQ), self._s1, self._hs, _np(lam[0]), rho, _np(cons[0]), self.cone2, self._s2, self._w,
+               self._second(lam), self._second(cons), _np(H), z, sq)
+        return torch.from_numpy(z)[:, None], float(sq.sum())
+
+    def gradient(self, R: torch.Tensor | None, lam, rho: float, old, new=None, a: float = 1.0,
+                 work=None) -> tuple[torch.Tensor | None, float]:
+        """``A^T R + K^T P`` with ``P = (lam - rho c)_+`` (None without ``R``) and
+        ``sum ||P||^2``, where ``c`` is ``old`` (arrays of the constraint values) or,
+        given ``new``, ``old + a (new - old)``."""
+        want = R is not None
+        T = work.get("nB", (self.n, self.B), self.X)
+        Tg = work.get("nG", (self.n, self.G), self.X)
+        r = _np(R[:, 0]) if want else np.zeros(self.n, dtype=self._s1.dtype)
+        lazy = new is not None
+        new = old if new is None else new
+        dt = self._s1.dtype.type
+        sq = np.empty(self.n, dtype=np.float64)
+        _threads()
+        _compiled().gradient(_np(old[0]), _np(new[0]), dt(a if lazy else 0.0), lazy, self._s1, self._hs, _np(lam[0]), dt(rho), self.cone2,
+                  self._second(old), self._second(new), self._s2, self._w, self._second(lam), r, _np(Tg), _np(T),
+                  want, sq)
+        return (self.X.T @ T if want else None), float(sq.sum())
