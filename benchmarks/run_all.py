@@ -156,7 +156,7 @@ def main(argv=None):
         floors.append(f)
         say(f"    {label:6s} n={f['n']} d={f['d']} B={f['blocks']} {f['dtype']}: {1e3 * f['per_iteration']:.3f} ms/iteration, "
             f"two GEMMs {1e3 * f['two_gemms']:.3f} ms, ratio {f['ratio']:.2f} "
-            f"({f['backtracks_per_iteration']:.2f} line-search retries per iteration)")
+            f"({f['backtracks_per_iteration']:.2f} line-search retries per iteration){_torch_only(f)}")
 
     say("", f"(4) floor of the interior point: time per Newton iteration (one-off costs excluded) / time of V^T V, "
         f"lower block triangle ({args.ipm_threads} threads)")
@@ -196,7 +196,7 @@ def main(argv=None):
                 floors.append(f)
                 say(f"    floor at scale, {kind}: n={f['n']} d={f['d']} B={f['blocks']} {f['dtype']}: "
                     f"{1e3 * f['per_iteration']:.1f} ms/iteration, two GEMMs {1e3 * f['two_gemms']:.1f} ms, "
-                    f"ratio {f['ratio']:.2f}")
+                    f"ratio {f['ratio']:.2f}{_torch_only(f)}")
                 del progS
     say("", f"total benchmark time {time.perf_counter() - t_start:.0f}s")
 
@@ -250,6 +250,24 @@ def _command(args) -> str:
     if args.scale_max_time != (30.0 if args.quick else 110.0):
         words.append(f"--scale-max-time {args.scale_max_time:g}")
     return " ".join(words)
+
+
+def _kernels_note() -> str:
+    from convexrelu import _kernels
+
+    if not _kernels.available():
+        return "numba not installed: the torch operations everywhere"
+    import numba
+
+    return (f"numba {numba.__version__}: the cone programs' row blocks through the compiled kernels, "
+            "`torch only` the same iterations without them, timed alternately")
+
+
+def _torch_only(f) -> str:
+    """The floor's torch-only figures, where the compiled kernels ran beside them."""
+    if f.get("per_iteration_torch") is None:
+        return ""
+    return f"; torch only (no compiled kernels) {1e3 * f['per_iteration_torch']:.1f} ms/iteration, ratio {f['ratio_torch']:.2f}"
 
 
 def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> str:
@@ -314,11 +332,14 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
             else:
                 L.append(f"| {kind} | {s.get('error', 'failed')} | | | | | | | | |")
     L += _table("Floor (4): time per inner iteration / time of `X @ Q` (into an existing array) + `X.T @ T` (target <= 2; "
-                "each the median of 3 alternate measurements)",
-                ["program", "n", "d", "blocks", "dtype", "ms / iteration", "ms two GEMMs", "ratio"])
+                "each the median of 3 alternate measurements; " + _kernels_note() + ")",
+                ["program", "n", "d", "blocks", "dtype", "ms / iteration", "ms two GEMMs", "ratio",
+                 "torch only: ms / iteration", "ratio"])
     for f in floors:
+        plain = f.get("per_iteration_torch")
         L.append(f"| {f['label']} | {f['n']} | {f['d']} | {f['blocks']} | {f['dtype']} | {1e3 * f['per_iteration']:.3f} | "
-                 f"{1e3 * f['two_gemms']:.3f} | {f['ratio']:.2f} |")
+                 f"{1e3 * f['two_gemms']:.3f} | {f['ratio']:.2f} | "
+                 + ("| |" if plain is None else f"{1e3 * plain:.3f} | {f['ratio_torch']:.2f} |"))
     if ipm_floors:
         L += _table("Floor (4) of the interior point: time per Newton iteration (16 iterations less 4, over 12: "
                     "the one-off costs of a solve cancel) / time of its Woodbury product `V^T V` (lower block triangle)",
