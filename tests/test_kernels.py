@@ -50,6 +50,7 @@ def test_kernels_give_the_operator_values(kind, dtype):
     op = _program(kind, dtype).operator
     kern = op.penalty_kernels()
     assert kern is not None
+    assert torch.equal(op._int8_first_signs().to(dtype), op._s1)  # the kernels' mask is the operator's
     if kind == "three-slab":
         assert op.group_layout == "slab" and op.group_size == 2
     if kind == "three-single":
@@ -91,7 +92,7 @@ def test_kernels_give_the_operator_values(kind, dtype):
 def test_kernels_by_hand():
     """One sample, one block of the two-layer program: every number by hand."""
     X = torch.tensor([[2.0, -1.0]], dtype=torch.float64)
-    s1 = torch.tensor([[-1.0]], dtype=torch.float64)  # the pattern is off: 2 D - 1 = -1
+    s1 = torch.tensor([[-1]], dtype=torch.int8)  # the pattern is off: 2 D - 1 = -1
     kern = _kernels.PenaltyKernels(X, s1, torch.tensor([0.5], dtype=torch.float64), None,
                                    torch.tensor([1.0], dtype=torch.float64))
     Q = torch.tensor([[1.0], [3.0]], dtype=torch.float64)  # X q = -1

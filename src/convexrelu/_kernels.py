@@ -79,7 +79,7 @@ class PenaltyKernels:
     Parameters
     ----------
     X : tensor (rows, d)
-    s1 : tensor (rows, B), ``2 D1 - 1``
+    s1 : int8 tensor (rows, B), ``2 D1 - 1`` (a quarter of the float mask's bytes to read)
     half_signs : tensor (B,), ``s_b / 2``
     s2 : tensor (rows, G) or None, ``2 D2 - 1`` (None: no second layer)
     out_weights : tensor (G,), ``sigma_g / 2`` with the second cone, ``sigma_g`` without
@@ -90,7 +90,8 @@ class PenaltyKernels:
         self.n, self.d = X.shape
         self.B, self.G = s1.shape[1], out_weights.shape[0]
         self._s1, self._hs, self._w = _np(s1), _np(half_signs), _np(out_weights)
-        empty = np.zeros((self.n, 0), dtype=self._s1.dtype)
+        self._dtype = _np(X).dtype
+        empty = np.zeros((self.n, 0), dtype=self._dtype)
         self._s2 = _np(s2) if self.cone2 else empty
         self._empty = empty
 
@@ -102,9 +103,9 @@ class PenaltyKernels:
         values ``K Q`` are written into ``cons`` (arrays of the constraint shapes)."""
         XQ = torch.matmul(self.X, Q, out=work.get("nB", (self.n, self.B), self.X))
         H = work.get("nG", (self.n, self.G), self.X)
-        z = np.empty(self.n, dtype=self._s1.dtype)
+        z = np.empty(self.n, dtype=self._dtype)
         sq = np.empty(self.n, dtype=np.float64)
-        rho = self._s1.dtype.type(rho)
+        rho = self._dtype.type(rho)
         _threads()
         _compiled().state(_np(XQ), self._s1, self._hs, _np(lam[0]), rho, _np(cons[0]), self.cone2, self._s2, self._w,
                self._second(lam), self._second(cons), _np(H), z, sq)
@@ -118,10 +119,10 @@ class PenaltyKernels:
         want = R is not None
         T = work.get("nB", (self.n, self.B), self.X)
         Tg = work.get("nG", (self.n, self.G), self.X)
-        r = _np(R[:, 0]) if want else np.zeros(self.n, dtype=self._s1.dtype)
+        r = _np(R[:, 0]) if want else np.zeros(self.n, dtype=self._dtype)
         lazy = new is not None
         new = old if new is None else new
-        dt = self._s1.dtype.type
+        dt = self._dtype.type
         sq = np.empty(self.n, dtype=np.float64)
         _threads()
         _compiled().gradient(_np(old[0]), _np(new[0]), dt(a if lazy else 0.0), lazy, self._s1, self._hs, _np(lam[0]), dt(rho), self.cone2,

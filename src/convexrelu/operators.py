@@ -226,6 +226,7 @@ class BlockOperator:
         self._group = torch.as_tensor(self.group_np, device=self.device)
         self._output = torch.as_tensor(self.output_np, device=self.device)
         self._masks = None  # the (n, B) and (n, G) mask arrays, built on first use (:meth:`_mask_arrays`)
+        self._first_signs = None  # 2 D1 - 1 as int8 for the compiled kernels (:meth:`penalty_kernels`)
         self._coef_parts = None  # (blocks, coef[:, blocks]) per output, kept for the coefficient products
         self._pair_signs = None  # built by the first constraint_gram with a second cone
 
@@ -315,6 +316,7 @@ class BlockOperator:
         if rows < 1:
             raise ValueError(f"rows: expected a positive integer, got {rows}")
         masks = self._mask_arrays()
+        signs = self._int8_first_signs() if self._kernels_cover() else None
         out = []
         for a in range(0, self.n_samples, rows):
             sl = slice(a, min(a + rows, self.n_samples))
@@ -323,6 +325,7 @@ class BlockOperator:
             new.X_np, new.first_np, new.X = self.X_np[sl], self.first_np[sl], self.X[sl]
             new.second_np = None if self.second_np is None else self.second_np[sl]
             new._masks = tuple(None if M is None else M[sl] for M in masks)
+            new._first_signs = None if signs is None else signs[sl]
             new._coef_parts = new._pair_signs = None  # (built from the rows when needed)
             out.append((sl, new))
         return out
@@ -630,14 +633,25 @@ class BlockOperator:
         None where they do not apply: numba not installed, not on the CPU, several
         outputs, no first cone, groups other than single blocks or slabs, or a second
         layer without its cone."""
-        covered = (_kernels.available() and self.device.type == "cpu" and self.cone_first and self.n_blocks > 0
-                   and self.n_outputs == 1 and (self.trivial_groups or self.group_layout == "slab")
-                   and (self.second_np is None or self.cone_second)
-                   and self.dtype in (torch.float32, torch.float64))
-        if not covered:
+        if not self._kernels_cover():
             return None
-        return _kernels.PenaltyKernels(self.X, self._s1, self._half_signs, self._s2 if self.cone_second else None,
+        return _kernels.PenaltyKernels(self.X, self._int8_first_signs(), self._half_signs,
+                                       self._s2 if self.cone_second else None,
                                        self._half_sigma if self.cone_second else self._sigma)
+
+    def _kernels_cover(self) -> bool:
+        """Whether :meth:`penalty_kernels` applies (its docstring)."""
+        return (self.device.type == "cpu" and self.cone_first and self.n_blocks > 0 and self.n_outputs == 1
+                and (self.trivial_groups or self.group_layout == "slab") and (self.second_np is None or self.cone_second)
+                and self.dtype in (torch.float32, torch.float64) and _kernels.available())
+
+    def _int8_first_signs(self) -> torch.Tensor:
+        """``2 D1 - 1`` as int8, shape (n, B): what the kernels read (a quarter of the float
+        mask's bytes, in a memory-bound loop). Built on first use and kept; the operators
+        of :meth:`row_blocks` hold views of it."""
+        if self._first_signs is None:
+            self._first_signs = torch.as_tensor(self.first_np).to(torch.int8).mul_(2).sub_(1)
+        return self._first_signs
 
     def workspace(self) -> "Workspace":
         """Scratch arrays for :meth:`apply`, :meth:`matvec` and :meth:`adjoint`, reused

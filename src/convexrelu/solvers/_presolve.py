@@ -53,7 +53,8 @@ def on_live_groups(solve):
         if parts[0][1] is None:  # one part: the live groups
             groups = parts[0][0]
             part, blocks = program.restrict(groups)
-            sol = solve(self, part, _restrict_init(program, init, groups, blocks))
+            # (max_time less the time the restriction took)
+            sol = solve(_time_share(self, start, 1), part, _restrict_init(program, init, groups, blocks))
             return _extend(program, sol, groups, time.perf_counter() - start)
         sols = []
         for i, (groups, output) in enumerate(parts):

@@ -32,7 +32,8 @@ from . import _steps
 from .base import ConvergenceWarning, Solution, Solver, frozen
 from ._presolve import on_live_groups
 from ._projection import project_groups
-from .fista import _RESTARTS, ALPart, _dtype_tol, _initial_point, fista_minimize, gradient_scale, row_block_size
+from .fista import (_RESTARTS, ALPart, _dtype_tol, _initial_point, _out_of_time, fista_minimize, gradient_scale,
+                    row_block_size)
 
 __all__ = ["AugmentedLagrangian", "restore_feasibility", "repaired", "constraint_scale", "relative_violation"]
 
@@ -57,6 +58,13 @@ REPAIR_COST = 10.0
 #: The entries of ``Solution.info`` that account for the repair of the returned point
 #: (a caller that returns another point drops them: :func:`convexrelu.strategies.solve_from`).
 REPAIR_KEYS = ("objective_before_repair", "violation_before_repair", "repair", "repair_timed_out")
+
+#: With ``max_time``: the share of it kept for the repair of the returned point, and the
+#: time, in iterations, kept after the repair for the certificate (the objective, the
+#: dual bound and the violation at the returned point, the extension to the dead groups:
+#: a few evaluations of the operator, with the copies of the multipliers).
+REPAIR_SHARE = 0.1
+FINISH_ITERATIONS = 4.0
 
 #: Relative size (to ``max |K Q|``) of the constraint values below which the repair may
 #: zero a whole block (:func:`restore_feasibility`, step 1).
@@ -216,9 +224,10 @@ def repaired(program, Q: torch.Tensor, info: dict, max_time: float | None = None
 
     ``max_time``: the solver's wall-time limit; the repair then gets at most
     ``max(1, max_time / 10)`` seconds more (a solve stopped far from feasible would
-    otherwise spend many conjugate-gradient steps on it)."""
-    if max_time is not None:
-        options["deadline"] = time.perf_counter() + max(1.0, 0.1 * max_time)
+    otherwise spend many conjugate-gradient steps on it), unless ``options`` give its
+    ``deadline``."""
+    if max_time is not None and "deadline" not in options:
+        options["deadline"] = time.perf_counter() + max(1.0, REPAIR_SHARE * max_time)
     Z, cons = program.operator.apply(Q)  # one evaluation for the objective and the repair
     info["objective_before_repair"] = program.objective(Q, Z)
     Z = None
@@ -479,16 +488,20 @@ class AugmentedLagrangian(Solver):
         viol = stat = feas = math.inf
         outer = 0
         state = None
+        # with max_time the iterations stop early enough for the repair and the certificate
         deadline = None if self.max_time is None else start + self.max_time
+        it_deadline = None if deadline is None else deadline - REPAIR_SHARE * self.max_time
         timed_out = False
+        t_iter = 0.0
         for outer in range(1, self.max_iter + 1):
             part = ALPart(program, lam, rho)
             res = fista_minimize(
                 part, Q, program.beta, step=step, max_iter=self.inner_max_iter, tol=inner_tol, scale=scale,
                 backtrack=self.backtrack, backtrack_factor=self.backtrack_factor, step_increase=self.step_increase,
                 restart=self.restart, history=history, name="AugmentedLagrangian (inner FISTA)",
-                verbose=self.verbose, deadline=deadline,
+                verbose=self.verbose, deadline=it_deadline, reserve=FINISH_ITERATIONS,
             )
+            t_iter, inner_timed_out = res.iteration_time, res.timed_out
             inner_its = res.iterations
             total_iter += inner_its
             Q, state, step = res.Q, res.state, res.step
@@ -512,7 +525,8 @@ class AugmentedLagrangian(Solver):
             if stat <= tol and feas <= feas_tol:
                 converged = True
                 break
-            if deadline is not None and time.perf_counter() > deadline:
+            # (the next inner solve evaluates its first state, then at least one iteration)
+            if it_deadline is not None and (inner_timed_out or _out_of_time(it_deadline, t_iter, FINISH_ITERATIONS + 1)):
                 timed_out = True
                 break
             rho_new = _steps.penalty_update(
@@ -526,8 +540,13 @@ class AugmentedLagrangian(Solver):
                 "rho": rho, "step": step, "outer_iterations": outer, "gradient_scale": scale}
         part = None  # its arrays: the repair needs the memory
         if self.repair and op.has_constraints:
-            Q = repaired(program, Q, info, self.max_time, target=self.repair_tol)
-        stop = None if converged else (f"max_time={self.max_time}s" if timed_out else f"max_iter={self.max_iter}")
+            # up to the certificate's share of max_time (a converged solve near the limit
+            # still gets the repair's allowance of :func:`repaired`)
+            limit = None if deadline is None else max(deadline - FINISH_ITERATIONS * t_iter, time.perf_counter()
+                                                      + min(1.0, REPAIR_SHARE * self.max_time))
+            Q = repaired(program, Q, info, self.max_time, target=self.repair_tol,
+                         **({} if limit is None else {"deadline": limit}))
+        stop = None if converged else (f"max_time={self.max_time:.4g}s" if timed_out else f"max_iter={self.max_iter}")
         return constrained_solution(
             program, Q, lam, solver="auglag", label="AugmentedLagrangian", knob="feas_tol", converged=converged,
             stop=stop, iterations=total_iter, start=start, history=history, info=info,
