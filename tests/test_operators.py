@@ -725,3 +725,31 @@ def test_violation_is_the_largest_negative_constraint_value_and_inf_with_nan():
     Q[0, 0] = float("nan")
     assert op.violation(Q) == float("inf")
     assert largest_violation(()) == 0.0 and largest_violation((torch.tensor([[1.0, -2.0]]),)) == 2.0
+
+
+@pytest.mark.parametrize("cls", PROGRAMS)
+def test_row_sample_is_the_operator_on_evenly_spaced_samples(cls):
+    """``row_sample(m)``: every ``ceil(n / m)``-th sample, the factor ``n`` over their
+    number; its model and constraints are the whole operator's rows, and its Gram map
+    times the factor is the whole's where every sample repeats the same rows."""
+    op = _program(cls, "squared", n=23).operator
+    assert op.row_sample(23) == (op, 1.0) and op.row_sample(100) == (op, 1.0)
+    sub, w = op.row_sample(10)  # stride 3: samples 0, 3, ..., 21
+    idx = np.arange(0, 23, 3)
+    assert sub.n_samples == idx.size == 8 and w == pytest.approx(23 / 8)
+    Q = torch.tensor(np.random.default_rng(0).standard_normal(op.shape))
+    Z, cons = op.apply(Q)
+    Zs, cons_s = sub.apply(Q)
+    torch.testing.assert_close(Zs, Z[idx], rtol=1e-12, atol=1e-12)
+    for c, cs in zip(cons, cons_s):
+        torch.testing.assert_close(cs, c[idx], rtol=1e-12, atol=1e-12)
+    # the same 8 samples three times: n / m = 3 and the scaled Gram norm is the whole's
+    from convexrelu.operators import BlockOperator
+
+    X3 = np.tile(sub.X_np, (3, 1))
+    rep = BlockOperator(X3, np.tile(sub.first_np, (3, 1)), sub.signs_np, sub.group_np,
+                        None if sub.second_np is None else np.tile(sub.second_np, (3, 1)), sub.sigma_np, sub.output_np,
+                        sub.n_outputs, cone_first=sub.cone_first, cone_second=sub.cone_second)
+    part, w3 = rep.row_sample(8)
+    assert w3 == 3.0 and part.n_samples == 8
+    assert part.norm_estimate(n_iter=50) ** 2 * w3 == pytest.approx(rep.norm_estimate(n_iter=50) ** 2, rel=1e-9)

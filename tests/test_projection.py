@@ -97,6 +97,25 @@ def test_project_groups_within_its_budget():
     assert torch.equal(P, Q) and info["projected_groups"] == 0 and info["skipped_groups"] > 0
 
 
+def test_project_groups_starts_no_group_that_would_end_past_its_deadline(monkeypatch):
+    """With a deadline a group is projected only where the time left covers its
+    constraint entries at the assumed (or measured) seconds per entry."""
+    import time
+
+    from convexrelu.solvers import _projection
+
+    prog, Q = _loose(ThreeLayerReLUProgram, 60, 4, 12, 1e-3)
+    op = prog.operator
+    groups = np.arange(op.n_groups)
+    monkeypatch.setattr(_projection, "SECONDS_PER_ENTRY", 3600.0)  # each group "takes" hours
+    P, info = project_groups(op, Q, groups, deadline=time.perf_counter() + 60.0)
+    assert torch.equal(P, Q) and info["projected_groups"] == 0 and info["timed_out"]
+    monkeypatch.setattr(_projection, "SECONDS_PER_ENTRY", 0.0)
+    P, info = project_groups(op, Q, groups, deadline=time.perf_counter() + 60.0)
+    assert info["projected_groups"] > 0 and "timed_out" not in info
+    assert torch.equal(P, project_groups(op, Q, groups)[0])
+
+
 # ----------------------------------------------------------------------------- the repair
 @pytest.mark.parametrize("case", LOOSE, ids=lambda c: c if not isinstance(c, type) else c.__name__)
 def test_the_repair_projects_where_the_local_rounds_fail(case):

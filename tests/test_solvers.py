@@ -217,10 +217,17 @@ def test_row_block_size_picks_blocks_for_large_constraint_arrays_on_the_cpu(monk
 
 @pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
 def test_augmented_lagrangian_solve_by_row_blocks_agrees_with_cvxpy(cls, monkeypatch):
-    """The whole solve with every inner evaluation by row blocks of 8 samples: the CVXPY
-    objective to 1e-5, feasible, and the certificate."""
-    from convexrelu.solvers import fista
+    """The whole solve as at scale: every inner evaluation by row blocks of 8 samples
+    (through the compiled kernels where numba is installed), the first penalty and step
+    estimated on every third sample (:data:`auglag.NORM_ROWS`): the CVXPY objective to
+    1e-5, feasible, and the certificate."""
+    from convexrelu.operators import BlockOperator
+    from convexrelu.solvers import auglag, fista
 
+    monkeypatch.setattr(auglag, "NORM_ROWS", 10)  # n = 24: samples 0, 3, ..., 21
+    sampled = []
+    row_sample = BlockOperator.row_sample
+    monkeypatch.setattr(BlockOperator, "row_sample", lambda self, m: sampled.append(row_sample(self, m)) or sampled[-1])
     monkeypatch.setattr(fista, "ROW_BLOCK_MIN_BYTES", 0)
     monkeypatch.setattr(fista, "ROW_BLOCK_BYTES", 1)  # 8 rows per block (the least)
     sweeps = []  # the evaluations by blocks did run
@@ -232,6 +239,7 @@ def test_augmented_lagrangian_solve_by_row_blocks_agrees_with_cvxpy(cls, monkeyp
         warnings.simplefilter("error", ConvergenceWarning)
         sol = AugmentedLagrangian().solve(prog)
     assert len(sweeps) >= sol.iterations and set(sweeps) == {3}  # n = 24: blocks of 8
+    assert [(sub.n_samples, w) for sub, w in sampled] == [(8, 3.0)]
     assert sol.converged and _relative(sol.objective, ref.objective) <= 1e-5
     assert sol.constraint_violation <= 1e-9 * constraint_scale(prog.operator.constraints(torch.tensor(sol.weights)))
     assert sol.lower_bound <= ref.objective * (1 + 1e-7) + 1e-9 and sol.relative_gap <= 2e-3

@@ -858,6 +858,23 @@ class BlockOperator:
         """The blocks of ``groups``, in increasing order."""
         return np.flatnonzero(np.isin(self.group_np, np.asarray(groups, dtype=np.int64)))
 
+    def row_sample(self, max_rows: int) -> tuple["BlockOperator", float]:
+        """This operator on at most ``max_rows`` samples, evenly spaced (every
+        ``ceil(n / max_rows)``-th, from the first: deterministic), and ``n`` over their
+        number. For sums over samples, such as the Gram maps ``A^T A`` and ``K^T K``, the
+        sample's times that factor estimates the whole's (the solvers' first step and
+        penalty, :meth:`norm_estimate`, where the whole would cost many evaluations).
+        ``self`` and 1.0 when ``n <= max_rows``."""
+        n = self.n_samples
+        if n <= max_rows:
+            return self, 1.0
+        idx = np.arange(0, n, -(-n // int(max_rows)))
+        sub = type(self)(
+            self.X_np[idx], self.first_np[idx], self.signs_np, self.group_np,
+            None if self.second_np is None else self.second_np[idx], self.sigma_np, self.output_np, self.n_outputs,
+            cone_first=self.cone_first, cone_second=self.cone_second, dtype=self.dtype, device=self.device)
+        return sub, n / idx.size
+
     def restrict(self, groups, output: int | None = None) -> tuple["BlockOperator", np.ndarray]:
         """The operator of the program over a subset of the groups (the others fixed at
         zero).

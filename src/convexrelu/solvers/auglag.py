@@ -64,7 +64,12 @@ REPAIR_KEYS = ("objective_before_repair", "violation_before_repair", "repair", "
 #: dual bound and the violation at the returned point, the extension to the dead groups:
 #: a few evaluations of the operator, with the copies of the multipliers).
 REPAIR_SHARE = 0.1
-FINISH_ITERATIONS = 4.0
+FINISH_ITERATIONS = 8.0
+
+#: Samples on which the first penalty and step are estimated (:meth:`BlockOperator.row_sample`):
+#: at n=100,000 (three-layer, 3,000 blocks, float32, 2 cores) the sixteen power
+#: iterations on every sample took about 30 s.
+NORM_ROWS = 20000
 
 #: Relative size (to ``max |K Q|``) of the constraint values below which the repair may
 #: zero a whole block (:func:`restore_feasibility`, step 1).
@@ -373,13 +378,16 @@ class AugmentedLagrangian(Solver):
     repair_tol : float, default 1e-10
         Violation target of the repair, relative to ``max |K Q|``.
     max_time : float or None
-        Wall-time limit in seconds (status "max_time", with a ConvergenceWarning). It stops
-        the iterations; the set-up before them counts towards it, the repair gets
-        ``max(1, max_time / 10)`` seconds more, and the certificate of the returned point
-        (the objective, the dual bound, the violation) comes after it. Each of those
-        evaluates the whole operator a few times: at n=100,000, d=50, 3,000 blocks in
-        float32 on 2 cores, the solves of ``benchmarks/RESULTS.md`` ended 29 to 64 s past
-        the limit.
+        Wall-time limit in seconds (status "max_time", with a ConvergenceWarning) for the
+        whole call: the set-up counts towards it (the restriction to the live groups, the
+        first penalty and step, estimated on at most :data:`NORM_ROWS` samples); no
+        inner iteration starts that would end less than :data:`REPAIR_SHARE` of it plus
+        :data:`FINISH_ITERATIONS` iterations' time before the limit; the repair of the
+        point runs until that last reserve (at least ``min(1, max_time / 10)`` seconds),
+        projecting no group whose projection would outlast it; the certificate of the
+        returned point (the objective, the dual bound, the violation) takes the rest. At
+        n=100,000, d=50, 3,000 blocks in float32 on 2 cores a solve with ``max_time=110``
+        returned after 109.6 s (``benchmarks/RESULTS.md``; 158.5 s before these rules).
     verbose : bool, default False
         Log every outer iteration at INFO level (logger ``convexrelu.solvers.auglag``).
 
@@ -470,10 +478,13 @@ class AugmentedLagrangian(Solver):
         rho = self.rho_init
         step = self.step_init
         if rho is None or step is None:
-            # balance the curvature of the penalty, rho ||K||^2, with the loss's, L ||A||^2
-            rows = row_block_size(op)  # (by row blocks where the inner solves evaluate so)
-            a2 = op.norm_estimate(n_iter=8, rows=rows) ** 2 * program.loss.smoothness
-            k2 = op.constraint_norm_estimate(rows=rows) ** 2 if op.has_constraints else 1.0
+            # balance the curvature of the penalty, rho ||K||^2, with the loss's, L ||A||^2,
+            # estimated on at most NORM_ROWS samples (scaled: sums over samples)
+            est, w = op.row_sample(NORM_ROWS)
+            rows = row_block_size(est)  # (by row blocks where the inner solves evaluate so)
+            a2 = est.norm_estimate(n_iter=8, rows=rows) ** 2 * w * program.loss.smoothness
+            k2 = est.constraint_norm_estimate(rows=rows) ** 2 * w if op.has_constraints else 1.0
+            est = None
             if rho is None:
                 rho = self.rho_scale * a2 / k2 if a2 > 0 and k2 > 0 else self.rho_scale
             if step is None:
