@@ -230,15 +230,18 @@ def test_augmented_lagrangian_solve_by_row_blocks_agrees_with_cvxpy(cls, monkeyp
     monkeypatch.setattr(BlockOperator, "row_sample", lambda self, m: sampled.append(row_sample(self, m)) or sampled[-1])
     monkeypatch.setattr(fista, "ROW_BLOCK_MIN_BYTES", 0)
     monkeypatch.setattr(fista, "ROW_BLOCK_BYTES", 1)  # 8 rows per block (the least)
-    sweeps = []  # the evaluations by blocks did run
+    sweeps = []  # the evaluations by blocks did run (through the kernels or not)
     blocked_state = fista.ALPart._blocked_state
-    monkeypatch.setattr(fista.ALPart, "_blocked_state",
-                        lambda self, Q, spare: sweeps.append(len(self.blocks)) or blocked_state(self, Q, spare))
+    monkeypatch.setattr(fista.ALPart, "_blocked_state", lambda self, Q, spare: sweeps.append(
+        (len(self.blocks), self.kernels is not None)) or blocked_state(self, Q, spare))
     prog, ref = program(cls, "squared"), reference(cls, "squared")
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         sol = AugmentedLagrangian().solve(prog)
-    assert len(sweeps) >= sol.iterations and set(sweeps) == {3}  # n = 24: blocks of 8
+    from convexrelu import _kernels
+
+    kernels = _kernels.available() and cls is TwoLayerReLUProgram  # (the small three-layer groups are irregular)
+    assert len(sweeps) >= sol.iterations and set(sweeps) == {(3, kernels)}  # n = 24: blocks of 8
     assert [(sub.n_samples, w) for sub, w in sampled] == [(8, 3.0)]
     assert sol.converged and _relative(sol.objective, ref.objective) <= 1e-5
     assert sol.constraint_violation <= 1e-9 * constraint_scale(prog.operator.constraints(torch.tensor(sol.weights)))
@@ -446,6 +449,45 @@ def test_outputs_apart_share_the_time_limit():
     seen.clear()
     Recorder().solve(prog)
     assert [t for _, t, _ in seen] == [None] * 3
+    # one output with dead groups: the solve on the live ones gets what the restriction left
+    three = program(ThreeLayerReLUProgram, "squared")
+    assert not three.operator.live_groups().all()
+    seen.clear()
+    solver = Recorder(max_time=30.0)
+    solver.solve(three)
+    assert len(seen) == 1 and seen[0][0] is not solver and solver.max_time == 30.0
+    assert 29.0 < seen[0][1] < 30.0
+
+
+def test_out_of_time_closed_form(monkeypatch):
+    """One more iteration of ``t`` seconds plus ``reserve`` times ``t`` against the time
+    left, with the clock fixed."""
+    from convexrelu.solvers import fista
+
+    monkeypatch.setattr(fista.time, "perf_counter", lambda: 100.0)
+    assert not fista._out_of_time(110.0, 1.0)  # 101 <= 110
+    assert not fista._out_of_time(110.0, 1.0, reserve=8.5)  # 109.5
+    assert fista._out_of_time(110.0, 1.0, reserve=9.5)  # 110.5
+    assert fista._out_of_time(100.5, 1.0)
+
+
+@pytest.mark.parametrize("name", ["fista", "auglag"])
+def test_max_time_stops_the_first_order_solvers_in_time(name):
+    """A limit far below one iteration: status max_time after one iteration (FISTA) or
+    one outer iteration (the augmented Lagrangian), a warning, and the call returns in
+    well under a second on these small programs."""
+    cls = GatedReLUProgram if name == "fista" else TwoLayerReLUProgram
+    prog = program(cls, "squared")
+    solver = FISTA(max_time=1e-6) if name == "fista" else AugmentedLagrangian(max_time=1e-6)
+    with pytest.warns(ConvergenceWarning, match="max_time"):
+        sol = solver.solve(prog)
+    assert sol.status == "max_time" and not sol.converged and sol.time < 1.0
+    if name == "fista":
+        assert sol.iterations == 1
+    # and max_iter reached within the limit says max_iter, not max_time
+    solver = FISTA(max_iter=3, max_time=60.0) if name == "fista" else AugmentedLagrangian(max_iter=1, max_time=60.0)
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        assert solver.solve(prog).status == "max_iter"
 
 def _slab_program(loss):
     """A three-layer program whose patterns all have two pairs: the operator's slab layout

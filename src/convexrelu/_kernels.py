@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
+import threading
 
 import numpy as np
 import torch
@@ -53,9 +55,47 @@ def _compiled():
     return _numba_kernels
 
 
+#: The process that first imported the kernels: numba's OpenMP threading layer is not
+#: safe to use in a child forked after it ran, so a forked child takes the torch path.
+_OWNER: list = []
+
+#: Kernel calls one at a time: numba's fallback threading layer (workqueue, where no
+#: OpenMP or TBB layer loads) aborts on concurrent calls from two Python threads.
+_LOCK = threading.Lock()
+
+
 def available() -> bool:
-    """Whether the compiled kernels can run (numba is installed and imports)."""
-    return _compiled() is not None
+    """Whether the compiled kernels can run: numba is installed and imports, and this is
+    the process that first used them (not a child forked after it)."""
+    if _compiled() is None:
+        return False
+    if not _OWNER:
+        _OWNER.append(os.getpid())
+    return _OWNER[0] == os.getpid()
+
+
+@functools.cache
+def _warm(dtype: np.dtype) -> None:
+    """Compile both kernels for ``dtype`` on tiny arrays (on first use in a process; numba
+    caches the machine code on disk): the compilation, seconds where the cache is cold,
+    then happens before a solver times its iterations."""
+    rows, B = 2, 2
+    f2 = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
+    s1 = np.ones((rows, B), dtype=np.int8)
+    one = dtype.type(1)
+    for cone2, G in ((False, B), (True, 1)):
+        s2 = f2(rows, G) if cone2 else f2(rows, 0)
+        _compiled().state(f2(rows, B), s1, f2(B), f2(rows, B), one, f2(rows, B), cone2, s2, f2(G), f2(*s2.shape),
+                          f2(*s2.shape), f2(rows, G), f2(rows), np.zeros(rows))
+        for lazy in (False, True):
+            _compiled().gradient(f2(rows, B), f2(rows, B), one, lazy, s1, f2(B), f2(rows, B), one, cone2, s2, s2, s2,
+                                 f2(G), s2, f2(rows), f2(rows, G), f2(rows, B), True, np.zeros(rows))
+
+
+def _in(T: torch.Tensor) -> np.ndarray:
+    """An input array for the kernels: C-contiguous (another layout would make numba
+    compile another version, mid-solve)."""
+    return np.ascontiguousarray(T.detach().numpy())
 
 
 def _threads() -> None:
@@ -90,14 +130,15 @@ class PenaltyKernels:
         self.X, self.cone2 = X, s2 is not None
         self.n, self.d = X.shape
         self.B, self.G = s1.shape[1], out_weights.shape[0]
-        self._s1, self._hs, self._w = _np(s1), _np(half_signs), _np(out_weights)
+        self._s1, self._hs, self._w = _in(s1), _in(half_signs), _in(out_weights)
         self._dtype = _np(X).dtype
+        _warm(self._dtype)
         empty = np.zeros((self.n, 0), dtype=self._dtype)
-        self._s2 = _np(s2) if self.cone2 else empty
+        self._s2 = _in(s2) if self.cone2 else empty
         self._empty = empty
 
-    def _second(self, arrays):
-        return _np(arrays[-1]) if self.cone2 else self._empty
+    def _second(self, arrays, read: bool = True):
+        return (_in if read else _np)(arrays[-1]) if self.cone2 else self._empty
 
     def state(self, Q: torch.Tensor, lam, rho: float, cons, work) -> tuple[torch.Tensor, float]:
         """Model output (rows, 1) and ``sum ||(lam - rho K Q)_+||^2``; the constraint
@@ -107,9 +148,10 @@ class PenaltyKernels:
         z = np.empty(self.n, dtype=self._dtype)
         sq = np.empty(self.n, dtype=np.float64)
         rho = self._dtype.type(rho)
-        _threads()
-        _compiled().state(_np(XQ), self._s1, self._hs, _np(lam[0]), rho, _np(cons[0]), self.cone2, self._s2, self._w,
-               self._second(lam), self._second(cons), _np(H), z, sq)
+        with _LOCK:
+            _threads()
+            _compiled().state(_np(XQ), self._s1, self._hs, _in(lam[0]), rho, _np(cons[0]), self.cone2, self._s2,
+                              self._w, self._second(lam), self._second(cons, read=False), _np(H), z, sq)
         return torch.from_numpy(z)[:, None], float(sq.sum())
 
     def gradient(self, R: torch.Tensor | None, lam, rho: float, old, new=None, a: float = 1.0,
@@ -120,13 +162,14 @@ class PenaltyKernels:
         want = R is not None
         T = work.get("nB", (self.n, self.B), self.X)
         Tg = work.get("nG", (self.n, self.G), self.X)
-        r = _np(R[:, 0]) if want else np.zeros(self.n, dtype=self._dtype)
+        r = _in(R[:, 0]) if want else np.zeros(self.n, dtype=self._dtype)
         lazy = new is not None
         new = old if new is None else new
         dt = self._dtype.type
         sq = np.empty(self.n, dtype=np.float64)
-        _threads()
-        _compiled().gradient(_np(old[0]), _np(new[0]), dt(a if lazy else 0.0), lazy, self._s1, self._hs, _np(lam[0]), dt(rho), self.cone2,
-                  self._second(old), self._second(new), self._s2, self._w, self._second(lam), r, _np(Tg), _np(T),
-                  want, sq)
+        with _LOCK:
+            _threads()
+            _compiled().gradient(_in(old[0]), _in(new[0]), dt(a if lazy else 0.0), lazy, self._s1, self._hs,
+                                 _in(lam[0]), dt(rho), self.cone2, self._second(old), self._second(new), self._s2,
+                                 self._w, self._second(lam), r, _np(Tg), _np(T), want, sq)
         return (self.X.T @ T if want else None), float(sq.sum())

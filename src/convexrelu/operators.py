@@ -289,7 +289,7 @@ class BlockOperator:
         new._build_tensors()
         return new
 
-    def row_blocks(self, rows: int) -> list[tuple[slice, "BlockOperator"]]:
+    def row_blocks(self, rows: int, for_kernels: bool = False) -> list[tuple[slice, "BlockOperator"]]:
         """This operator cut into consecutive blocks of ``rows`` samples (the last one
         shorter): a list of ``(slice, operator)``, each operator that of the program on
         the samples of its slice. Their tensors are views of this operator's (nothing is
@@ -305,6 +305,10 @@ class BlockOperator:
         ----------
         rows : int >= 1
             Samples per block.
+        for_kernels : bool
+            The blocks will be evaluated by :meth:`penalty_kernels`: where those apply,
+            the int8 first-layer mask they read is built (once, kept by this operator:
+            ``n B`` bytes beside the float masks) and each block holds a view of it.
 
         Returns
         -------
@@ -316,7 +320,7 @@ class BlockOperator:
         if rows < 1:
             raise ValueError(f"rows: expected a positive integer, got {rows}")
         masks = self._mask_arrays()
-        signs = self._int8_first_signs() if self._kernels_cover() else None
+        signs = self._int8_first_signs() if for_kernels and self._kernels_cover() else None
         out = []
         for a in range(0, self.n_samples, rows):
             sl = slice(a, min(a + rows, self.n_samples))
@@ -642,7 +646,8 @@ class BlockOperator:
     def _kernels_cover(self) -> bool:
         """Whether :meth:`penalty_kernels` applies (its docstring)."""
         return (self.device.type == "cpu" and self.cone_first and self.n_blocks > 0 and self.n_outputs == 1
-                and (self.trivial_groups or self.group_layout == "slab") and (self.second_np is None or self.cone_second)
+                and (self.trivial_groups or self.group_layout == "slab")
+                and (self.second_np is None or self.cone_second)
                 and self.dtype in (torch.float32, torch.float64) and _kernels.available())
 
     def _int8_first_signs(self) -> torch.Tensor:
@@ -724,14 +729,17 @@ class BlockOperator:
             s = float(torch.linalg.vector_norm(Q))
         return s**0.5
 
-    def row_parts(self, rows: int | None) -> list[tuple[slice, "BlockOperator", "Workspace"]]:
-        """``(slice, operator, workspace)`` for each of :meth:`row_blocks` ``(rows)``, the
-        blocks of one length sharing one workspace (they are evaluated one after the other);
-        with ``rows`` None (or at least the number of samples) this operator whole."""
+    def row_parts(self, rows: int | None, for_kernels: bool = False
+                  ) -> list[tuple[slice, "BlockOperator", "Workspace"]]:
+        """``(slice, operator, workspace)`` for each of :meth:`row_blocks` ``(rows,
+        for_kernels)``, the blocks of one length sharing one workspace (they are evaluated
+        one after the other); with ``rows`` None (or at least the number of samples) this
+        operator whole."""
         if rows is None or rows >= self.n_samples:
             return [(slice(0, self.n_samples), self, self.workspace())]
         works = {}
-        return [(sl, op, works.setdefault(sl.stop - sl.start, op.workspace())) for sl, op in self.row_blocks(rows)]
+        return [(sl, op, works.setdefault(sl.stop - sl.start, op.workspace()))
+                for sl, op in self.row_blocks(rows, for_kernels)]
 
     def norm_estimate(self, n_iter: int = 30, seed: int = 0, rows: int | None = None) -> float:
         """Estimate of the spectral norm of ``A`` by power iteration (deterministic);

@@ -141,8 +141,10 @@ def project_groups(op, Q: torch.Tensor, groups, *, max_entries: float = 2e8,
         cost = float(blocks.size * d) * (blocks.size * rows_per_block + op.n_samples * int(op.cone_second))
         rate = max(SECONDS_PER_ENTRY, timed / timed_entries if timed_entries else 0.0)
         if _expired(None if deadline is None else deadline - cost * rate):
-            info["timed_out"] = True
-        if spent + cost > max_entries or info.get("timed_out"):
+            info["timed_out"] = True  # (this group would outlast the deadline; a smaller one may not)
+            info["skipped_groups"] += 1
+            continue
+        if spent + cost > max_entries:
             info["skipped_groups"] += 1
             continue
         spent += cost

@@ -279,7 +279,7 @@ class ADMM(Solver):
             info["violation_before_repair"] = min(rel)
             if self.repair:
                 Qout = repaired(program, Qout, info, self.max_time, target=self.repair_tol)
-        stop = None if converged else (f"max_time={self.max_time:.4g}s" if timed_out else f"max_iter={self.max_iter}")
+        stop = None if converged else (f"max_time={self.max_time:g}s" if timed_out else f"max_iter={self.max_iter}")
         return constrained_solution(
             program, Qout, lam_t, solver="admm", label="ADMM", knob="tol", converged=converged, stop=stop,
             iterations=it, start=start, history=history, info=info,

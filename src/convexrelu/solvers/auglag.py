@@ -470,7 +470,7 @@ class AugmentedLagrangian(Solver):
         scale = gradient_scale(program)
         shapes = op.constraint_shapes
         if mults is not None and len(mults) == len(shapes) and all(m.shape == s for m, s in zip(mults, shapes)):
-            lam = tuple(torch.as_tensor(np.maximum(m, 0.0), dtype=dtype, device=device) for m in mults)
+            lam = tuple(torch.as_tensor(np.maximum(m, 0.0), dtype=dtype, device=device).contiguous() for m in mults)
         else:
             lam = tuple(torch.zeros(s, dtype=dtype, device=device) for s in shapes)
         # a warm start reuses weights and multipliers; the penalty restarts from its rule
@@ -479,8 +479,9 @@ class AugmentedLagrangian(Solver):
         step = self.step_init
         if rho is None or step is None:
             # balance the curvature of the penalty, rho ||K||^2, with the loss's, L ||A||^2,
-            # estimated on at most NORM_ROWS samples (scaled: sums over samples)
-            est, w = op.row_sample(NORM_ROWS)
+            # estimated on at most NORM_ROWS samples (scaled: sums over samples; the line
+            # search corrects the step, so on every sample without it)
+            est, w = op.row_sample(NORM_ROWS) if self.backtrack else (op, 1.0)
             rows = row_block_size(est)  # (by row blocks where the inner solves evaluate so)
             a2 = est.norm_estimate(n_iter=8, rows=rows) ** 2 * w * program.loss.smoothness
             k2 = est.constraint_norm_estimate(rows=rows) ** 2 * w if op.has_constraints else 1.0
@@ -501,7 +502,8 @@ class AugmentedLagrangian(Solver):
         state = None
         # with max_time the iterations stop early enough for the repair and the certificate
         deadline = None if self.max_time is None else start + self.max_time
-        it_deadline = None if deadline is None else deadline - REPAIR_SHARE * self.max_time
+        repairs = self.repair and op.has_constraints
+        it_deadline = None if deadline is None else deadline - REPAIR_SHARE * self.max_time * repairs
         timed_out = False
         t_iter = 0.0
         for outer in range(1, self.max_iter + 1):
@@ -537,7 +539,8 @@ class AugmentedLagrangian(Solver):
                 converged = True
                 break
             # (the next inner solve evaluates its first state, then at least one iteration)
-            if it_deadline is not None and (inner_timed_out or _out_of_time(it_deadline, t_iter, FINISH_ITERATIONS + 1)):
+            if it_deadline is not None and (
+                    inner_timed_out or _out_of_time(it_deadline, t_iter, FINISH_ITERATIONS + 1)):
                 timed_out = True
                 break
             rho_new = _steps.penalty_update(
@@ -550,14 +553,14 @@ class AugmentedLagrangian(Solver):
         info = {"stationarity": stat, "violation_before_repair": viol, "multiplier_residual": feas, "tol": tol, "feas_tol": feas_tol,
                 "rho": rho, "step": step, "outer_iterations": outer, "gradient_scale": scale}
         part = None  # its arrays: the repair needs the memory
-        if self.repair and op.has_constraints:
+        if repairs:
             # up to the certificate's share of max_time (a converged solve near the limit
             # still gets the repair's allowance of :func:`repaired`)
             limit = None if deadline is None else max(deadline - FINISH_ITERATIONS * t_iter, time.perf_counter()
                                                       + min(1.0, REPAIR_SHARE * self.max_time))
             Q = repaired(program, Q, info, self.max_time, target=self.repair_tol,
                          **({} if limit is None else {"deadline": limit}))
-        stop = None if converged else (f"max_time={self.max_time:.4g}s" if timed_out else f"max_iter={self.max_iter}")
+        stop = None if converged else (f"max_time={self.max_time:g}s" if timed_out else f"max_iter={self.max_iter}")
         return constrained_solution(
             program, Q, lam, solver="auglag", label="AugmentedLagrangian", knob="feas_tol", converged=converged,
             stop=stop, iterations=total_iter, start=start, history=history, info=info,

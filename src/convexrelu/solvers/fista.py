@@ -147,7 +147,7 @@ class ALPart(LossPart):
         rows = row_block_size(self.op) if isinstance(rows, str) and rows == "auto" else rows
         self.blocks = self.kernels = None
         if rows is not None and rows < self.op.n_samples:
-            self.blocks = self.op.row_parts(rows)
+            self.blocks = self.op.row_parts(rows, for_kernels=kernels)
             found = [op.penalty_kernels() for _, op, _ in self.blocks] if kernels else [None]
             self.kernels = found if all(k is not None for k in found) else None
         self.extrapolation_arrays = self.blocks is None
@@ -462,7 +462,8 @@ def fista_minimize(
             step *= step_increase
         _recycle(pool, SQ)  # (its arrays are not those of SY, Sn or any pooled state)
         Q, SQ, FQ = Qn, Sn, Fn
-        if deadline is not None and _out_of_time(deadline, (time.perf_counter() - loop_start) / k, reserve):
+        if deadline is not None and k < max_iter and _out_of_time(deadline, (time.perf_counter() - loop_start) / k,
+                                                                   reserve):
             timed_out = True
             break
     return FistaResult(Q=Q, state=SQ, step=step, iterations=k, residual=residual / scale if scale > 0 else residual,
@@ -642,7 +643,7 @@ class FISTA(Solver):
             status = "max_iter"
         if not res.converged:
             why = ("stalled (the line search is lost in rounding)" if status == "stalled" else
-                   f"stopped at max_time={self.max_time:.4g}" if status == "max_time" else
+                   f"stopped at max_time={self.max_time:g}" if status == "max_time" else
                    f"stopped at max_iter={self.max_iter}")
             warnings.warn(
                 f"FISTA: {why} with prox-gradient residual {res.residual:.3e} "

@@ -530,7 +530,7 @@ class InteriorPoint(Solver):
             info["violation_before_repair"] = relative_violation(op, Q)
             Q = repaired(program, Q, info, self.max_time)
         Q, info["zeroed_blocks"] = _drop_negligible_blocks(program, Q, tol)
-        stop = None if run["converged"] else (f"max_time={self.max_time:.4g}s" if run["timed_out"] else (
+        stop = None if run["converged"] else (f"max_time={self.max_time:g}s" if run["timed_out"] else (
             f"stall ({run['stall_reason']}: rounding stops the progress near the boundary of the cones; "
             f"certified relative gap at the last point {stall_gap:.2e})"
             if run["stalled"] else f"max_iter={self.max_iter}"))
