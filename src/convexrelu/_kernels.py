@@ -18,8 +18,8 @@ the method-of-multipliers update of :func:`convexrelu.solvers._steps.multiplier_
 theory.md, "Costs that matter for speed"). Composed from torch operations, each line
 is a pass over an (rows, B) array; here each is one loop that reads every input once.
 With these kernels an iteration at n=20,000 (three-layer, 2,622 blocks, float32) cost
-1.4-1.8 times its two matrix products instead of 2.3-2.5 (``benchmarks/RESULTS.md``,
-"Floor").
+1.4-1.9 times its two matrix products instead of 2.3-2.8 in six measurements
+(``benchmarks/RESULTS.md``, "Floor").
 
 The kernels need numba (the optional extra ``convexrelu[fast]``; imported on first use,
 from :mod:`convexrelu._numba_kernels`); without it :func:`available` is False and the

@@ -141,11 +141,10 @@ def project_groups(op, Q: torch.Tensor, groups, *, max_entries: float = 2e8,
             continue
         cost = float(blocks.size * d) * (blocks.size * rows_per_block + op.n_samples * int(op.cone_second))
         rate = max(SECONDS_PER_ENTRY, timed / timed_entries if timed_entries else 0.0)
-        if _expired(None if deadline is None else deadline - cost * rate):
+        late = _expired(None if deadline is None else deadline - cost * rate)
+        if late:
             info["timed_out"] = True  # (this group would outlast the deadline; a smaller one may not)
-            info["skipped_groups"] += 1
-            continue
-        if spent + cost > max_entries:
+        if late or spent + cost > max_entries:
             info["skipped_groups"] += 1
             continue
         spent += cost

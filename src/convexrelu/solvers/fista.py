@@ -148,8 +148,9 @@ class ALPart(LossPart):
         self.blocks = self.kernels = None
         if rows is not None and rows < self.op.n_samples:
             self.blocks = self.op.row_parts(rows, for_kernels=kernels)
-            found = [op.penalty_kernels() for _, op, _ in self.blocks] if kernels else [None]
-            self.kernels = found if all(k is not None for k in found) else None
+            if kernels:  # every block through the kernels, or none
+                found = [op.penalty_kernels() for _, op, _ in self.blocks]
+                self.kernels = found if all(k is not None for k in found) else None
         self.extrapolation_arrays = self.blocks is None
 
     # ---------------------------------------------------------------- by row blocks
@@ -173,10 +174,10 @@ class ALPart(LossPart):
         for k, (sl, op, work) in enumerate(self.blocks):
             if self.kernels is not None:
                 Z[sl], sq_b = self.kernels[k].state(Q, self._rows(self.lam, sl), self.rho, self._rows(cons, sl), work)
-                sq += sq_b
-                continue
-            Z[sl], cc = op.apply(Q, out=(None, self._rows(cons, sl)), work=work)
-            sq += self._block_multipliers(cc, sl, work)[1]
+            else:
+                Z[sl], cc = op.apply(Q, out=(None, self._rows(cons, sl)), work=work)
+                sq_b = self._block_multipliers(cc, sl, work)[1]
+            sq += sq_b
         return self._finish(_State(Z, cons), sq)
 
     @staticmethod
@@ -207,19 +208,17 @@ class ALPart(LossPart):
                 part, sq_b = self.kernels[k].gradient(
                     R[sl] if gradient else None, self._rows(self.lam, sl), self.rho,
                     self._rows(old if lazy else s.cons, sl), self._rows(new, sl) if lazy else None, a, work=work)
-                sq += sq_b
-                if gradient:
-                    g = part if g is None else g.add_(part)
-                continue
-            if lazy:
-                cc = tuple(torch.lerp(co[sl], cn[sl], a, out=work.get(f"c{i}", (sl.stop - sl.start, co.shape[1]), co))
-                           for i, (co, cn) in enumerate(zip(old, new)))
             else:
-                cc = tuple(c[sl] for c in s.cons)
-            P, sq_b = self._block_multipliers(cc, sl, work, overwrite=lazy)
+                if lazy:
+                    cc = tuple(torch.lerp(co[sl], cn[sl], a,
+                                          out=work.get(f"c{i}", (sl.stop - sl.start, co.shape[1]), co))
+                               for i, (co, cn) in enumerate(zip(old, new)))
+                else:
+                    cc = self._rows(s.cons, sl)
+                P, sq_b = self._block_multipliers(cc, sl, work, overwrite=lazy)
+                part = op.adjoint(R[sl], P, work=work) if gradient else None
             sq += sq_b
-            if gradient:
-                part = op.adjoint(R[sl], P, work=work)
+            if part is not None:
                 g = part if g is None else g.add_(part)
         if lazy and s.f is None:
             self._finish(s, sq)
