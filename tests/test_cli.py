@@ -163,11 +163,11 @@ def test_fit_in_process_without_pandas(data, tmp_path, monkeypatch, capsys):
     assert load_model_file(tmp_path / "m").mean is None
 
 
-def test_fit_device_and_dtype_reach_the_estimator(data, tmp_path, capsys):
+def test_fit_device_dtype_and_max_time_reach_the_estimator(data, tmp_path, capsys):
     assert main(["fit", str(data / "reg.csv"), "--target", "y", "--depth", "2", "--device", "cpu", "--dtype", "float32",
-                 *FAST, "-o", str(tmp_path / "m")]) == 0
+                 "--max-time", "30", *FAST, "-o", str(tmp_path / "m")]) == 0
     model = load_model_file(tmp_path / "m").model
-    assert model.device == "cpu" and model.dtype == "float32"
+    assert model.device == "cpu" and model.dtype == "float32" and model.max_time == 30.0
     capsys.readouterr()
     assert main(["fit", str(data / "reg.csv"), "--target", "y", "--device", "nonsense-device", *FAST,
                  "-o", str(tmp_path / "m2")]) != 0
@@ -252,6 +252,7 @@ def test_failure_cases_through_subprocess(data, bad, tmp_path):
         (("fit", "{bad}/one.csv", "-t", "y", "--task", "classification"), "only one class", 1),
         (("fit", "{bad}", "-t", "y"), "is a directory", 1),
         (("fit", "{data}/reg.csv", "-t", "y", "--beta", "-1"), "beta", 1),
+        (("fit", "{data}/reg.csv", "-t", "y", "--max-time", "-1"), "max_time: expected a positive number", 1),
         (("fit", "{data}/reg.csv", "-t", "y", "--gated"), "gated", 1),
         (("fit", "{data}/reg.csv", "-t", "y", "--ignore", "zzz"), "no column 'zzz'", 1),
         (("fit", "{data}/reg.csv", "-t", "y", "-t", "x1", "--task", "classification"), "exactly one target", 1),

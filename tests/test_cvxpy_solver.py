@@ -62,6 +62,29 @@ def test_max_iter_and_tol_become_the_backend_options():
             CVXPYSolver(tol=bad)
 
 
+def test_max_time_becomes_the_backend_option():
+    assert CVXPYSolver(max_time=2.5)._options("CLARABEL") == {**CVXPYSolver.DEFAULT_CLARABEL_OPTIONS, "time_limit": 2.5}
+    assert CVXPYSolver(max_time=2)._options("SCS") == {"time_limit_secs": 2.0}
+    assert CVXPYSolver(max_time=2, max_iter=9)._options("OSQP") == {"max_iter": 9, "time_limit": 2.0}
+    with pytest.raises(ValueError, match="max_time: not known for the CVXPY backend ECOS"):
+        CVXPYSolver(max_time=3)._options("ECOS")
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "3"):
+        with pytest.raises(ValueError, match="max_time: expected a positive number of seconds"):
+            CVXPYSolver(max_time=bad)
+
+
+def test_max_time_stops_clarabel(program):
+    # a limit shorter than one iteration: Clarabel stops at its first check (status
+    # 'user_limit'), with its iterate where it has one and a clear SolverError otherwise
+    try:
+        with pytest.warns(ConvergenceWarning, match="user_limit"):
+            sol = CVXPYSolver(max_time=1e-9).solve(program)
+    except SolverError as exc:
+        assert "max_time=1e-09" in str(exc)
+    else:
+        assert sol.status == "user_limit" and not sol.converged and sol.iterations <= 1
+
+
 def test_scs_stops_at_max_iter(program):
     with pytest.warns(ConvergenceWarning):
         sol = get_solver("scs", max_iter=5).solve(program)

@@ -1,6 +1,7 @@
 """Estimators: every option, scikit-learn conformance (check_estimator), Pipeline and
 GridSearchCV, input validation, recovered network = model."""
 
+import time
 import warnings
 
 import numpy as np
@@ -13,7 +14,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 from convexrelu import ConvexReLUClassifier, ConvexReLURegressor, ThreeLayerNetwork, TwoLayerNetwork
 from convexrelu.estimators import PATTERN_STRATEGIES, resolve_solver_name
-from convexrelu.solvers import SOLVERS, ConvergenceWarning, CVXPYSolver
+from convexrelu.solvers import SOLVERS, ConvergenceWarning, CVXPYSolver, Solver
 from conftest import planted_regression
 
 SMALL = dict(n_patterns=6, patterns="sample", random_state=0)
@@ -61,7 +62,7 @@ def test_default_parameters_are_the_issue_api():
     params = ConvexReLURegressor().get_params()
     assert set(params) == {
         "depth", "hidden", "beta", "n_patterns", "patterns", "gated", "loss", "solver", "fit_intercept",
-        "max_iter", "tol", "random_state", "verbose", "device", "dtype",
+        "max_iter", "tol", "max_time", "random_state", "verbose", "device", "dtype",
     }
     assert params["depth"] == 3 and params["hidden"] == 2 and params["solver"] == "auto"
     assert params["patterns"] in PATTERN_STRATEGIES
@@ -182,6 +183,42 @@ def test_max_iter_tol_verbose_reach_the_solver(capsys):
     with pytest.warns(ConvergenceWarning):
         est.fit(X, y)
     assert est.solver_info_["iterations"] <= 5
+
+
+class _TimedSolver(CVXPYSolver):
+    """CVXPY, recording the time limit of every solve it runs."""
+
+    limits: list = []
+
+    def solve(self, program, init=None):
+        type(self).limits.append(self.max_time)
+        return super().solve(program, init)
+
+
+def test_max_time_bounds_the_fit():
+    """``max_time`` stops the solver (status "max_time", a ConvergenceWarning) where it
+    would run long, and reaches every solve of a strategy as the time left of it."""
+    X, y = planted_regression(n=200, d=5, seed=1)
+    est = ConvexReLURegressor(depth=3, n_patterns=40, patterns="sample", solver="auglag", tol=1e-12, max_time=1.0,
+                              random_state=0)
+    start = time.perf_counter()
+    with pytest.warns(ConvergenceWarning, match="max_time"):
+        est.fit(X, y)
+    took = time.perf_counter() - start
+    assert est.solver_info_["status"] == "max_time" and not est.solver_info_["converged"]
+    assert took < 20.0  # (1 s and the repair's allowance: far less on any machine; without it, minutes)
+    assert np.isfinite(est.predict(X)).all()
+    # seeded: the solve after the training gets what is left of the limit
+    _TimedSolver.limits = []
+    ConvexReLURegressor(depth=2, beta=0.1, n_patterns=6, solver=_TimedSolver(), max_time=60.0, random_state=0).fit(X, y)
+    assert len(_TimedSolver.limits) == 1 and 0 < _TimedSolver.limits[0] < 60.0
+    # a solver that cannot keep to a limit is refused before any work
+    class NoLimit(Solver):
+        def solve(self, program, init=None):  # pragma: no cover - never called
+            raise AssertionError
+
+    with pytest.raises(ValueError, match="max_time: the solver NoLimit has no time limit"):
+        ConvexReLURegressor(depth=2, solver=NoLimit(), max_time=1.0, **SMALL).fit(X, y)
 
 
 def test_dtype_and_device():
@@ -348,6 +385,10 @@ X_OK, Y_OK = planted_regression(n=12, d=2)
         (dict(fit_intercept=None), TypeError, "fit_intercept"),
         (dict(max_iter=0), ValueError, "max_iter"),
         (dict(tol=-1.0), ValueError, "tol"),
+        (dict(max_time=0.0), ValueError, "max_time: expected a positive number"),
+        (dict(max_time=float("nan")), ValueError, "max_time: expected a positive number"),
+        (dict(max_time=float("inf")), ValueError, "max_time: expected a positive number"),
+        (dict(max_time="1"), ValueError, "max_time: expected a positive number"),
         (dict(verbose=-1), ValueError, "verbose"),
         (dict(solver=3), TypeError, "solver"),
         (dict(random_state=-1), ValueError, "random_state: expected None, an int"),

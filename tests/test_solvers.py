@@ -997,6 +997,38 @@ def test_auto_picks_by_size_and_constraints():
     assert sol.solver.startswith("cvxpy") and sol.iterations <= 7
 
 
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_with_max_time_is_a_limited_copy(name):
+    """Every registered solver takes a time limit from a caller: a copy with the smaller of
+    the two limits, the solver itself unchanged; the limit reaches the solver it runs."""
+    solver = get_solver(name)
+
+    def limit(s):
+        return s.hyperparameters.get("max_time") if isinstance(s, AutoSolver) else s.max_time
+
+    assert limit(solver) is None
+    limited = solver.with_max_time(5)
+    assert type(limited) is type(solver) and limited is not solver
+    assert limit(limited) == 5.0 and limit(solver) is None
+    assert limit(limited.with_max_time(2.5)) == 2.5 and limit(limited.with_max_time(7)) == 5.0
+    if isinstance(limited, AutoSolver):  # the chosen solver gets it
+        prog = program(GatedReLUProgram, "squared")
+        assert limited.choose(prog).max_time == 5.0
+        assert AutoSolver(ipm=False, cvxpy_max_size=0).with_max_time(3).choose(prog).max_time == 3.0
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="max_time: expected a positive number of seconds"):
+            solver.with_max_time(bad)
+
+
+def test_with_max_time_refuses_a_solver_without_a_limit():
+    class NoLimit(Solver):
+        def solve(self, program, init=None):  # pragma: no cover - never called
+            raise AssertionError
+
+    with pytest.raises(ValueError, match="max_time: the solver NoLimit has no time limit"):
+        NoLimit().with_max_time(1.0)
+
+
 def test_auto_logs_its_choice_and_the_missing_time_limit(caplog):
     """The choice is logged at INFO with the sizes; a first-order choice without
     ``max_time`` says how to bound it."""

@@ -3,6 +3,7 @@ trained network's, pursuit reaches the exact optimum of tiny enumerable problems
 weights move between pattern sets without changing the model."""
 
 import logging
+import time
 import warnings
 
 import numpy as np
@@ -211,6 +212,56 @@ def test_pursuit_budgets():
     assert len(res.history) == 2 and len(res.program.patterns) <= len(prog.patterns) + 2
     res = run_strategy("pursuit", prog, CVXPYSolver(), time_budget=0.0, random_state=0)
     assert len(res.history) == 1 and len(res.program.patterns) == len(prog.patterns)
+
+
+class _TimedSolver(CVXPYSolver):
+    """CVXPY, recording the time limit of every solve it runs."""
+
+    limits: list = []
+
+    def solve(self, program, init=None):
+        type(self).limits.append(self.max_time)
+        return super().solve(program, init)
+
+
+@pytest.mark.parametrize("name", ["sample", "seeded", "seeded+pursuit"])
+def test_max_time_gives_every_solve_the_time_left(name):
+    prog = _program(2, "squared", seed=3)
+    _TimedSolver.limits = []
+    start = time.perf_counter()
+    res = run_strategy(name, prog, _TimedSolver(), max_time=60.0, n_patterns=4, n_starts=1, random_state=0,
+                       train_kwargs=TRAIN, max_rounds=2, search_starts=8, search_iter=20)
+    took = time.perf_counter() - start
+    limits = _TimedSolver.limits
+    assert len(limits) == len(res.history) - (res.history[-1]["stage"] == "search") - (name != "sample")
+    # each solve got what was left of the 60 s when it started: less than 60, and less and less
+    assert all(0 < lim < 60.0 for lim in limits) and limits == sorted(limits, reverse=True)
+    assert limits[0] > 60.0 - took
+    # the solver's own smaller limit wins; the caller's solver is left unchanged
+    _TimedSolver.limits = []
+    own = _TimedSolver(max_time=5.0)
+    run_strategy("sample", prog, own, max_time=60.0)
+    assert _TimedSolver.limits == [5.0] and own.max_time == 5.0
+
+
+def test_max_time_spent_keeps_the_seeded_guarantee():
+    """With no time left for the convex solve, it stops at once (status "max_time", a
+    warning), and the result is still no worse than the trained network."""
+    prog = _program(2, "squared", seed=4)
+    with pytest.warns(ConvergenceWarning, match="max_time"):
+        res = run_strategy("seeded", prog, "auglag", max_time=1e-6, n_patterns=4, n_starts=1, random_state=0,
+                           train_kwargs=TRAIN)
+    assert res.solution.status == "max_time" and res.solution.iterations <= 1
+    assert res.objective <= res.trained_objective * (1 + 1e-12)
+
+
+def test_max_time_validation():
+    prog = _program(2, "squared")
+    for bad in (0, -1.0, float("nan"), float("inf"), "10"):
+        with pytest.raises(ValueError, match="max_time: expected a positive number of seconds"):
+            run_strategy("sample", prog, CVXPYSolver(), max_time=bad)
+    with pytest.raises(ValueError, match="max_time: the solver _ZeroSolver has no time limit"):
+        run_strategy("seeded", prog, _ZeroSolver(), max_time=10.0)
 
 
 def test_sample_and_exact():

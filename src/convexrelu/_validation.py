@@ -78,6 +78,15 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_max_time(value) -> float | None:
+    """A wall-time limit: None, or a finite number of seconds > 0 (ValueError otherwise)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < np.inf:
+        raise ValueError(f"max_time: expected a positive number of seconds or None, got {value!r}")
+    return float(value)
+
+
 def add_intercept(X: np.ndarray) -> np.ndarray:
     """Append a column of ones (the intercept) to ``X`` of shape (n, d) -> (n, d + 1)."""
     return np.hstack([X, np.ones((X.shape[0], 1), dtype=X.dtype)])

@@ -326,7 +326,7 @@ def _cmd_fit(args) -> int:
 
     params = dict(depth=args.depth, hidden=args.hidden, solver=args.solver, random_state=args.seed,
                   verbose=1 if args.verbose else 0)
-    for key in ("beta", "n_patterns", "patterns", "loss", "max_iter", "tol", "device", "dtype"):
+    for key in ("beta", "n_patterns", "patterns", "loss", "max_iter", "tol", "max_time", "device", "dtype"):
         value = getattr(args, key)
         if value is not None:
             params[key] = value
@@ -561,6 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--solver", default="auto", help="solver name (default auto)")
     fit.add_argument("--max-iter", type=int, default=None, dest="max_iter", help="solver iteration limit")
     fit.add_argument("--tol", type=float, default=None, help="solver tolerance")
+    fit.add_argument("--max-time", type=float, default=None, dest="max_time", metavar="SECONDS",
+                     help="wall-time limit of the fit: each solve stops with the time left (default: none)")
     fit.add_argument("--device", default=None, help="torch device of the solver, e.g. cuda (default cpu)")
     fit.add_argument("--dtype", choices=("float64", "float32"), default=None,
                      help="precision of the solver's computations (default float64)")

@@ -32,7 +32,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from ._progress import log_to_stream
-from ._validation import add_intercept, check_beta, check_positive_int
+from ._validation import add_intercept, check_beta, check_max_time, check_positive_int
 from .losses import LogisticLoss, SoftmaxLoss
 from .patterns import sample_three_layer, sample_two_layer
 from .programs import GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram
@@ -143,6 +143,7 @@ class _ConvexReLUBase(BaseEstimator):
         fit_intercept: bool = True,
         max_iter: int | None = None,
         tol: float | None = None,
+        max_time: float | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         device: str = "cpu",
@@ -159,6 +160,7 @@ class _ConvexReLUBase(BaseEstimator):
         self.fit_intercept = fit_intercept
         self.max_iter = max_iter
         self.tol = tol
+        self.max_time = max_time
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
@@ -195,6 +197,7 @@ class _ConvexReLUBase(BaseEstimator):
             if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not (0 < self.tol < math.inf):
                 raise ValueError(f"tol: expected a positive real number or None, got {self.tol!r}")
         p["tol"] = None if self.tol is None else float(self.tol)
+        p["max_time"] = check_max_time(self.max_time)
         if isinstance(self.verbose, bool):
             p["verbose"] = int(self.verbose)
         elif isinstance(self.verbose, numbers.Integral) and self.verbose >= 0:
@@ -223,6 +226,8 @@ class _ConvexReLUBase(BaseEstimator):
                 f"random_state: expected None, an int in [0, 2**32 - 1] or a numpy RandomState, got {self.random_state!r}"
             ) from exc
         p["solver"] = self._make_solver(p)
+        if p["max_time"] is not None:
+            p["solver"].with_max_time(p["max_time"])  # a solver without a time limit: a ValueError now
         return p
 
     def _torch_dtype(self) -> torch.dtype:
@@ -278,6 +283,7 @@ class _ConvexReLUBase(BaseEstimator):
         X = np.require(X, dtype=np.float64, requirements=["C", "W"])  # torch wants writable arrays
         Y = np.require(Y, dtype=np.float64, requirements=["C", "W"])
         design = add_intercept(X) if p["fit_intercept"] else X
+        deadline = None if p["max_time"] is None else start + p["max_time"]
         pattern_set = self._initial_patterns(design, p, rng)
         program = self._make_program(X, Y, pattern_set, p)
         logger.info(
@@ -287,10 +293,12 @@ class _ConvexReLUBase(BaseEstimator):
         )
         strategy: Any = None
         if p["patterns"] in _STRATEGY_NAMES:
-            strategy = self._run_strategy(program, p, rng)
+            strategy = self._run_strategy(program, p, rng, deadline)
             program, solution = strategy.program, strategy.solution
         else:
-            solution = p["solver"].solve(program)
+            from .strategies import solve_from
+
+            solution = solve_from(program, p["solver"], deadline=deadline)
         network = program.recover(solution.weights)
         fit_time = time.perf_counter() - start
 
@@ -363,8 +371,8 @@ class _ConvexReLUBase(BaseEstimator):
         cls = GatedReLUProgram if p["gated"] else TwoLayerReLUProgram
         return cls(X, Y, pattern_set, **common)
 
-    def _run_strategy(self, program, p: dict, rng):
-        from .strategies import run_strategy
+    def _run_strategy(self, program, p: dict, rng, deadline: float | None = None):
+        from .strategies import MIN_SOLVE_TIME, run_strategy
 
         seed = int(rng.randint(0, 2**31 - 1))
         # seeding: a short non-convex run (2 starts, early stopping) is enough to find the
@@ -372,6 +380,7 @@ class _ConvexReLUBase(BaseEstimator):
         return run_strategy(
             p["patterns"], program, p["solver"], n_patterns=p["n_patterns"], random_state=seed, verbose=bool(p["verbose"]),
             n_starts=2, seed_starts=1, train_kwargs=dict(max_iter=2000, tol=1e-6),
+            max_time=None if deadline is None else max(deadline - time.perf_counter(), MIN_SOLVE_TIME),
         )
 
     @property
@@ -503,6 +512,17 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         Iteration limit passed to the solver (None: the solver's default).
     tol : float or None, default None
         Tolerance passed to the solver (None: the solver's default).
+    max_time : float or None, default None
+        Wall-time limit of the fit in seconds, from its start (None: none). Every solve
+        runs with the time left as its limit (:meth:`Solver.with_max_time`: the smaller of
+        it and the solver's own ``max_time``), and the pursuit strategies start no round
+        that would end after it. A solve stopped by it returns its point with status
+        "max_time" (the interior-point and first-order solvers; "user_limit" for CVXPY)
+        and a ConvergenceWarning giving its residuals and duality gap. Not interrupted:
+        the pattern sampling or enumeration, the seeded strategies' non-convex training
+        (2,000 Adam steps at most), the recovery, and what a solver allows itself past its
+        limit (the feasibility repair's share). At scale the first-order solvers need it:
+        ``benchmarks/RESULTS.md`` (Solvers, item 3) shows how far they get in two minutes.
     random_state : int, RandomState or None, default None
         Seed of the pattern sampling (and of the strategies).
     verbose : int, default 0

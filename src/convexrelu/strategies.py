@@ -47,6 +47,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ._validation import check_max_time
 from .solvers.auglag import REPAIR_KEYS
 from .patterns import ThreeLayerPatterns, TwoLayerPatterns, three_layer_patterns_of
 from .search import _mask_keys, architecture_of, dual_point, pattern_keys, program_hidden, search_program
@@ -355,14 +356,24 @@ def _feasibility_tolerance(program, Q: np.ndarray) -> float:
     return 1e-9 * max(1.0, scale)
 
 
-def solve_from(program, solver, init=None):
+#: Seconds a solve gets when a strategy's ``max_time`` is already spent: it returns at
+#: once, with its warning (and :func:`solve_from` the feasible start where it is better).
+MIN_SOLVE_TIME = 1e-3
+
+
+def solve_from(program, solver, init=None, *, deadline: float | None = None):
     """``solver.solve(program, init)``, never worse than a feasible ``init``.
 
     If ``init`` (d, B) satisfies the cone constraints (to ``1e-9`` relative) and has a
     lower objective than the solver's answer, the solution is ``init`` itself (the
     solver's multipliers and lower bound are kept: both stay valid). This makes the
     seeded guarantee hold for any solver.
+
+    ``deadline``: a ``time.perf_counter()`` value; the solver runs with the time left to
+    it as its limit (:meth:`Solver.with_max_time`; at least :data:`MIN_SOLVE_TIME`).
     """
+    if deadline is not None:
+        solver = solver.with_max_time(max(deadline - time.perf_counter(), MIN_SOLVE_TIME))
     solution = solver.solve(program, init)
     if init is None:
         return solution
@@ -410,7 +421,8 @@ def _train(program, *, width, n_starts, seed, hidden, train_kwargs, trainer):
 _TRAIN_DEFAULTS = dict(max_iter=2000, lr=1e-2, tol=1e-6, window=100)
 
 
-def _seed(program, solver, *, width, n_starts, seed_starts, seed, hidden, train_kwargs, trainer, log, start):
+def _seed(program, solver, *, width, n_starts, seed_starts, seed, hidden, train_kwargs, trainer, log, start,
+          deadline=None):
     """Seeded strategy: returns (program, solution, trained objective, history)."""
     result = _train(program, width=width, n_starts=n_starts, seed=seed, hidden=hidden,
                     train_kwargs={**_TRAIN_DEFAULTS, **(train_kwargs or {})}, trainer=trainer)
@@ -427,7 +439,7 @@ def _seed(program, solver, *, width, n_starts, seed_starts, seed, hidden, train_
         seeded = seeded.union(network_patterns(program, net))
     grown = program.with_patterns(program.patterns.union(seeded))
     init = network_weights(grown, _design_network(best) if best.fit_intercept else best)
-    solution = solve_from(grown, solver, init)
+    solution = solve_from(grown, solver, init, deadline=deadline)
     added = len(grown.patterns) - len(program.patterns)
     history.append(dict(round=1, stage="solve", objective=float(solution.objective), n_patterns=len(grown.patterns),
                         max_violation=None, added=added, time=time.perf_counter() - start))
@@ -450,7 +462,7 @@ def _violation_ratio(value: float, beta: float) -> float:
 
 
 def _pursue(program, solution, solver, *, rounds, tol, per_round, budget, time_budget, search, rng, log, start,
-            history, first_round):
+            history, first_round, deadline=None):
     """Column generation (theory.md, *Pursuit*). Returns (program, solution, converged)."""
     added_total = 0
     beta = program.beta
@@ -478,7 +490,7 @@ def _pursue(program, solution, solver, *, rounds, tol, per_round, budget, time_b
             break
         new = new.subset(np.arange(min(room, len(new))))
         grown = program.with_patterns(program.patterns.union(new))
-        solution = solve_from(grown, solver, embed_solution(program, grown, solution))
+        solution = solve_from(grown, solver, embed_solution(program, grown, solution), deadline=deadline)
         added = len(grown.patterns) - len(program.patterns)
         added_total += added
         program = grown
@@ -516,6 +528,7 @@ def run_strategy(
     random_state=None,
     max_rounds: int = 20,
     time_budget: float | None = None,
+    max_time: float | None = None,
     n_starts: int = 5,
     width: int | None = None,
     seed_starts: int | None = None,
@@ -549,7 +562,13 @@ def run_strategy(
         Pursuit rounds at most.
     time_budget : float or None
         Seconds from the start; pursuit starts no new round that would end after it
-        (a round is predicted to take as long as the previous one).
+        (a round is predicted to take as long as the previous one). Default: ``max_time``.
+    max_time : float or None
+        Seconds for the whole strategy from its start: every solve runs with the time
+        left of it as its limit (:meth:`Solver.with_max_time`; a ValueError for a solver
+        without one), and pursuit keeps to it as to ``time_budget``. The non-convex
+        training of the seeded strategies is not interrupted (its ``max_iter`` bounds it);
+        a seeded solve with no time left returns the trained network's point.
     n_starts : int
         Random starts of the non-convex trainer (seeded).
     width : int or None
@@ -583,6 +602,12 @@ def run_strategy(
         raise ValueError(f"name: expected one of {STRATEGIES}, got {name!r}")
     start = time.perf_counter()
     solver = _resolve_solver(solver)
+    deadline = None
+    max_time = check_max_time(max_time)
+    if max_time is not None:
+        solver.with_max_time(max_time)  # (a solver without a time limit: the error now, not after training)
+        deadline = start + max_time
+        time_budget = max_time if time_budget is None else min(float(time_budget), max_time)
     log = _logger(verbose)
     rng = np.random.default_rng(random_state) if not isinstance(random_state, np.random.Generator) else random_state
     hidden = hidden if hidden is not None else (program_hidden(program) if architecture_of(program) == "three_layer" else 1)
@@ -597,10 +622,10 @@ def run_strategy(
         program, solution, trained, history = _seed(
             program, solver, width=width, n_starts=n_starts, seed_starts=seed_starts,
             seed=int(rng.integers(0, 2**31 - 1)), hidden=hidden,
-            train_kwargs=train_kwargs, trainer=trainer, log=log, start=start,
+            train_kwargs=train_kwargs, trainer=trainer, log=log, start=start, deadline=deadline,
         )
     else:
-        solution = solve_from(program, solver, init)
+        solution = solve_from(program, solver, init, deadline=deadline)
         history.append(dict(round=0, stage="solve", objective=float(solution.objective),
                             n_patterns=len(program.patterns), max_violation=None, added=0,
                             time=time.perf_counter() - start))
@@ -611,7 +636,7 @@ def run_strategy(
         program, solution, converged = _pursue(
             program, solution, solver, rounds=max_rounds, tol=tol, per_round=patterns_per_round, budget=budget,
             time_budget=time_budget, search=dict(n_starts=search_starts, n_iter=search_iter, hidden=hidden),
-            rng=rng, log=log, start=start, history=history, first_round=len(history),
+            rng=rng, log=log, start=start, history=history, first_round=len(history), deadline=deadline,
         )
     return StrategyResult(
         name=name, program=program, solution=solution, history=history, trained_objective=trained,

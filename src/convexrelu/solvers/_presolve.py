@@ -23,7 +23,6 @@ order ``n`` instead of one of order ``n C``.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import time
@@ -84,9 +83,7 @@ def _time_share(solver, start: float, parts_left: int):
     budget = getattr(solver, "max_time", None)
     if budget is None:
         return solver
-    share = copy.copy(solver)
-    share.max_time = max(budget - (time.perf_counter() - start), 1e-3) / parts_left
-    return share
+    return solver.with_max_time(max(budget - (time.perf_counter() - start), 1e-3) / parts_left)
 
 
 def outputs_apart(program) -> bool:

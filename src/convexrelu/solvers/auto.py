@@ -36,11 +36,13 @@ cone-constrained programs at ``n * B = 1e5``).
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 
 import torch
 
+from .._validation import check_max_time
 from .auglag import AugmentedLagrangian
 from ._presolve import outputs_apart
 from .base import Solution, Solver
@@ -160,6 +162,18 @@ class AutoSolver(Solver):
         )
         if unknown:
             raise TypeError(f"AutoSolver: unknown hyperparameters {sorted(unknown)}")
+
+    def with_max_time(self, seconds: float) -> "AutoSolver":
+        """A copy whose chosen solver gets the wall-time limit ``seconds`` (or the
+        ``max_time`` among this one's hyperparameters where that is smaller)."""
+        seconds = check_max_time(seconds)
+        if seconds is None:
+            raise ValueError("max_time: expected a positive number of seconds, got None")
+        own = self.hyperparameters.get("max_time")
+        limited = copy.copy(self)
+        limited.hyperparameters = {**self.hyperparameters,
+                                   "max_time": seconds if own is None else min(float(own), seconds)}
+        return limited
 
     def choose(self, program) -> Solver:
         """The solver :meth:`solve` uses for ``program``."""

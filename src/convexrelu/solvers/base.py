@@ -7,11 +7,14 @@ Solvers hold hyperparameters only; data arrives in ``solve(program, init)``
 from __future__ import annotations
 
 import abc
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
+
+from .._validation import check_max_time
 
 __all__ = ["Solution", "Solver", "SolverError", "ConvergenceWarning", "frozen"]
 
@@ -122,3 +125,30 @@ class Solver(abc.ABC):
         init : array (d, B), Solution or None
             Warm start, where the solver can use one.
         """
+
+    def with_max_time(self, seconds: float) -> "Solver":
+        """A copy of this solver whose wall-time limit is ``seconds``, or its own
+        ``max_time`` where that is smaller; this solver is left as it is.
+
+        It is how a caller with a time budget (an estimator's ``max_time``, a pattern
+        strategy, the solve of independent parts in turn) passes the time left to a
+        solver it did not make. A solver has a time limit when it has a ``max_time``
+        attribute (None: no limit) that :meth:`solve` keeps to.
+
+        Raises
+        ------
+        ValueError
+            When ``seconds`` is not a positive number, or the solver has no ``max_time``
+            (a time limit given to it would be silently ignored).
+        """
+        seconds = check_max_time(seconds)
+        if seconds is None:
+            raise ValueError("max_time: expected a positive number of seconds, got None")
+        if not hasattr(self, "max_time"):
+            raise ValueError(
+                f"max_time: the solver {type(self).__name__} has no time limit (no max_time attribute); "
+                "give it one, or leave max_time None"
+            )
+        limited = copy.copy(self)
+        limited.max_time = seconds if self.max_time is None else min(float(self.max_time), seconds)
+        return limited

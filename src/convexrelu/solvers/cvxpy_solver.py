@@ -10,10 +10,11 @@ import warnings
 import cvxpy as cp
 import numpy as np
 
+from .._validation import check_max_time
 from ..duality import dual_lower_bound
 from .base import ConvergenceWarning, Solution, Solver, SolverError
 
-__all__ = ["CVXPYSolver", "LIMIT_OPTIONS"]
+__all__ = ["CVXPYSolver", "LIMIT_OPTIONS", "TIME_OPTIONS"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,10 @@ LIMIT_OPTIONS = {
     "ECOS": ("max_iters", ("abstol", "reltol", "feastol")),
     "OSQP": ("max_iter", ("eps_abs", "eps_rel")),
 }
+
+#: Option name of ``max_time`` (seconds) for the CVXPY backends that
+#: :class:`CVXPYSolver` translates it for.
+TIME_OPTIONS = {"CLARABEL": "time_limit", "SCS": "time_limit_secs", "OSQP": "time_limit"}
 
 
 class CVXPYSolver(Solver):
@@ -53,6 +58,11 @@ class CVXPYSolver(Solver):
     tol : float or None
         Tolerance, passed as every tolerance option of the backend in
         :data:`LIMIT_OPTIONS` (for Clarabel: the gaps and feasibility).
+    max_time : float or None
+        Wall-time limit in seconds of the backend's iterations, passed as its own option
+        (:data:`TIME_OPTIONS`: Clarabel, SCS, OSQP; a ValueError for the others); CVXPY's
+        compilation of the problem before them is not bounded. A solve stopped by it
+        behaves as one stopped by ``max_iter``.
     """
 
     DEFAULT_CLARABEL_OPTIONS = {"tol_feas": 1e-9, "tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9}
@@ -60,7 +70,7 @@ class CVXPYSolver(Solver):
     name = "cvxpy"
 
     def __init__(self, solver: str = "CLARABEL", verbose: bool = False, options: dict | None = None,
-                 max_iter: int | None = None, tol: float | None = None):
+                 max_iter: int | None = None, tol: float | None = None, max_time: float | None = None):
         if max_iter is not None and (isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral)
                                      or max_iter < 1):
             raise ValueError(f"max_iter: expected a positive integer or None, got {max_iter!r}")
@@ -71,6 +81,7 @@ class CVXPYSolver(Solver):
         self.options = options
         self.max_iter = None if max_iter is None else int(max_iter)
         self.tol = None if tol is None else float(tol)
+        self.max_time = check_max_time(max_time)
 
     def _options(self, solver: str) -> dict:
         """Keyword arguments of ``Problem.solve`` for the backend ``solver``."""
@@ -86,6 +97,13 @@ class CVXPYSolver(Solver):
                 opts[iter_key] = self.max_iter
             if self.tol is not None:
                 opts.update({k: self.tol for k in tol_keys})
+        if self.max_time is not None:
+            if solver not in TIME_OPTIONS:
+                raise ValueError(
+                    f"max_time: not known for the CVXPY backend {solver} (known: {sorted(TIME_OPTIONS)}); "
+                    "pass its own settings as options={...}"
+                )
+            opts[TIME_OPTIONS[solver]] = self.max_time
         opts.update(self.options or {})
         return opts
 
@@ -108,7 +126,7 @@ class CVXPYSolver(Solver):
             with warnings.catch_warnings():  # our own ConvergenceWarning below says it better
                 warnings.filterwarnings("ignore", message="Solution may be inaccurate", category=UserWarning)
                 problem.solve(solver=solver, verbose=self.verbose, **self._options(solver))
-                tightened = self.options is None and self.tol is None and self.max_iter is None
+                tightened = self.options is None and self.tol is None and self.max_iter is None and self.max_time is None
                 if problem.status == cp.OPTIMAL_INACCURATE and tightened and solver == "CLARABEL":
                     # the tightened tolerances were out of reach: fall back to Clarabel's own
                     logger.info("Clarabel missed the tightened tolerances; re-solving with its defaults")
@@ -118,8 +136,8 @@ class CVXPYSolver(Solver):
         status = problem.status
         if status == cp.USER_LIMIT and Q.value is None:
             raise SolverError(
-                f"CVXPY solver {solver} stopped at a limit (status 'user_limit', max_iter={self.max_iter}) "
-                "without a point to return; raise max_iter"
+                f"CVXPY solver {solver} stopped at a limit (status 'user_limit', max_iter={self.max_iter}, "
+                f"max_time={self.max_time}) without a point to return; raise the limit"
             )
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, cp.USER_LIMIT) or Q.value is None:
             raise SolverError(f"CVXPY solver {solver} returned status {status!r}; no solution")
