@@ -6,6 +6,7 @@ augmented-Lagrangian term; the operator's adjoint test is in test_operators.py).
 Problems are small (n = 24) so that the whole file runs in about a minute on 2 cores.
 """
 
+import importlib.util
 import math
 import warnings
 
@@ -212,6 +213,16 @@ def test_row_block_size_picks_blocks_for_large_constraint_arrays_on_the_cpu(monk
     assert fista.row_block_size(op) == 8  # at least 8 rows
     monkeypatch.setattr(fista, "ROW_BLOCK_MIN_BYTES", op.n_samples * width + 1)
     assert fista.row_block_size(op) is None
+    # with the compiled kernels, by blocks from ROW_BLOCK_BYTES on (none below it)
+    assert op.covers_penalty_kernels() == (importlib.util.find_spec("numba") is not None)
+    monkeypatch.setattr(fista, "ROW_BLOCK_BYTES", 10 * width)
+    assert fista.row_block_size(op, kernels=True) == (10 if op.covers_penalty_kernels() else None)
+    assert fista.row_block_size(op, kernels=False) is None
+    lam = tuple(torch.zeros(s, dtype=torch.float64) for s in op.constraint_shapes)
+    assert (ALPart(two, lam, 1.0).kernels is not None) == op.covers_penalty_kernels()  # ALPart's default
+    assert ALPart(two, lam, 1.0, kernels=False).blocks is None
+    monkeypatch.setattr(fista, "ROW_BLOCK_BYTES", op.n_samples * width + 1)
+    assert fista.row_block_size(op, kernels=True) is None
     assert ALPart(two, tuple(torch.zeros(s, dtype=torch.float64) for s in op.constraint_shapes), 1.0).blocks is None
 
 

@@ -320,7 +320,7 @@ class BlockOperator:
         if rows < 1:
             raise ValueError(f"rows: expected a positive integer, got {rows}")
         masks = self._mask_arrays()
-        signs = self._int8_first_signs() if for_kernels and self._kernels_cover() else None
+        signs = self._int8_first_signs() if for_kernels and self.covers_penalty_kernels() else None
         out = []
         for a in range(0, self.n_samples, rows):
             sl = slice(a, min(a + rows, self.n_samples))
@@ -637,13 +637,13 @@ class BlockOperator:
         None where they do not apply: numba not installed, not on the CPU, several
         outputs, no first cone, groups other than single blocks or slabs, or a second
         layer without its cone."""
-        if not self._kernels_cover():
+        if not self.covers_penalty_kernels():
             return None
         return _kernels.PenaltyKernels(self.X, self._int8_first_signs(), self._half_signs,
                                        self._s2 if self.cone_second else None,
                                        self._half_sigma if self.cone_second else self._sigma)
 
-    def _kernels_cover(self) -> bool:
+    def covers_penalty_kernels(self) -> bool:
         """Whether :meth:`penalty_kernels` applies (its docstring)."""
         return (self.device.type == "cpu" and self.cone_first and self.n_blocks > 0 and self.n_outputs == 1
                 and (self.trivial_groups or self.group_layout == "slab")
