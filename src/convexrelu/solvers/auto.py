@@ -42,10 +42,9 @@ import logging
 
 import torch
 
-from .._validation import check_max_time
 from .auglag import AugmentedLagrangian
 from ._presolve import outputs_apart
-from .base import Solution, Solver
+from .base import Solution, Solver, smaller_limit
 from .cvxpy_solver import CVXPYSolver
 from .fista import FISTA
 from .ipm import InteriorPoint
@@ -166,13 +165,9 @@ class AutoSolver(Solver):
     def with_max_time(self, seconds: float) -> "AutoSolver":
         """A copy whose chosen solver gets the wall-time limit ``seconds`` (or the
         ``max_time`` among this one's hyperparameters where that is smaller)."""
-        seconds = check_max_time(seconds)
-        if seconds is None:
-            raise ValueError("max_time: expected a positive number of seconds, got None")
-        own = self.hyperparameters.get("max_time")
         limited = copy.copy(self)
         limited.hyperparameters = {**self.hyperparameters,
-                                   "max_time": seconds if own is None else min(float(own), seconds)}
+                                   "max_time": smaller_limit(self.hyperparameters.get("max_time"), seconds)}
         return limited
 
     def choose(self, program) -> Solver:

@@ -141,14 +141,20 @@ class Solver(abc.ABC):
             When ``seconds`` is not a positive number, or the solver has no ``max_time``
             (a time limit given to it would be silently ignored).
         """
-        seconds = check_max_time(seconds)
-        if seconds is None:
-            raise ValueError("max_time: expected a positive number of seconds, got None")
         if not hasattr(self, "max_time"):
             raise ValueError(
                 f"max_time: the solver {type(self).__name__} has no time limit (no max_time attribute); "
                 "give it one, or leave max_time None"
             )
         limited = copy.copy(self)
-        limited.max_time = seconds if self.max_time is None else min(float(self.max_time), seconds)
+        limited.max_time = smaller_limit(self.max_time, seconds)
         return limited
+
+
+def smaller_limit(own: float | None, seconds: float) -> float:
+    """The smaller of a solver's own time limit ``own`` (None: none) and a caller's
+    ``seconds`` (a ValueError unless a positive number)."""
+    seconds = check_max_time(seconds)
+    if seconds is None:
+        raise ValueError("max_time: expected a positive number of seconds, got None")
+    return seconds if own is None else min(float(own), seconds)
