@@ -73,6 +73,18 @@ def test_max_time_becomes_the_backend_option():
             CVXPYSolver(max_time=bad)
 
 
+def test_max_time_compiles_first_and_solves_the_same(program):
+    # with max_time the program is compiled, then solved with the time left: the same
+    # optimum, multipliers and bound as the one-call solve
+    ref = CVXPYSolver().solve(program)
+    sol = CVXPYSolver(max_time=120).solve(program)
+    assert sol.status == "optimal" and sol.converged
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-7)
+    assert sol.lower_bound == pytest.approx(ref.lower_bound, rel=1e-6)
+    for a, b in zip(sol.multipliers, ref.multipliers):
+        np.testing.assert_allclose(a, b, atol=1e-6 * max(1.0, float(np.abs(b).max())))
+
+
 def test_max_time_stops_clarabel(program):
     # a limit shorter than one iteration: Clarabel stops at its first check (status
     # 'user_limit'), with its iterate where it has one and a clear SolverError otherwise

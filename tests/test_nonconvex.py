@@ -2,6 +2,7 @@
 determinism, decrease, agreement with the networks' own objective, input checks."""
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -291,6 +292,21 @@ def test_early_stopping():
     assert full.iterations[0] <= 120
 
 
+@pytest.mark.parametrize("trainer", ["two", "three"])
+def test_max_time_stops_at_the_best_iterate(trainer):
+    """With ``max_time`` no step starts after it; each start keeps its best iterate, which
+    is the network returned (its objective the best one seen)."""
+    X, y = planted_regression(n=200, d=3, seed=16)
+    kw = dict(max_iter=10**7, tol=0.0, n_starts=2, random_state=0, max_time=0.3)
+    start = time.perf_counter()
+    res = (train_two_layer(X, y, width=20, **kw) if trainer == "two"
+           else train_three_layer(X, y, n_subnetworks=10, **kw))
+    assert time.perf_counter() - start < 30.0  # (0.3 s of steps; without the limit, hours)
+    assert all(0 < it < 10**7 for it in res.iterations)
+    assert res.objective <= min(min(h) for h in res.histories) * (1 + 1e-12)
+    assert res.objective < res.histories[0][0]
+
+
 def test_cosine_schedule_runs():
     X, y = planted_regression(n=10, d=1, seed=15)
     res = train_two_layer(X, y, width=3, max_iter=200, lr=0.05, schedule="cosine", random_state=0)
@@ -319,6 +335,8 @@ def test_cosine_schedule_runs():
         (dict(dtype=torch.int64), ValueError, "dtype"),
         (dict(random_state="seed"), ValueError, "random_state"),
         (dict(gates=np.ones((3, 2))), ValueError, "gates"),
+        (dict(max_time=0.0), ValueError, "max_time: expected a positive number of seconds"),
+        (dict(max_time="1"), ValueError, "max_time: expected a positive number of seconds"),
     ],
 )
 def test_two_layer_bad_input(kwargs, exc, match):

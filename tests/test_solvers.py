@@ -1026,9 +1026,11 @@ def test_with_max_time_is_a_limited_copy(name):
         prog = program(GatedReLUProgram, "squared")
         assert limited.choose(prog).max_time == 5.0
         assert AutoSolver(ipm=False, cvxpy_max_size=0).with_max_time(3).choose(prog).max_time == 3.0
-    for bad in (0, -1.0, float("nan")):
+    for bad in (0, -1.0, float("nan"), float("inf"), "5", True):
         with pytest.raises(ValueError, match="max_time: expected a positive number of seconds"):
             solver.with_max_time(bad)
+        with pytest.raises(ValueError, match="max_time: expected a positive number of seconds"):
+            get_solver(name, max_time=bad)
 
 
 def test_with_max_time_refuses_a_solver_without_a_limit():

@@ -244,6 +244,30 @@ def test_max_time_gives_every_solve_the_time_left(name):
     assert _TimedSolver.limits == [5.0] and own.max_time == 5.0
 
 
+def test_max_time_gives_the_training_its_share():
+    """The seeded training gets at most SEED_TRAIN_SHARE of the time (its own max_time),
+    the convex solve what is left after it; a trainer's own smaller limit is kept."""
+    from convexrelu.strategies import SEED_TRAIN_SHARE
+
+    prog = _program(2, "squared", seed=5)
+    seen = []
+
+    def trainer(X, y, **kw):
+        seen.append(kw["max_time"])
+        return train_two_layer(X, y, **kw)
+
+    _TimedSolver.limits = []
+    start = time.perf_counter()
+    run_strategy("seeded", prog, _TimedSolver(), max_time=40.0, n_patterns=4, n_starts=1, random_state=0,
+                 train_kwargs=TRAIN, trainer=trainer)
+    assert len(seen) == 1 and SEED_TRAIN_SHARE * 40.0 - (time.perf_counter() - start) < seen[0] <= SEED_TRAIN_SHARE * 40.0
+    assert len(_TimedSolver.limits) == 1 and _TimedSolver.limits[0] < 40.0
+    seen.clear()
+    run_strategy("seeded", prog, _TimedSolver(), max_time=40.0, n_patterns=4, n_starts=1, random_state=0,
+                 train_kwargs=dict(TRAIN, max_time=3.0), trainer=trainer)
+    assert seen == [3.0]
+
+
 def test_max_time_spent_keeps_the_seeded_guarantee():
     """With no time left for the convex solve, it stops at once (status "max_time", a
     warning), and the result is still no worse than the trained network."""

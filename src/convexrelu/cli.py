@@ -522,6 +522,17 @@ def _cmd_demo(args) -> int:
 
 
 # ---------------------------------------------------------------------- parser
+def _seconds(text: str) -> float:
+    """``--max-time``'s type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``convexrelu`` command."""
     from . import __version__
@@ -561,8 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--solver", default="auto", help="solver name (default auto)")
     fit.add_argument("--max-iter", type=int, default=None, dest="max_iter", help="solver iteration limit")
     fit.add_argument("--tol", type=float, default=None, help="solver tolerance")
-    fit.add_argument("--max-time", type=float, default=None, dest="max_time", metavar="SECONDS",
-                     help="wall-time limit of the fit: each solve stops with the time left (default: none)")
+    fit.add_argument("--max-time", type=_seconds, default=None, dest="max_time", metavar="SECONDS",
+                     help="wall-time limit of the fit: each solve stops with the time left (default: none; "
+                          "the certificate after the fit is not counted: --no-certificate skips it)")
     fit.add_argument("--device", default=None, help="torch device of the solver, e.g. cuda (default cpu)")
     fit.add_argument("--dtype", choices=("float64", "float32"), default=None,
                      help="precision of the solver's computations (default float64)")

@@ -378,7 +378,8 @@ class _ConvexReLUBase(BaseEstimator):
         # seeding: a short non-convex run (2 starts, early stopping) is enough to find the
         # patterns that matter; the convex solve then improves on it (benchmarks: Patterns)
         return run_strategy(
-            p["patterns"], program, p["solver"], n_patterns=p["n_patterns"], random_state=seed, verbose=bool(p["verbose"]),
+            p["patterns"], program, p["solver"], n_patterns=p["n_patterns"], random_state=seed,
+            verbose=False,  # (its lines are log records: with verbose, log_to_stream prints them once)
             n_starts=2, seed_starts=1, train_kwargs=dict(max_iter=2000, tol=1e-6),
             max_time=None if deadline is None else max(deadline - time.perf_counter(), MIN_SOLVE_TIME),
         )
@@ -488,8 +489,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         Where the patterns come from (theory.md, "Where patterns come from").
         "seeded" (default) adds to ``n_patterns`` sampled patterns those of a trained
         non-convex network (projected Adam, 2 starts of width ``n_patterns``, early
-        stopping, the best start's patterns): the convex optimum is then never above
-        that network's objective, and it beats the best Adam run in
+        stopping, the best start's patterns): with one output (regression on one
+        target, two classes with the squared or logistic loss) the convex optimum is then
+        never above that network's objective, and it beats the best Adam run in
         ``benchmarks/RESULTS.md`` (section Patterns) on every problem. "sample" uses
         Gaussian-sampled patterns only (fastest, far from optimal on real data).
         "exact" enumerates all of them (small, low-rank data only; with ``depth=3`` an
@@ -516,13 +518,16 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         Wall-time limit of the fit in seconds, from its start (None: none). Every solve
         runs with the time left as its limit (:meth:`Solver.with_max_time`: the smaller of
         it and the solver's own ``max_time``), and the pursuit strategies start no round
-        that would end after it. A solve stopped by it returns its point with status
-        "max_time" (the interior-point and first-order solvers; "user_limit" for CVXPY)
-        and a ConvergenceWarning giving its residuals and duality gap. Not interrupted:
-        the pattern sampling or enumeration, the seeded strategies' non-convex training
-        (2,000 Adam steps at most), the recovery, and what a solver allows itself past its
-        limit (the feasibility repair's share). At scale the first-order solvers need it:
-        ``benchmarks/RESULTS.md`` (Solvers, item 3) shows how far they get in two minutes.
+        that would end after it; the seeded strategies' non-convex training stops at its
+        best iterate after half the time left, and the convex solve gets the rest. A solve
+        stopped by it returns its point with status "max_time" (the interior-point and
+        first-order solvers; "user_limit" for CVXPY) and a ConvergenceWarning giving its
+        residuals and duality gap. Not interrupted: the pattern sampling or enumeration,
+        CVXPY's compilation of the program and its backend's set-up (seconds on 800
+        blocks: :class:`~convexrelu.solvers.CVXPYSolver`), the recovery, and what a solver
+        allows itself past its limit (the feasibility repair's share).
+        At scale the first-order solvers need it: ``benchmarks/RESULTS.md`` (Solvers,
+        item 3) shows how far they get in two minutes.
     random_state : int, RandomState or None, default None
         Seed of the pattern sampling (and of the strategies).
     verbose : int, default 0

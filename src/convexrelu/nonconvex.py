@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._validation import add_intercept, check_beta, check_matrix, check_positive_int
+from ._validation import add_intercept, check_beta, check_matrix, check_max_time, check_positive_int
 from .losses import LogisticLoss, Loss, SoftmaxLoss, SquaredLoss, get_loss
 from .networks import ThreeLayerNetwork, TwoLayerNetwork
 
@@ -260,7 +260,7 @@ def _prepare(X, y, loss, beta, fit_intercept, dtype, device):
     return X, loss, Y, A, Yt, beta
 
 
-def _run_options(n_starts, max_iter, lr, optimizer, schedule, tol, window, history_every) -> dict:
+def _run_options(n_starts, max_iter, lr, optimizer, schedule, tol, window, history_every, max_time=None) -> dict:
     """Checked optimisation options (the keyword arguments of :func:`_run` and n_starts)."""
     if optimizer not in _OPTIMIZERS:
         raise ValueError(f"optimizer: expected one of {_OPTIMIZERS}, got {optimizer!r}")
@@ -275,6 +275,7 @@ def _run_options(n_starts, max_iter, lr, optimizer, schedule, tol, window, histo
         tol=_check_positive_real(tol, "tol", allow_zero=True),
         window=check_positive_int(window, "window"),
         history_every=check_positive_int(history_every, "history_every"),
+        max_time=check_max_time(max_time),
     )
 
 
@@ -314,7 +315,8 @@ class _SGD:
             p.add_(g, alpha=-lr)
 
 
-def _run(params, objective_fn, *, project, max_iter, lr, optimizer, schedule, tol, window, history_every, tag):
+def _run(params, objective_fn, *, project, max_iter, lr, optimizer, schedule, tol, window, history_every, tag,
+         max_time=None):
     """Batched (projected) first-order training with per-start best-iterate tracking.
 
     ``params``: leaf tensors with a leading start dimension S; ``objective_fn()`` returns
@@ -323,8 +325,10 @@ def _run(params, objective_fn, *, project, max_iter, lr, optimizer, schedule, to
     every ``history_every`` steps (history) and every ``window`` steps (stopping).
     Start ``s`` stops when its best objective improved by at most ``tol * |best|`` over
     the last ``window`` steps, or when its objective is not finite; it is then ignored
-    (its best iterate kept), so its result does not depend on the other starts.
+    (its best iterate kept), so its result does not depend on the other starts. With
+    ``max_time`` (seconds from the call), every start stops at the first step past it.
     """
+    deadline = None if max_time is None else time.perf_counter() + max_time
     S = params[0].shape[0]
     device = params[0].device
     for p in params:
@@ -367,6 +371,10 @@ def _run(params, objective_fn, *, project, max_iter, lr, optimizer, schedule, to
             if not any(active_host):
                 break
         if it == max_iter:
+            break
+        if deadline is not None and time.perf_counter() > deadline:
+            logger.info("%s: stopped at max_time=%gs after %d steps", tag, max_time, it)
+            iterations = [it if a else i for a, i in zip(active_host, iterations)]
             break
         grads = torch.autograd.grad(obj.sum(), params)
         rate = lr if schedule == "constant" else 0.5 * lr * (1.0 + math.cos(math.pi * it / max_iter))
@@ -421,6 +429,7 @@ def train_two_layer(
     history_every: int = 10,
     init_scale: float = 1.0,
     random_state=None,
+    max_time: float | None = None,
     dtype: torch.dtype = torch.float64,
     device="cpu",
 ) -> TrainResult:
@@ -483,6 +492,9 @@ def train_two_layer(
         Seeds a local ``torch.Generator`` (a given torch.Generator is used and
         advanced): the same value gives the same result. Initial weights are drawn on
         the CPU in float64 and then cast, so they do not depend on dtype or device.
+    max_time : float or None
+        Wall-time limit of the steps in seconds: no step starts after it, and each start
+        returns its best iterate so far (None: no limit).
     dtype : torch floating dtype, default torch.float64
     device : torch device, default "cpu"
 
@@ -498,7 +510,7 @@ def train_two_layer(
     """
     start_time = time.perf_counter()
     X, loss, Y, A, Yt, beta = _prepare(X, y, loss, beta, fit_intercept, dtype, device)
-    opts = _run_options(n_starts, max_iter, lr, optimizer, schedule, tol, window, history_every)
+    opts = _run_options(n_starts, max_iter, lr, optimizer, schedule, tol, window, history_every, max_time)
     n_starts = opts.pop("n_starts")
     width = check_positive_int(width, "width")
     init_scale = _check_positive_real(init_scale, "init_scale")
@@ -558,6 +570,7 @@ def train_three_layer(
     history_every: int = 10,
     init_scale: float = 1.0,
     random_state=None,
+    max_time: float | None = None,
     dtype: torch.dtype = torch.float64,
     device="cpu",
 ) -> TrainResult:
@@ -576,7 +589,7 @@ def train_three_layer(
     Parameters
     ----------
     X, y, loss, beta, fit_intercept, n_starts, max_iter, lr, optimizer, schedule, tol,
-    window, history_every, init_scale, random_state, dtype, device
+    window, history_every, init_scale, random_state, max_time, dtype, device
         As in :func:`train_two_layer`.
     n_subnetworks : int >= 1
         K, the number of parallel sub-networks.
@@ -611,7 +624,7 @@ def train_three_layer(
     """
     start_time = time.perf_counter()
     X, loss, Y, A, Yt, beta = _prepare(X, y, loss, beta, fit_intercept, dtype, device)
-    opts = _run_options(n_starts, max_iter, lr, optimizer, schedule, tol, window, history_every)
+    opts = _run_options(n_starts, max_iter, lr, optimizer, schedule, tol, window, history_every, max_time)
     n_starts = opts.pop("n_starts")
     K = check_positive_int(n_subnetworks, "n_subnetworks")
     m1 = check_positive_int(hidden, "hidden")

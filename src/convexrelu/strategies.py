@@ -420,12 +420,21 @@ def _train(program, *, width, n_starts, seed, hidden, train_kwargs, trainer):
 
 _TRAIN_DEFAULTS = dict(max_iter=2000, lr=1e-2, tol=1e-6, window=100)
 
+#: With a strategy's ``max_time``, the share of the time left that the seeded strategies'
+#: non-convex training may take (its ``max_time``); the convex solve gets the rest.
+SEED_TRAIN_SHARE = 0.5
+
 
 def _seed(program, solver, *, width, n_starts, seed_starts, seed, hidden, train_kwargs, trainer, log, start,
           deadline=None):
     """Seeded strategy: returns (program, solution, trained objective, history)."""
+    train_kwargs = {**_TRAIN_DEFAULTS, **(train_kwargs or {})}
+    if deadline is not None:  # the training's share of the time left (:data:`SEED_TRAIN_SHARE`)
+        share = max(SEED_TRAIN_SHARE * (deadline - time.perf_counter()), MIN_SOLVE_TIME)
+        own = train_kwargs.get("max_time")
+        train_kwargs["max_time"] = share if own is None else min(float(own), share)
     result = _train(program, width=width, n_starts=n_starts, seed=seed, hidden=hidden,
-                    train_kwargs={**_TRAIN_DEFAULTS, **(train_kwargs or {})}, trainer=trainer)
+                    train_kwargs=train_kwargs, trainer=trainer)
     networks = list(getattr(result, "networks", None) or [result.network])
     networks.sort(key=lambda net: network_objective(program, net))
     networks = networks[: seed_starts or len(networks)]
@@ -567,8 +576,9 @@ def run_strategy(
         Seconds for the whole strategy from its start: every solve runs with the time
         left of it as its limit (:meth:`Solver.with_max_time`; a ValueError for a solver
         without one), and pursuit keeps to it as to ``time_budget``. The non-convex
-        training of the seeded strategies is not interrupted (its ``max_iter`` bounds it);
-        a seeded solve with no time left returns the trained network's point.
+        training of the seeded strategies stops at its best iterate after
+        :data:`SEED_TRAIN_SHARE` of the time (its ``max_time``: a ``trainer`` given must
+        take one), and the convex solve gets the rest.
     n_starts : int
         Random starts of the non-convex trainer (seeded).
     width : int or None

@@ -39,6 +39,7 @@ import time
 import numpy as np
 import torch
 
+from .._validation import check_max_time
 from ..regularizers import group_soft_threshold
 from . import _steps
 from .auglag import constrained_solution, relative_violation, repaired
@@ -164,7 +165,7 @@ class ADMM(Solver):
         self.weight_constraints = weight_constraints
         self.repair = bool(repair)
         self.repair_tol = float(repair_tol)
-        self.max_time = None if max_time is None else float(max_time)
+        self.max_time = check_max_time(max_time)
         self.verbose = bool(verbose)
 
     @on_live_groups

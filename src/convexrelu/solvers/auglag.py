@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 import torch
 
+from .._validation import check_max_time
 from ..duality import dual_lower_bound
 from ..operators import largest_violation
 from . import _steps
@@ -456,7 +457,7 @@ class AugmentedLagrangian(Solver):
         self.backtrack_factor = float(backtrack_factor)
         self.repair = bool(repair)
         self.repair_tol = float(repair_tol)
-        self.max_time = None if max_time is None else float(max_time)
+        self.max_time = check_max_time(max_time)
         self.verbose = bool(verbose)
 
     # ------------------------------------------------------------------ solve

@@ -44,6 +44,7 @@ import torch
 
 from .auglag import AugmentedLagrangian
 from ._presolve import outputs_apart
+from .._validation import check_max_time
 from .base import Solution, Solver, smaller_limit
 from .cvxpy_solver import CVXPYSolver
 from .fista import FISTA
@@ -155,6 +156,8 @@ class AutoSolver(Solver):
         self.cvxpy_max_size = None if cvxpy_max_size is None else int(cvxpy_max_size)
         self.ipm = bool(ipm)
         self.hyperparameters = dict(hyperparameters)
+        if "max_time" in self.hyperparameters:  # (checked here, not only once a solver is chosen)
+            self.hyperparameters["max_time"] = check_max_time(self.hyperparameters["max_time"])
         unknown = set(self.hyperparameters) - set().union(
             *(set(inspect.signature(c.__init__).parameters)
               for c in (CVXPYSolver, FISTA, AugmentedLagrangian, InteriorPoint))

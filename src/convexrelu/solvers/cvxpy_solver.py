@@ -31,6 +31,10 @@ LIMIT_OPTIONS = {
 #: :class:`CVXPYSolver` translates it for.
 TIME_OPTIONS = {"CLARABEL": "time_limit", "SCS": "time_limit_secs", "OSQP": "time_limit"}
 
+#: Seconds the backend gets when building and compiling the program took all of
+#: ``max_time``: it stops at its first check.
+MIN_BACKEND_TIME = 1e-3
+
 
 class CVXPYSolver(Solver):
     """Solve a convex program with a generic conic solver through CVXPY.
@@ -59,10 +63,13 @@ class CVXPYSolver(Solver):
         Tolerance, passed as every tolerance option of the backend in
         :data:`LIMIT_OPTIONS` (for Clarabel: the gaps and feasibility).
     max_time : float or None
-        Wall-time limit in seconds of the backend's iterations, passed as its own option
-        (:data:`TIME_OPTIONS`: Clarabel, SCS, OSQP; a ValueError for the others); CVXPY's
-        compilation of the problem before them is not bounded. A solve stopped by it
-        behaves as one stopped by ``max_iter``.
+        Wall-time limit in seconds of the whole solve. The program is compiled first
+        (``Problem.get_problem_data``; not interrupted, it counts against the limit) and the
+        backend gets the time left as its own option (:data:`TIME_OPTIONS`: Clarabel, SCS,
+        OSQP; a ValueError for the others), which bounds its iterations, not its set-up.
+        Both can take seconds: three-layer, n=442, 800 blocks, 2 cores: compilation 5.8 s,
+        Clarabel's set-up 2.6 s. A solve stopped by it behaves as one stopped by
+        ``max_iter``.
     """
 
     DEFAULT_CLARABEL_OPTIONS = {"tol_feas": 1e-9, "tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9}
@@ -83,8 +90,9 @@ class CVXPYSolver(Solver):
         self.tol = None if tol is None else float(tol)
         self.max_time = check_max_time(max_time)
 
-    def _options(self, solver: str) -> dict:
-        """Keyword arguments of ``Problem.solve`` for the backend ``solver``."""
+    def _options(self, solver: str, time_left: float | None = None) -> dict:
+        """Keyword arguments of ``Problem.solve`` for the backend ``solver`` (``time_left``:
+        the time limit to pass instead of ``max_time``)."""
         opts = {} if self.options is not None else (dict(self.DEFAULT_CLARABEL_OPTIONS) if solver == "CLARABEL" else {})
         if self.max_iter is not None or self.tol is not None:
             if solver not in LIMIT_OPTIONS:
@@ -103,7 +111,7 @@ class CVXPYSolver(Solver):
                     f"max_time: not known for the CVXPY backend {solver} (known: {sorted(TIME_OPTIONS)}); "
                     "pass its own settings as options={...}"
                 )
-            opts[TIME_OPTIONS[solver]] = self.max_time
+            opts[TIME_OPTIONS[solver]] = self.max_time if time_left is None else time_left
         opts.update(self.options or {})
         return opts
 
@@ -125,7 +133,13 @@ class CVXPYSolver(Solver):
         try:
             with warnings.catch_warnings():  # our own ConvergenceWarning below says it better
                 warnings.filterwarnings("ignore", message="Solution may be inaccurate", category=UserWarning)
-                problem.solve(solver=solver, verbose=self.verbose, **self._options(solver))
+                if self.max_time is None:
+                    problem.solve(solver=solver, verbose=self.verbose, **self._options(solver))
+                else:  # compiled first: the backend gets the time left after the compilation
+                    data, chain, inverse = problem.get_problem_data(solver, solver_opts=self._options(solver))
+                    left = max(self.max_time - (time.perf_counter() - start), MIN_BACKEND_TIME)
+                    solution = chain.solve_via_data(problem, data, False, self.verbose, self._options(solver, left))
+                    problem.unpack_results(solution, chain, inverse)
                 tightened = self.options is None and self.tol is None and self.max_iter is None and self.max_time is None
                 if problem.status == cp.OPTIMAL_INACCURATE and tightened and solver == "CLARABEL":
                     # the tightened tolerances were out of reach: fall back to Clarabel's own
@@ -142,7 +156,9 @@ class CVXPYSolver(Solver):
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, cp.USER_LIMIT) or Q.value is None:
             raise SolverError(f"CVXPY solver {solver} returned status {status!r}; no solution")
         if status != cp.OPTIMAL:
-            warnings.warn(f"CVXPY solver {solver} returned status {status!r}", ConvergenceWarning, stacklevel=2)
+            limits = (f" (a limit stopped it: max_iter={self.max_iter}, max_time={self.max_time})"
+                      if status == cp.USER_LIMIT else "")
+            warnings.warn(f"CVXPY solver {solver} returned status {status!r}{limits}", ConvergenceWarning, stacklevel=2)
         weights = np.asarray(Q.value, dtype=np.float64)
         multipliers = tuple(np.maximum(np.asarray(c.dual_value, dtype=np.float64), 0.0) for c in constraints)
         elapsed = time.perf_counter() - start

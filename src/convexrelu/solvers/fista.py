@@ -30,6 +30,7 @@ import warnings
 import numpy as np
 import torch
 
+from .._validation import check_max_time
 from ..duality import dual_lower_bound
 from . import _steps
 from .base import ConvergenceWarning, Solution, Solver, SolverError
@@ -614,7 +615,7 @@ class FISTA(Solver):
         self.verbose = bool(verbose)
         self.step_increase = float(step_increase) if backtrack else 1.0
         self.backtrack_factor = float(backtrack_factor)
-        self.max_time = None if max_time is None else float(max_time)
+        self.max_time = check_max_time(max_time)
 
     @on_live_groups
     def solve(self, program, init=None) -> Solution:

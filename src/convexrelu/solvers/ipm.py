@@ -86,6 +86,7 @@ import time
 
 import torch
 
+from .._validation import check_max_time
 from . import _steps
 from ._presolve import on_live_groups
 from .auglag import constrained_solution, constraint_scale, relative_violation, repaired
@@ -490,8 +491,6 @@ class InteriorPoint(Solver):
             raise ValueError(f"tol: expected a positive number, got {tol}")
         if not 0 < step_fraction < 1:
             raise ValueError(f"step_fraction: expected a number in (0, 1), got {step_fraction}")
-        if max_time is not None and not max_time > 0:
-            raise ValueError(f"max_time: expected a positive number or None, got {max_time}")
         self.tol = float(tol)
         self.max_iter = int(max_iter)
         self.step_fraction = float(step_fraction)
@@ -499,7 +498,7 @@ class InteriorPoint(Solver):
         if int(correctors) < 0:
             raise ValueError(f"correctors: expected an integer >= 0, got {correctors}")
         self.correctors = int(correctors)
-        self.max_time = None if max_time is None else float(max_time)
+        self.max_time = check_max_time(max_time)
         if row_fraction is not None and not row_fraction >= 0:
             raise ValueError(f"row_fraction: expected a number >= 0 or None, got {row_fraction}")
         self.row_fraction = None if row_fraction is None else float(row_fraction)
