@@ -175,6 +175,14 @@ def test_fit_device_dtype_and_max_time_reach_the_estimator(data, tmp_path, capsy
     assert "error:" in err and "device" in err and "Traceback" not in err
 
 
+def test_warnings_are_one_line(data, tmp_path, capsys):
+    assert main(["fit", str(data / "reg.csv"), "--target", "y", "--depth", "2", "--solver", "cvxpy", "--max-iter", "2",
+                 *FAST, "-o", str(tmp_path / "m")]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err and all(line.startswith("warning: ") for line in err), err
+    assert any("user_limit" in line for line in err)
+
+
 def test_multi_target_regression_and_auto_task(data, tmp_path, capsys):
     path = _write_csv(tmp_path / "multi.csv", ["a", "t1", "t2"], [[i / 10, (i / 10) ** 2, -i / 10] for i in range(12)])
     assert main(["fit", str(path), "-t", "t1", "-t", "t2", "--depth", "2", *FAST, "-o", str(tmp_path / "m")]) == 0

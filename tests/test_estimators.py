@@ -195,6 +195,16 @@ class _TimedSolver(CVXPYSolver):
         return super().solve(program, init)
 
 
+def test_warnings_point_at_the_line_that_called_fit():
+    X, y = planted_regression(n=20, d=2)
+    for patterns in ("sample", "seeded"):  # a solver's own warning, and one from inside a strategy
+        est = ConvexReLURegressor(depth=2, beta=0.1, solver="cvxpy", max_iter=2, patterns=patterns, n_patterns=6,
+                                  random_state=0)
+        with pytest.warns(ConvergenceWarning, match="user_limit") as record:
+            est.fit(X, y)
+        assert {w.filename for w in record if issubclass(w.category, ConvergenceWarning)} == {__file__}
+
+
 def test_max_time_bounds_the_fit():
     """``max_time`` stops the solver (status "max_time", a ConvergenceWarning) where it
     would run long, and reaches every solve of a strategy as the time left of it."""

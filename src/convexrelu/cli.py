@@ -25,6 +25,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -613,6 +614,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` of the command: ``warning: <message>`` on stderr."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``convexrelu`` command; return the exit status.
 
@@ -627,7 +633,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors
         return int(exc.code or 0)
     try:
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            if not args.traceback:  # a warning is one line, as an error is (the source line says nothing here)
+                warnings.showwarning = _show_warning
+            return int(args.func(args))
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

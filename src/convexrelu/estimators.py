@@ -261,14 +261,22 @@ class _ConvexReLUBase(BaseEstimator):
 
     def _fit_guarded(self, body, X, y):
         """``body(X, y, params)`` after the parameters are checked and any previous fit
-        forgotten; if it raises, the estimator is left unfitted."""
+        forgotten; if it raises, the estimator is left unfitted. The warnings it gives
+        (a solver's ConvergenceWarning, ...) are given again at the line that called
+        ``fit``."""
         p = self._check_params()
         self._reset_fitted()
+        caught: list = []
         try:
-            body(X, y, p)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                body(X, y, p)
         except BaseException:
             self._reset_fitted()
             raise
+        finally:  # the solvers' warnings, said at the user's call of fit (not inside the library)
+            for w in caught:
+                warnings.warn(w.message, w.category, stacklevel=3)
         return self
 
     def _check_y_present(self, y) -> None:
