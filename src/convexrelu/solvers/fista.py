@@ -502,9 +502,10 @@ def row_block_size(op, kernels: bool = False) -> int | None:
     passes even where the whole arrays stay in the cache. On an AMD EPYC with 2 cores
     (float64, inner iterations timed alternately) that made them 1.5 to 2.5 times faster
     between 2.7 MB (three-layer, n=500, 534 blocks: 4.39 against 2.59 ms) and 27 MB
-    (n=5,000: 63.4 against 25.3 ms), and changed nothing at 0.5-0.8 MB; by torch
-    operations, blocks were slower than the whole arrays there. A GPU's memory is fast and
-    its kernel launches are not: there the arrays are evaluated whole."""
+    (n=5,000: 63.4 against 25.3 ms), and 6 % slower at 0.8 MB (two-layer, n=500, two
+    blocks); by torch operations alone, blocks were slower than the whole arrays at 2.7 MB
+    (5.79 against 4.68 ms). A GPU's memory is fast and its kernel launches are not: there
+    the arrays are evaluated whole."""
     if op.device.type != "cpu" or not op.has_constraints:
         return None
     width = sum(s[1] for s in op.constraint_shapes) * torch.finfo(op.dtype).bits // 8
