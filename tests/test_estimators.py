@@ -203,6 +203,13 @@ def test_warnings_point_at_the_line_that_called_fit():
         with pytest.warns(ConvergenceWarning, match="user_limit") as record:
             est.fit(X, y)
         assert {w.filename for w in record if issubclass(w.category, ConvergenceWarning)} == {__file__}
+    # the user's filters still apply: as an error, the warning fails the fit, which leaves no fitted state
+    est = ConvexReLURegressor(depth=2, beta=0.1, solver="cvxpy", max_iter=2, **SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ConvergenceWarning, match="user_limit"):
+            est.fit(X, y)
+    assert not hasattr(est, "network_")
 
 
 def test_max_time_bounds_the_fit():

@@ -268,15 +268,16 @@ class _ConvexReLUBase(BaseEstimator):
         self._reset_fitted()
         caught: list = []
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                body(X, y, p)
-        except BaseException:
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    body(X, y, p)
+            finally:  # the solvers' warnings, said at the user's call of fit (not inside the library)
+                for w in caught:
+                    warnings.warn(w.message, w.category, stacklevel=3)
+        except BaseException:  # (a warning the user's filters make an error included)
             self._reset_fitted()
             raise
-        finally:  # the solvers' warnings, said at the user's call of fit (not inside the library)
-            for w in caught:
-                warnings.warn(w.message, w.category, stacklevel=3)
         return self
 
     def _check_y_present(self, y) -> None:
