@@ -37,6 +37,7 @@ from .losses import LogisticLoss, SoftmaxLoss
 from .patterns import sample_three_layer, sample_two_layer
 from .programs import GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram
 from .solvers import SOLVERS, Solver, get_solver
+from .solvers.base import time_left
 
 __all__ = ["ConvexReLURegressor", "ConvexReLUClassifier", "PATTERN_STRATEGIES", "resolve_solver_name"]
 
@@ -381,7 +382,7 @@ class _ConvexReLUBase(BaseEstimator):
         return cls(X, Y, pattern_set, **common)
 
     def _run_strategy(self, program, p: dict, rng, deadline: float | None = None):
-        from .strategies import MIN_SOLVE_TIME, run_strategy
+        from .strategies import run_strategy
 
         seed = int(rng.randint(0, 2**31 - 1))
         # seeding: a short non-convex run (2 starts, early stopping) is enough to find the
@@ -390,7 +391,7 @@ class _ConvexReLUBase(BaseEstimator):
             p["patterns"], program, p["solver"], n_patterns=p["n_patterns"], random_state=seed,
             verbose=False,  # (its lines are log records: with verbose, log_to_stream prints them once)
             n_starts=2, seed_starts=1, train_kwargs=dict(max_iter=2000, tol=1e-6),
-            max_time=None if deadline is None else max(deadline - time.perf_counter(), MIN_SOLVE_TIME),
+            max_time=None if deadline is None else time_left(deadline),
         )
 
     @property

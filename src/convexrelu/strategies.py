@@ -49,6 +49,7 @@ import torch
 
 from ._validation import check_max_time
 from .solvers.auglag import REPAIR_KEYS
+from .solvers.base import MIN_TIME_LIMIT, time_left
 from .patterns import ThreeLayerPatterns, TwoLayerPatterns, three_layer_patterns_of
 from .search import _mask_keys, architecture_of, dual_point, pattern_keys, program_hidden, search_program
 
@@ -356,11 +357,6 @@ def _feasibility_tolerance(program, Q: np.ndarray) -> float:
     return 1e-9 * max(1.0, scale)
 
 
-#: Seconds a solve gets when a strategy's ``max_time`` is already spent: it returns at
-#: once, with its warning (and :func:`solve_from` the feasible start where it is better).
-MIN_SOLVE_TIME = 1e-3
-
-
 def solve_from(program, solver, init=None, *, deadline: float | None = None):
     """``solver.solve(program, init)``, never worse than a feasible ``init``.
 
@@ -370,10 +366,10 @@ def solve_from(program, solver, init=None, *, deadline: float | None = None):
     seeded guarantee hold for any solver.
 
     ``deadline``: a ``time.perf_counter()`` value; the solver runs with the time left to
-    it as its limit (:meth:`Solver.with_max_time`; at least :data:`MIN_SOLVE_TIME`).
+    it as its limit (:meth:`Solver.with_max_time`, :func:`~convexrelu.solvers.base.time_left`).
     """
     if deadline is not None:
-        solver = solver.with_max_time(max(deadline - time.perf_counter(), MIN_SOLVE_TIME))
+        solver = solver.with_max_time(time_left(deadline))
     solution = solver.solve(program, init)
     if init is None:
         return solution
@@ -430,7 +426,7 @@ def _seed(program, solver, *, width, n_starts, seed_starts, seed, hidden, train_
     """Seeded strategy: returns (program, solution, trained objective, history)."""
     train_kwargs = {**_TRAIN_DEFAULTS, **(train_kwargs or {})}
     if deadline is not None:  # the training's share of the time left (:data:`SEED_TRAIN_SHARE`)
-        share = max(SEED_TRAIN_SHARE * (deadline - time.perf_counter()), MIN_SOLVE_TIME)
+        share = max(SEED_TRAIN_SHARE * time_left(deadline), MIN_TIME_LIMIT)
         own = train_kwargs.get("max_time")
         train_kwargs["max_time"] = share if own is None else min(float(own), share)
     result = _train(program, width=width, n_starts=n_starts, seed=seed, hidden=hidden,

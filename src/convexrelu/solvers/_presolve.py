@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 import torch
 
-from .base import Solution, SolverError, frozen
+from .base import Solution, SolverError, frozen, time_left
 
 __all__ = ["live_part", "on_live_groups", "outputs_apart", "program_parts"]
 
@@ -83,7 +83,7 @@ def _time_share(solver, start: float, parts_left: int):
     budget = getattr(solver, "max_time", None)
     if budget is None:
         return solver
-    return solver.with_max_time(max(budget - (time.perf_counter() - start), 1e-3) / parts_left)
+    return solver.with_max_time(time_left(start + budget) / parts_left)
 
 
 def outputs_apart(program) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import copy
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -16,7 +17,17 @@ import numpy as np
 
 from .._validation import check_max_time
 
-__all__ = ["Solution", "Solver", "SolverError", "ConvergenceWarning", "frozen"]
+__all__ = ["Solution", "Solver", "SolverError", "ConvergenceWarning", "frozen", "time_left", "MIN_TIME_LIMIT"]
+
+#: Seconds a solve (or a training) gets when its caller's time limit is already spent:
+#: it stops at its first check, with its warning.
+MIN_TIME_LIMIT = 1e-3
+
+
+def time_left(deadline: float) -> float:
+    """Seconds until ``deadline`` (a ``time.perf_counter()`` value), at least
+    :data:`MIN_TIME_LIMIT`: the limit a caller with a deadline gives what it runs."""
+    return max(deadline - time.perf_counter(), MIN_TIME_LIMIT)
 
 
 class SolverError(RuntimeError):

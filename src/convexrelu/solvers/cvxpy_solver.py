@@ -12,7 +12,7 @@ import numpy as np
 
 from .._validation import check_max_time
 from ..duality import dual_lower_bound
-from .base import ConvergenceWarning, Solution, Solver, SolverError
+from .base import ConvergenceWarning, Solution, Solver, SolverError, time_left
 
 __all__ = ["CVXPYSolver", "LIMIT_OPTIONS", "TIME_OPTIONS"]
 
@@ -30,10 +30,6 @@ LIMIT_OPTIONS = {
 #: Option name of ``max_time`` (seconds) for the CVXPY backends that
 #: :class:`CVXPYSolver` translates it for.
 TIME_OPTIONS = {"CLARABEL": "time_limit", "SCS": "time_limit_secs", "OSQP": "time_limit"}
-
-#: Seconds the backend gets when building and compiling the program took all of
-#: ``max_time``: it stops at its first check.
-MIN_BACKEND_TIME = 1e-3
 
 
 class CVXPYSolver(Solver):
@@ -137,7 +133,7 @@ class CVXPYSolver(Solver):
                     problem.solve(solver=solver, verbose=self.verbose, **self._options(solver))
                 else:  # compiled first: the backend gets the time left after the compilation
                     data, chain, inverse = problem.get_problem_data(solver, solver_opts=self._options(solver))
-                    left = max(self.max_time - (time.perf_counter() - start), MIN_BACKEND_TIME)
+                    left = time_left(start + self.max_time)
                     solution = chain.solve_via_data(problem, data, False, self.verbose, self._options(solver, left))
                     problem.unpack_results(solution, chain, inverse)
                 tightened = self.options is None and self.tol is None and self.max_iter is None and self.max_time is None
