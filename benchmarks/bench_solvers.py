@@ -275,6 +275,22 @@ def _time(fn, repeat, device="cpu"):
     return (time.perf_counter() - t) / repeat
 
 
+def gemm_pair_timer(op):
+    """``measure(repeat)``: the time of the two GEMMs of an iteration at the shapes of ``op``,
+    ``X @ Q`` into an existing array (as the solvers compute it: a new array of that size
+    costs as much again in page faults on the CPU, the cheaper baseline) plus ``X.T @ T``,
+    each the mean of ``repeat`` calls (:func:`_time`), on random arrays made once."""
+    X = op.X
+    Q = torch.randn(op.shape, dtype=op.dtype, device=op.device)
+    T = torch.randn((op.n_samples, op.n_blocks), dtype=op.dtype, device=op.device)
+    P = torch.empty_like(T)
+
+    def measure(repeat: int) -> float:
+        return _time(lambda: torch.matmul(X, Q, out=P), repeat, op.device) + _time(lambda: X.T @ T, repeat, op.device)
+
+    return measure
+
+
 def floor(program, solution=None, *, iterations: int = 200, trials: int = 3):
     """Time per inner FISTA iteration over time of the two GEMMs ``X @ Q``, ``X.T @ T``,
     on the live part of the program (what the solvers iterate on: their presolve). Each
@@ -301,10 +317,7 @@ def floor(program, solution=None, *, iterations: int = 200, trials: int = 3):
     # warm-up, which also finds the step the line search settles on: the timed iterations
     # start from it (from a guess they would spend their first ones backtracking)
     step = fista_minimize(part, Q0, program.beta, step=1e-6, max_iter=10, tol=0.0, scale=scale).step
-    X = op.X
-    Q = torch.randn(op.shape, dtype=op.dtype, device=op.device)
-    T = torch.randn((op.n_samples, op.n_blocks), dtype=op.dtype, device=op.device)
-    P = torch.empty_like(T)
+    gemm_pair = gemm_pair_timer(op)
     iters, gemms, iters_plain = [], [], []
     for _ in range(trials):
         if plain is not None:
@@ -317,13 +330,10 @@ def floor(program, solution=None, *, iterations: int = 200, trials: int = 3):
         _sync(op.device)
         iters.append((time.perf_counter() - t) / res.iterations)
         repeat = max(3, min(200, int(0.5 / max(iters[-1], 1e-6))))
-        # X @ Q into an existing array, as the solvers compute it (a new array of that size
-        # costs as much again in page faults on the CPU: the cheaper baseline)
-        gemms.append(_time(lambda: torch.matmul(X, Q, out=P), repeat, op.device)
-                     + _time(lambda: X.T @ T, repeat, op.device))
+        gemms.append(gemm_pair(repeat))
     per_iter, gemm = float(np.median(iters)), float(np.median(gemms))
     per_plain = float(np.median(iters_plain)) if iters_plain else None
-    n, d = X.shape
+    n, d = op.X.shape
     return {"n": n, "d": d, "blocks": op.n_blocks, "dtype": str(op.dtype).replace("torch.", ""),
             "per_iteration": per_iter, "two_gemms": gemm, "ratio": per_iter / gemm,
             "per_iteration_torch": per_plain, "ratio_torch": None if per_plain is None else per_plain / gemm,
