@@ -7,7 +7,8 @@ The gated ReLU program (planted two-layer teacher, ``benchmarks/_data.py``; d = 
 sampled gates, ``beta = 1e-3 n``, float32, the sizes of issue 4's scale item) with the
 squared loss, and with the softmax loss on three classes (the teacher's output cut at
 its terciles: three outputs, each with its own blocks), solved by :class:`FISTA` at its
-defaults (``max_time`` 300 s), each solve in its own process, with the operator's two
+defaults but ``preconditioner=None`` (``max_time`` 300 s; ``bench_preconditioner.py``
+measures the preconditioner), each solve in its own process, with the operator's two
 ways of computing the model and its adjoint:
 
 - coefficients (now): ``A(Q) = rowsum(X * (coef @ Q^T))`` and ``A^T(r) = (X * r)^T @ coef``,
@@ -74,7 +75,7 @@ def _child(n: int, d: int, patterns: int, variant: str, max_time: float, threads
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the status says it
-        sol = FISTA(max_time=max_time).solve(prog)
+        sol = FISTA(max_time=max_time, preconditioner=None).solve(prog)  # plain: the operators compared
     solve = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     f = bs.floor(prog, iterations=30)
@@ -152,8 +153,8 @@ def main(argv=None):
          f"Data: planted two-layer teacher (`benchmarks/_data.py`), d = {args.features} (+ intercept), "
          f"{args.patterns} sampled gates, beta = 1e-3 n, float32; the squared loss, and the softmax loss on three classes "
          f"(the teacher's output cut at its terciles: three outputs of {args.patterns} blocks each). "
-         f"`FISTA(max_time={args.max_time:g})` "
-         "at its defaults, each solve in its own process (wall time includes starting it and building the program). "
+         f"`FISTA(max_time={args.max_time:g}, preconditioner=None)` "
+         "at its other defaults, each solve in its own process (wall time includes starting it and building the program). "
          "The operator's model and adjoint through the model coefficients, `rowsum(X * (coef @ Q^T))` and "
          "`(X * r)^T @ coef` (now), against the same operator with `X @ Q` into an (n, B) array, masks and sums "
          "(before). 'Floor' is item 4 of issue 4: time per FISTA iteration / time of `X @ Q` (into an existing "

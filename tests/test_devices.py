@@ -111,6 +111,15 @@ def test_solver_on_device_agrees_with_cvxpy(device, name, cls):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_preconditioned_fista_on_device_agrees_with_cvxpy(device):
+    """FISTA's low-rank metric (its eigen-estimate and Newton solves) on the device."""
+    prog = cpu_program(GatedReLUProgram).to(device)
+    sol = _solve("fista", prog, preconditioner="lowrank", rank=4)
+    assert sol.converged and sol.info["metric_rank"] == 4
+    assert _relative(sol.objective, reference(GatedReLUProgram).objective) <= 1e-5
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["auglag", "ipm"])
 @pytest.mark.parametrize("loss", ["logistic", "softmax"])
 def test_classification_losses_on_device(device, name, loss):
