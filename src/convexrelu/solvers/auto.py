@@ -15,8 +15,10 @@ of its loss's Hessian, whether its loss separates over the outputs, and its devi
   device that order at most :data:`IPM_MAX_ROWS_CUDA` and the memory of both within the
   device's free memory): :class:`.InteriorPoint`;
 - otherwise ``n * B`` at most a threshold: :class:`.CVXPYSolver`;
-- otherwise :class:`.FISTA` for unconstrained programs (gated ReLU) and
-  :class:`.AugmentedLagrangian` for cone-constrained ones (two-layer ReLU, C3).
+- otherwise :class:`.FISTA` for unconstrained programs (gated ReLU; at its default
+  ``preconditioner="auto"``, in its low-rank metric where ``n`` is large against the
+  metric's rank) and :class:`.AugmentedLagrangian` for cone-constrained ones (two-layer
+  ReLU, C3).
 
 Measured on a 2-core machine (``benchmarks/RESULTS.md``, sections Solvers and Interior
 point: robustness): the interior-point method reaches the CVXPY (Clarabel) optimum to
