@@ -52,6 +52,20 @@ def small_program(cls, loss="squared"):
     return cls(X, targets_for(loss, y), 6, loss=loss, beta=0.1, random_state=0, **extra)
 
 
+def dense_model(op):
+    """The model matrix ``A`` of the operator ``op`` (n C, d B), one column per unit
+    weight (row-major over the (d, B) weights), as a torch tensor."""
+    import torch
+
+    d, B = op.shape
+    cols = []
+    for k in range(d * B):
+        e = torch.zeros(d * B, dtype=op.dtype)
+        e[k] = 1
+        cols.append(op.matvec(e.reshape(d, B)).reshape(-1))
+    return torch.stack(cols, dim=1)
+
+
 def grown_program(prog, n_extra: int, random_state=1):
     """``prog`` with up to ``n_extra`` more sampled patterns (its own first-layer width
     for three layers), the old ones first."""

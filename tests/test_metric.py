@@ -15,7 +15,7 @@ from convexrelu.solvers import FISTA, ConvergenceWarning, CVXPYSolver
 from convexrelu.solvers._metric import (AUTO_MIN_ENTRIES, AUTO_SAMPLES_PER_RANK, LowRankMetric,
                                         check_preconditioner, default_rank, group_soft_threshold, wants_metric)
 from convexrelu.solvers.fista import LossPart, fista_minimize
-from conftest import small_program
+from conftest import dense_model, small_program
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -80,16 +80,6 @@ def test_prox_without_weights_is_group_soft_thresholding():
     np.testing.assert_allclose(m0.prox(x, 0.7).numpy(), group_soft_threshold(x, 0.7)[0].numpy(), rtol=1e-14)
 
 
-def _dense_model(op):
-    d, B = op.shape
-    cols = []
-    for j in range(d * B):
-        e = torch.zeros(d * B, dtype=op.dtype)
-        e[j] = 1.0
-        cols.append(op.matvec(e.reshape(d, B)).reshape(-1))
-    return torch.stack(cols, 1).numpy()
-
-
 @pytest.mark.parametrize("cls", [GatedReLUProgram, ThreeLayerReLUProgram])
 def test_from_operator_finds_the_top_eigenvectors_of_the_gram_map(cls):
     """On all samples (``sample_rows`` above n) the estimate's eigenvalues are those of
@@ -97,7 +87,7 @@ def test_from_operator_finds_the_top_eigenvectors_of_the_gram_map(cls):
     iteration's underestimate of ``a`` (FISTA's line search takes that up)."""
     prog = small_program(cls, "squared")
     op = prog.operator
-    A = _dense_model(op)
+    A = dense_model(op).numpy()
     lam = np.sort(np.linalg.eigvalsh(A.T @ A))[::-1]
     k = 4
     metric, a = LowRankMetric.from_operator(op, k, sample_rows=10**6, n_iter=30, oversample=10)

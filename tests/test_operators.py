@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from convexrelu import GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram
-from conftest import planted_regression, targets_for
+from conftest import dense_model, planted_regression, targets_for
 
 PROGRAMS = [TwoLayerReLUProgram, GatedReLUProgram, ThreeLayerReLUProgram]
 LOSSES = ["squared", "logistic", "softmax"]
@@ -113,13 +113,7 @@ def test_to_float32_and_back():
 def test_norm_estimate_matches_dense_matrix():
     prog = _program(GatedReLUProgram, "squared", n=10)
     op = prog.operator
-    d, B = op.shape
-    cols = []
-    for k in range(d * B):
-        e = torch.zeros(d * B, dtype=torch.float64)
-        e[k] = 1
-        cols.append(op.matvec(e.reshape(d, B)).reshape(-1))
-    A = torch.stack(cols, dim=1)
+    A = dense_model(op)
     assert op.norm_estimate(n_iter=200) == pytest.approx(float(torch.linalg.matrix_norm(A, ord=2)), rel=1e-4)
 
 
