@@ -234,9 +234,10 @@ class LowRankMetric:
         the step it allows)."""
         d, B = op.shape
         p = d * B
-        rank = int(min(rank, p - 1))
-        if rank < 1:
-            raise ValueError(f"rank: expected an integer >= 1 below d * B = {p}, got {rank}")
+        if int(rank) < 1 or p < 2:
+            raise ValueError(f"rank: expected an integer >= 1 on weights of at least 2 entries, got rank {rank} "
+                             f"on d * B = {p}")
+        rank = int(min(rank, p - 1))  # (a rank of p leaves no complement to take a step from)
         sub, factor = op.row_sample(sample_rows)
         kw = {"dtype": op.dtype, "device": op.device}
         gen = torch.Generator(device="cpu").manual_seed(int(random_state))
