@@ -178,3 +178,14 @@ def test_auto_takes_the_metric_on_large_programs_only():
 def test_fista_auto_leaves_small_programs_plain():
     sol = FISTA().solve(small_program(GatedReLUProgram, "squared"))
     assert sol.info["preconditioner"] is None and sol.info["metric_rank"] is None
+
+
+def test_from_operator_past_its_deadline_is_rougher_but_fista_still_converges():
+    prog = small_program(GatedReLUProgram, "squared")
+    metric, a = LowRankMetric.from_operator(prog.operator, 3, deadline=0.0)  # long past
+    assert metric.rank == 3 and a > 0 and bool(torch.all(metric.c >= 0))
+    ref = CVXPYSolver().solve(prog)
+    res = fista_minimize(LossPart(prog), torch.zeros(prog.shape, dtype=torch.float64), prog.beta, step=1 / a,
+                         max_iter=20000, tol=1e-9, scale=1.0, metric=metric)
+    assert res.converged
+    assert prog.objective(res.Q) == pytest.approx(ref.objective, rel=1e-5)

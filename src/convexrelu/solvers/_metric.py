@@ -36,6 +36,7 @@ architecture: the operator's ``matvec``, ``adjoint`` and ``row_sample`` only.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
@@ -221,8 +222,8 @@ class LowRankMetric:
 
     @classmethod
     def from_operator(cls, op, rank: int, *, smoothness: float = 1.0, sample_rows: int = 4000, n_iter: int = 4,
-                      oversample: int = 10, random_state: int = 0, newton_tol: float = 1e-12
-                      ) -> tuple["LowRankMetric", float]:
+                      oversample: int = 10, random_state: int = 0, newton_tol: float = 1e-12,
+                      deadline: float | None = None) -> tuple["LowRankMetric", float]:
         """The metric of ``smoothness * A^T A`` for the operator ``op``, and its scale ``a``.
 
         ``U`` and the eigenvalues ``lambda_i``: randomized subspace iteration (``n_iter``
@@ -231,7 +232,9 @@ class LowRankMetric:
         sample's Gram map times ``n`` over its size estimates the whole one); ``a``: power
         iteration on ``(I - U U^T) A^T A (I - U U^T)`` of the whole operator. Returns the
         metric with ``c_i = max(lambda_i / a - 1, 0)`` and ``smoothness * a`` (the inverse of
-        the step it allows)."""
+        the step it allows). Past ``deadline`` (a ``time.perf_counter()`` value) the subspace
+        iteration stops after its first product and the power iteration after its second:
+        a rougher metric, whose errors the caller's line search takes up."""
         d, B = op.shape
         p = d * B
         if int(rank) < 1 or p < 2:
@@ -252,6 +255,8 @@ class LowRankMetric:
         V = torch.randn(p, m, generator=gen, dtype=torch.float64).to(**kw)
         for _ in range(max(1, int(n_iter))):
             V, _ = torch.linalg.qr(gram(sub, V))
+            if deadline is not None and time.perf_counter() > deadline:
+                break
         GV = gram(sub, V)
         T = (V.T @ GV).double()
         lam, E = torch.linalg.eigh(0.5 * (T + T.T))
@@ -262,7 +267,9 @@ class LowRankMetric:
         # the largest eigenvalue of the Gram map off U, on the whole operator
         W = torch.randn(p, generator=gen, dtype=torch.float64).to(**kw)
         a = 0.0
-        for _ in range(12):
+        for i in range(12):
+            if i >= 2 and deadline is not None and time.perf_counter() > deadline:
+                break
             W = W - U @ (U.T @ W)
             nw = float(torch.linalg.vector_norm(W))
             if nw == 0.0 or not math.isfinite(nw):

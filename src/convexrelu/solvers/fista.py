@@ -611,7 +611,8 @@ class FISTA(Solver):
         shares), with the step of the rest of its spectrum. Costs a set-up of about
         ``5 (rank + 10)`` Gram products on a sample of 4,000 rows and 12 on the whole, and
         per step about ``rank d B`` flops more (a semismooth Newton solve in ``rank``
-        dimensions for the proximal map). "auto" takes it where ``n`` is at least 50 times
+        dimensions for the proximal map); under ``max_time`` the set-up cuts its estimates
+        short past a quarter of it. "auto" takes it where ``n`` is at least 50 times
         the rank and ``n B`` at least a million (:func:`._metric.wants_metric`); None never.
         Measured in ``benchmarks/bench_preconditioner.py`` (RESULTS.md, "FISTA's low-rank
         preconditioner").
@@ -680,7 +681,8 @@ class FISTA(Solver):
         if wants_metric(self.preconditioner, op, self.rank):
             rank = self.rank if self.rank is not None else default_rank(op)
             metric, curvature = LowRankMetric.from_operator(
-                op, rank, smoothness=program.loss.smoothness, random_state=self.random_state)
+                op, rank, smoothness=program.loss.smoothness, random_state=self.random_state,
+                deadline=None if self.max_time is None else start + 0.25 * self.max_time)
             step = self.step_init or (1.0 / curvature if curvature > 0 else 1.0)
         else:
             step = self.step_init or initial_step(program)
