@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from convexrelu.regularizers import GroupL1, group_soft_threshold
+from convexrelu.regularizers import GroupL1, group_soft_threshold, shrink_factors
 
 
 def test_value_and_dual_norm_by_hand():
@@ -32,3 +32,11 @@ def test_prox_solves_its_definition(step):
     cp.Problem(cp.Minimize(step * cp.sum(cp.norm(P, 2, axis=0)) + 0.5 * cp.sum_squares(P - Q0))).solve()
     ours = GroupL1().prox(torch.tensor(Q0), step).numpy()
     np.testing.assert_allclose(ours, P.value, atol=1e-6)
+
+
+def test_shrink_factors_closed_form():
+    W = torch.tensor([[3.0, 0.3, 0.0], [4.0, 0.4, 0.0]])  # column norms 5, 0.5, 0
+    norms, factors = shrink_factors(W, 1.0)
+    np.testing.assert_allclose(norms.numpy(), [5.0, 0.5, 0.0])
+    np.testing.assert_allclose(factors.numpy(), [0.8, 0.0, 0.0])
+    np.testing.assert_allclose(group_soft_threshold(W, 1.0).numpy(), [[2.4, 0.0, 0.0], [3.2, 0.0, 0.0]])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import cvxpy as cp
 import torch
 
-__all__ = ["GroupL1", "group_soft_threshold"]
+__all__ = ["GroupL1", "group_soft_threshold", "shrink_factors"]
 
 
 def group_soft_threshold(Q: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
@@ -31,9 +31,15 @@ def group_soft_threshold(Q: torch.Tensor, threshold: float | torch.Tensor) -> to
     -------
     tensor of shape (d, B)
     """
-    norms = torch.linalg.vector_norm(Q, dim=0, keepdim=True)
-    scale = torch.clamp(1.0 - threshold / torch.clamp(norms, min=torch.finfo(Q.dtype).tiny), min=0.0)
-    return Q * scale
+    return Q * shrink_factors(Q, threshold)[1]
+
+
+def shrink_factors(Q: torch.Tensor, threshold: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The block norms ``||Q[:, b]||`` and the factors ``max(0, 1 - threshold / ||Q[:, b]||)``
+    of :func:`group_soft_threshold`, both of shape (B,) (a proximal map in another metric
+    needs them for its Jacobian: :mod:`convexrelu.solvers._metric`)."""
+    norms = torch.linalg.vector_norm(Q, dim=0)
+    return norms, torch.clamp(1.0 - threshold / torch.clamp(norms, min=torch.finfo(Q.dtype).tiny), min=0.0)
 
 
 class GroupL1:

@@ -41,9 +41,10 @@ import time
 import numpy as np
 import torch
 
+from ..regularizers import shrink_factors
 from .base import SolverError
 
-__all__ = ["LowRankMetric", "group_soft_threshold", "check_preconditioner", "default_rank", "wants_metric"]
+__all__ = ["LowRankMetric", "check_preconditioner", "default_rank", "wants_metric"]
 
 
 #: "auto" takes the metric where the samples are at least this many times its rank (its
@@ -79,15 +80,8 @@ def check_preconditioner(preconditioner, rank, random_state) -> tuple[str | None
         raise ValueError(f"rank: expected None or an integer >= 1, got {rank!r}")
     if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
         raise ValueError(f"random_state: expected an integer, got {random_state!r}")
-    return (None if preconditioner == "none" else preconditioner), (None if rank is None else int(rank)), int(random_state)
-
-
-def group_soft_threshold(W: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``soft(W, tau)`` column by column: ``W_b max(0, 1 - tau / ||W_b||)``, with the
-    norms and the factors ``max(0, 1 - tau / ||W_b||)`` (shapes (B,))."""
-    norms = torch.linalg.vector_norm(W, dim=0)
-    factor = torch.clamp(1 - tau / torch.clamp(norms, min=torch.finfo(W.dtype).tiny), min=0)
-    return W * factor, norms, factor
+    preconditioner = None if preconditioner == "none" else preconditioner
+    return preconditioner, (None if rank is None else int(rank)), int(random_state)
 
 
 class LowRankMetric:
@@ -128,10 +122,6 @@ class LowRankMetric:
     def _span(self, a: torch.Tensor) -> torch.Tensor:
         return (self.U @ a).reshape(self.shape)
 
-    def apply(self, D: torch.Tensor) -> torch.Tensor:
-        """``V D``."""
-        return D + self._span(self.c * self._coords(D))
-
     def inverse(self, G: torch.Tensor) -> torch.Tensor:
         """``V^{-1} G = G - U diag(c / (1 + c)) U^T G``."""
         return G - self._span((self.c / (1 + self.c)) * self._coords(G))
@@ -143,10 +133,6 @@ class LowRankMetric:
         base = float(torch.sum(D * D))
         cu2 = self.c * u * u
         return base + float(torch.sum(cu2)), base + float(torch.sum(cu2 * (2 + self.c)))
-
-    def sqnorm(self, D: torch.Tensor) -> float:
-        """``||D||_V^2 = ||D||^2 + sum_i c_i (U^T D)_i^2``."""
-        return self.sqnorms(D)[0]
 
     def prox(self, Xp: torch.Tensor, tau: float) -> torch.Tensor:
         """``argmin_Z tau sum_b ||Z_b|| + 1/2 ||Z - Xp||_V^2`` for ``Xp`` of shape (d, B).
@@ -166,10 +152,12 @@ class LowRankMetric:
         tol = max(self.newton_tol, 100 * torch.finfo(Xp.dtype).eps)
 
         def residual(a):
-            Z, norms, factor = group_soft_threshold(Xp - self._span(a), tau)
-            return Z, norms, factor, a - c * (self._coords(Z) - ux)
+            W = Xp - self._span(a)
+            norms, factor = shrink_factors(W, tau)
+            Z = W * factor  # regularizers.group_soft_threshold, with its norms and factors
+            return W, Z, norms, factor, a - c * (self._coords(Z) - ux)
 
-        Z, norms, factor, G = residual(alpha)
+        W, Z, norms, factor, G = residual(alpha)
         gnorm = float(torch.linalg.vector_norm(G))
         base = float(torch.linalg.vector_norm(c * ux))
         fresh = False
@@ -178,14 +166,14 @@ class LowRankMetric:
             if gnorm <= tol * (base + float(torch.linalg.vector_norm(alpha))):
                 break
             if self._jacobian is None:
-                self._jacobian = self._newton_matrix(Xp - self._span(alpha), norms, factor, tau)
+                self._jacobian = self._newton_matrix(W, norms, factor, tau)
                 fresh = True
             self.newton_iterations += 1
             delta = torch.linalg.solve(self._jacobian, -G.double()).to(c.dtype)
             t, accepted = 1.0, False
             for _ in range(9):
                 a_try = alpha + t * delta
-                Z_t, n_t, f_t, G_t = residual(a_try)
+                W_t, Z_t, n_t, f_t, G_t = residual(a_try)
                 g_t = float(torch.linalg.vector_norm(G_t))
                 if g_t < gnorm:
                     accepted = True
@@ -197,7 +185,7 @@ class LowRankMetric:
                 self._jacobian = None  # a stale matrix: form it anew
                 continue
             slow = slow + 1 if g_t > 0.5 * gnorm else 0
-            alpha, Z, norms, factor, G, gnorm = a_try, Z_t, n_t, f_t, G_t, g_t
+            alpha, W, Z, norms, factor, G, gnorm = a_try, W_t, Z_t, n_t, f_t, G_t, g_t
             if slow >= 3 or (slow and fresh):
                 self._jacobian = None
                 slow = 0
