@@ -146,7 +146,6 @@ class LowRankMetric:
         ``||G||`` does not decrease. Stops at ``||G|| <= tol (||alpha|| + ||C U^T Xp||)``,
         ``tol`` the larger of ``newton_tol`` and 100 machine epsilons."""
         c = self.c
-        k = self.rank
         ux = self._coords(Xp)
         alpha = self._alpha if self._alpha is not None else torch.zeros_like(c)
         tol = max(self.newton_tol, 100 * torch.finfo(Xp.dtype).eps)
@@ -254,11 +253,11 @@ class LowRankMetric:
         lam = lam[order] * factor
         # the largest eigenvalue of the Gram map off U, on the whole operator
         W = torch.randn(p, generator=gen, dtype=torch.float64).to(**kw)
+        W = W - U @ (U.T @ W)
         a = 0.0
         for i in range(12):
             if i >= 2 and deadline is not None and time.perf_counter() > deadline:
                 break
-            W = W - U @ (U.T @ W)
             nw = float(torch.linalg.vector_norm(W))
             if nw == 0.0 or not math.isfinite(nw):
                 break

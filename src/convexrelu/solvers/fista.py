@@ -378,7 +378,7 @@ def fista_minimize(
     ``prox^V(Y - step V^{-1} grad f(Y))``, and the sufficient-decrease test, the curvature
     and the residual ``||V (Q+ - Y)|| / step`` are measured in it.
     """
-    prox = part.program.regularizer.prox
+    step_prox = part.program.regularizer.prox if metric is None else metric.prox
     Q = Q0
     SQ = part.state(Q)
     fQ = part.value(SQ)
@@ -411,18 +411,14 @@ def fista_minimize(
         noise_Y = part.noise(SY) if backtrack else None  # (cached with fY)
         if SY is not SQ:
             _recycle(pool, SY)  # only its cached values are read from here on
+        direction = g if metric is None else metric.inverse(g)  # (the same for every trial step)
         while True:
-            if metric is None:
-                Qn = prox(torch.add(Y, g, alpha=-step), step * beta)
-            else:
-                Qn = metric.prox(torch.add(Y, metric.inverse(g), alpha=-step), step * beta)
+            Qn = step_prox(torch.add(Y, direction, alpha=-step), step * beta)
             Sn = part.state(Qn, spare=_take(pool, full=True))
             fn = part.value(Sn)
             D = Qn - Y
-            if metric is None:
-                sq = _sqnorm(D)
-            else:
-                sq, sq_VD = metric.sqnorms(D)
+            # ||D||^2 in the step's norm, and the squared norm of what the residual measures
+            sq, sq_res = (_sqnorm(D),) * 2 if metric is None else metric.sqnorms(D)
             inner = float(torch.dot(g.reshape(-1), D.reshape(-1)))
             if not backtrack or not math.isfinite(fn):
                 break
@@ -451,10 +447,7 @@ def fista_minimize(
                 f"{name}: diverged at iteration {k}: objective {Fn:.6g} from {F_start:.6g} at the start "
                 f"(step {step:.3g}); lower step_init or enable backtrack"
             )
-        if metric is None:
-            residual = math.sqrt(sq) / step  # _steps.prox_gradient_residual(Y, Qn, step)
-        else:
-            residual = math.sqrt(sq_VD) / step
+        residual = math.sqrt(sq_res) / step  # _steps.prox_gradient_residual(Y, Qn, step) (in V: ||V D|| / step)
         if verbose and (k % 100 == 0 or k == 1):
             logger.info("%s it %d: F %.10g residual %.3e step %.3e", name, k, Fn, residual / scale, step)
         if (residual <= tol * scale and k >= min_iter) or stalled:
