@@ -64,6 +64,24 @@ def test_multipliers_tighten_the_bound():
     assert dual_lower_bound(prog, Q, (), 2 * Z)[0] != without
 
 
+def test_multipliers_are_clipped_and_no_input_is_changed():
+    # negative entries count as zero; the solvers' non-negative arrays enter without a
+    # copy (they are large at scale), and neither they nor the model output are written
+    X, y = planted_regression(n=20, seed=2)
+    prog = ThreeLayerReLUProgram(X, y, 10, hidden=2, beta=0.1, random_state=0)
+    sol = CVXPYSolver().solve(prog)
+    Q = prog.as_tensor(sol.weights)
+    Z = prog.operator.matvec(Q)
+    r = np.random.default_rng(0)
+    signed = tuple(torch.tensor(np.array(m) + 0.1 * r.standard_normal(np.shape(m))) for m in sol.multipliers)
+    clipped = tuple(torch.clamp(m, min=0) for m in signed)
+    copies = [m.clone() for m in signed + clipped] + [Z.clone()]
+    assert any(float(m.min()) < 0 for m in signed)
+    assert dual_lower_bound(prog, Q, signed, Z) == dual_lower_bound(prog, Q, clipped, Z)
+    assert all(torch.equal(a, b) for a, b in zip(signed + clipped + (Z,), copies))
+    assert dual_lower_bound(prog, Q, clipped)[0] <= sol.objective + 1e-9
+
+
 @pytest.mark.parametrize("loss", ["squared", "logistic", "softmax"])
 def test_float32_programs_give_the_float64_bound(loss):
     # the dual point and the conjugate are evaluated in float64: in float32 the rows of a

@@ -48,14 +48,11 @@ def dual_lower_bound(program, Q, multipliers=(), Z=None) -> tuple[float, float]:
     f64 = dict(dtype=torch.float64, device=op.device)
     Y = torch.as_tensor(program.Y_np, **f64)
     v = program.loss.grad((op.matvec(Q) if Z is None else Z).to(torch.float64), Y)
-    lams = tuple(  # one new array each (at scale they are large)
-        torch.clamp(torch.as_tensor(m if isinstance(m, torch.Tensor) else np.array(m), dtype=op.dtype, device=op.device),
-                    min=0).neg_()
-        for m in multipliers
-    )
+    lams = tuple(_nonnegative(m, op) for m in multipliers)
     if lams and len(lams) != len(op.constraint_shapes):
         lams = ()
-    G = op.adjoint(v.to(op.dtype), lams)
+    # A^T v - K^T Lambda = -(A^T (-v) + K^T Lambda): the multipliers enter as they are
+    G = op.adjoint(torch.neg(v.to(op.dtype)), lams).neg_()
     worst = float(program.regularizer.dual_norm(G))
     beta = program.beta
     if worst <= beta:
@@ -66,6 +63,18 @@ def dual_lower_bound(program, Q, multipliers=(), Z=None) -> tuple[float, float]:
         a = beta / worst
     a, value = _best_scale(lambda t: -float(program.loss.conjugate(t * v, Y)), a)
     return value, a
+
+
+def _nonnegative(m, op) -> torch.Tensor:
+    """``max(m, 0)`` as a tensor of the operator's dtype and device: ``m`` itself where it
+    already is one with no negative entry (at scale the multipliers are large arrays, and
+    a solver's are non-negative by construction), else a clipped copy."""
+    kw = dict(dtype=op.dtype, device=op.device)
+    # (an array, e.g. a Solution's read-only one, is copied: torch does not take read-only memory)
+    t = torch.as_tensor(m, **kw) if isinstance(m, torch.Tensor) else torch.tensor(np.asarray(m), **kw)
+    if t.numel() and float(torch.min(t)) < 0:
+        t = torch.clamp(t, min=0)
+    return t
 
 
 def _best_scale(dual_value, a_max: float, n_iter: int = 60) -> tuple[float, float]:

@@ -20,7 +20,9 @@ Lagrangian (scaled duals ``u_z, u_c, u_v``). With ``a = rho_z / rho``, one itera
 ``rho_z`` and ``rho`` follow residual balancing (:func:`._steps.residual_balance`) on
 the residuals of their splits; the cone
 multipliers are ``lam = -rho k u_c`` (>= 0 at convergence), which with the loss gradient
-give the dual point of the certificate (theory.md, "Duality and certificates"). The
+give the dual point of the certificate (theory.md, "Duality and certificates"), taken at
+the iterates ``V`` and ``Q`` before the repair as well as at the returned point, the best
+of the three bounds kept. The
 returned point is ``V`` (exactly group sparse), made feasible by
 :func:`.auglag.restore_feasibility`.
 
@@ -40,6 +42,7 @@ import numpy as np
 import torch
 
 from .._validation import check_max_time
+from ..duality import dual_lower_bound
 from ..regularizers import group_soft_threshold
 from . import _steps
 from .auglag import constrained_solution, relative_violation, repaired
@@ -271,7 +274,11 @@ class ADMM(Solver):
         info = {"primal_residual": r_rel, "dual_residual": s_rel, "tol": tol, "rho": rho, "rho_model": rho_z,
                 "weight_constraints": k, "setup_time": setup}
         Qout = V
+        bound = -math.inf
         if op.has_constraints:
+            # the dual points of the iterates, before the repair moves the returned point
+            # (the bound at a repaired point is often far looser): the better one is kept
+            bound = max(dual_lower_bound(program, C, lam_t)[0] for C in (V, Q))
             # V is exactly group sparse, Q nearly satisfies K Q = c >= 0: of V and Q restricted
             # to the support of V, keep the one with the smaller violation, then repair it
             Qs = Q * (torch.sum(V * V, dim=0, keepdim=True) > 0).to(Q.dtype)
@@ -283,7 +290,7 @@ class ADMM(Solver):
         stop = None if converged else (f"max_time={self.max_time:g}s" if timed_out else f"max_iter={self.max_iter}")
         return constrained_solution(
             program, Qout, lam_t, solver="admm", label="ADMM", knob="tol", converged=converged, stop=stop,
-            iterations=it, start=start, history=history, info=info,
+            iterations=it, start=start, history=history, info=info, lower_bound=bound,
             residuals=f"after {it} iterations with primal residual {r_rel:.3e} and dual residual {s_rel:.3e} "
                       f"(tol {tol:.1e})",
         )
