@@ -67,6 +67,29 @@ def test_three_layer_gradcheck(loss, batched):
     assert torch.autograd.gradcheck(fn, (W1, w2, w3), eps=1e-6, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("lead", [(), (3,), (2, 2)])
+@pytest.mark.parametrize("m1", [1, 3])
+def test_three_layer_model_and_its_backward(lead, m1):
+    # the trainer's model (one product for every sub-network, a hand-written backward)
+    # against the formula sub-network by sub-network in numpy, and its gradient in every
+    # argument (the design matrix's too) against finite differences
+    from convexrelu.nonconvex import _three_layer_forward
+
+    g = torch.Generator().manual_seed(4)
+    n, d, K, C = 9, 3, 4, 2
+    kw = dict(generator=g, dtype=torch.float64, requires_grad=True)
+    A = torch.randn(n, d, **kw)
+    W1, w2, w3 = (torch.randn(lead + shape, **kw) for shape in ((K, d, m1), (K, m1), (K, C)))
+    Z = _three_layer_forward(A, W1, w2, w3)
+    assert Z.shape == lead + (n, C)
+    a, P1, p2, p3 = (t.detach().numpy().reshape((-1,) + t.shape[len(lead):]) if t is not A else t.detach().numpy()
+                     for t in (A, W1, w2, w3))
+    want = np.stack([sum(np.outer(np.maximum(np.maximum(a @ P1[s, k], 0) @ p2[s, k], 0), p3[s, k]) for k in range(K))
+                     for s in range(P1.shape[0])]).reshape(lead + (n, C))
+    np.testing.assert_allclose(Z.detach().numpy(), want, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(_three_layer_forward, (A, W1, w2, w3), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize("loss", LOSSES)
 def test_torch_objectives_equal_network_objectives(loss):
     """The torch objectives are P2 / P3 exactly as the networks evaluate them, batched or not."""
