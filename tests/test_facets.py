@@ -183,11 +183,19 @@ def test_the_rounds_share_max_iter(monkeypatch):
     assert sol.iterations == cap and not sol.converged
 
 
-def test_with_more_samples_than_unknowns_every_row_is_kept():
-    """n r > G m (d + 1): the interior point factors the Newton matrix itself, and keeps
-    every row (the selection would cost more than it saves)."""
+def test_with_many_more_samples_than_unknowns_every_row_is_kept():
+    """n r > 4 G m (d + 1): the interior point factors the Newton matrix itself, and keeps
+    every row (the selection would cost more than it saves); with more samples than
+    unknowns but fewer than four times as many it factors the Newton matrix and selects."""
+    from convexrelu.solvers.ipm import FACETS_SAMPLES_PER_UNKNOWN
+
     X, y = planted_regression(n=200, d=3, seed=4)
-    prog = TwoLayerReLUProgram(X, y, 3, beta=0.1, random_state=0)
-    sol = InteriorPoint().solve(prog)
-    assert sol.info["system"] == "dense"
-    assert sol.info["kept_rows"] == 1.0 and sol.info["row_rounds"] == 1
+    for patterns, keeps_all in ((3, True), (16, False)):
+        prog = TwoLayerReLUProgram(X, y, patterns, beta=0.1, random_state=0)
+        op = prog.operator
+        G, m = op.padded_groups().shape
+        per_unknown = op.n_samples / (G * m * (op.n_features + 1))
+        assert 1 < per_unknown and (per_unknown > FACETS_SAMPLES_PER_UNKNOWN) == keeps_all
+        sol = InteriorPoint().solve(prog)
+        assert sol.info["system"] == "dense" and sol.converged
+        assert (sol.info["kept_rows"] == 1.0) == keeps_all and sol.info["row_rounds"] == 1
