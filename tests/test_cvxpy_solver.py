@@ -87,10 +87,12 @@ def test_max_time_compiles_first_and_solves_the_same(program):
 
 def test_max_time_stops_clarabel(program):
     # a limit shorter than one iteration: Clarabel stops at its first check (status
-    # 'user_limit', iteration 0) and its iterate is returned, with the limits in the warning
+    # 'user_limit') and its iterate is returned, with the limits in the warning. The check
+    # usually comes before the first iteration; in one full run of the suite (Clarabel
+    # 0.11.1) it came after it (iterations == 1)
     with pytest.warns(ConvergenceWarning, match=r"user_limit.*max_time="):
         sol = CVXPYSolver(max_time=1e-9).solve(program)
-    assert sol.status == "user_limit" and not sol.converged and sol.iterations == 0
+    assert sol.status == "user_limit" and not sol.converged and sol.iterations <= 1
 
 
 def test_scs_stops_at_max_iter(program):
