@@ -72,11 +72,11 @@ def step_times(n: int, d: int, K: int, m1: int, starts: int, trials: int = 5, pa
     w2 = torch.randn(starts, K, m1, **kw)
     w3 = torch.randn(starts, K, 1, **kw)
 
-    def timer(model):
-        import convexrelu.nonconvex as nc
+    import convexrelu.nonconvex as nc
 
+    def timer(model):
         def run():
-            nc._three_layer_forward = model
+            nc._three_layer_forward = model  # (three_layer_objective looks it up at each call)
             try:
                 t = time.perf_counter()
                 for _ in range(passes):
@@ -84,11 +84,10 @@ def step_times(n: int, d: int, K: int, m1: int, starts: int, trials: int = 5, pa
                     torch.autograd.grad(f.sum(), (W1, w2, w3))
                 return (time.perf_counter() - t) / passes
             finally:
-                nc._three_layer_forward = ours
+                nc._three_layer_forward = _three_layer_forward
         return run
 
-    ours = _three_layer_forward
-    runs = {"autograd": timer(autograd_model), "ours": timer(ours)}
+    runs = {"autograd": timer(autograd_model), "ours": timer(_three_layer_forward)}
     for run in runs.values():
         run()  # warm-up
     times = {k: [] for k in runs}
