@@ -137,3 +137,28 @@ def test_a_solution_of_another_program_certifies_nothing_false(cls):
         assert optimum < sol.lower_bound - 1e-3  # the carried bound would have been false
         cert = certificate(other, start, exact=False, search_starts=4, search_iter=10, random_state=0)
         assert cert.lower_sampled <= optimum * (1 + 1e-7)
+
+
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
+def test_the_solver_bound_given_for_the_same_program_is_kept(cls):
+    # an augmented Lagrangian stopped early certifies the bound of its last iterate, tighter
+    # than the one recomputed at its repaired point; given as lower_bound (the estimators
+    # pass their solve's), lower_sampled is the larger of the two, and still a bound
+    from convexrelu.duality import dual_lower_bound
+    from convexrelu.solvers import AugmentedLagrangian, ConvergenceWarning
+
+    r = np.random.default_rng(2)
+    X = r.normal(size=(24, 2))
+    y = np.sin(2 * X[:, 0]) + 0.1 * r.normal(size=24)
+    kw = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
+    prog = cls(X, y, 4, beta=0.05, random_state=0, **kw)
+    optimum = CVXPYSolver().solve(prog).objective
+    with pytest.warns(ConvergenceWarning):
+        sol = AugmentedLagrangian(max_iter=1, inner_max_iter=300).solve(prog)
+    recomputed = dual_lower_bound(prog, sol.weights, sol.multipliers)[0]
+    assert recomputed < sol.lower_bound <= optimum * (1 + 1e-7)
+    options = dict(exact=False, search_starts=4, search_iter=10, random_state=0)
+    assert certificate(prog, sol, **options).lower_sampled == pytest.approx(recomputed, rel=1e-12)
+    kept = certificate(prog, sol, lower_bound=sol.lower_bound, **options)
+    assert kept.lower_sampled == sol.lower_bound
+    assert certificate(prog, sol, lower_bound=-math.inf, **options).lower_sampled == pytest.approx(recomputed, rel=1e-12)

@@ -343,6 +343,23 @@ def test_certificate_is_lazy_and_bounds_the_objective():
         ConvexReLURegressor().certificate_
 
 
+def test_certificate_keeps_the_solvers_bound():
+    # the certificate's bound over the program's patterns is at least the one the solve
+    # certified (an augmented Lagrangian stopped early takes it at its last iterate, before
+    # the repair), and no more than the objective
+    pytest.importorskip("convexrelu.certificates")
+    from convexrelu.solvers import AugmentedLagrangian, ConvergenceWarning
+
+    X, y = planted_regression(n=24, d=2)
+    with pytest.warns(ConvergenceWarning):
+        est = ConvexReLURegressor(depth=2, beta=0.1, patterns="sample", n_patterns=4, random_state=0,
+                                  solver=AugmentedLagrangian(max_iter=1, inner_max_iter=300)).fit(X, y)
+    lower = est.solver_info_["lower_bound"]
+    assert lower is not None
+    cert = est.certificate_
+    assert lower <= cert.lower_sampled <= est.objective_ * (1 + 1e-7)
+
+
 def test_pickling_keeps_the_original_certificate():
     import copy
     import pickle

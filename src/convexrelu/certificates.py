@@ -13,7 +13,8 @@ the objective of *every* network of the architecture. From the dual point
 
 - ``upper``: the non-convex objective (P2/P3) of the recovered network;
 - ``lower_sampled``: a lower bound on the optimum of the program over its own patterns
-  (the solver's dual point with the cone multipliers, :func:`convexrelu.duality.dual_lower_bound`);
+  (the solver's dual point with the cone multipliers, :func:`convexrelu.duality.dual_lower_bound`,
+  or the bound the solve certified for this program where the caller gives it, the larger);
   it bounds the best network *with those patterns*, not every network;
 - ``lower_global``: the bound above with ``M`` from an exactly enumerated pattern set
   (:func:`convexrelu.search.exact_atom_max`): proven for every network of the
@@ -203,6 +204,7 @@ def certificate(
     search_starts: int = 128,
     search_iter: int = 150,
     random_state=None,
+    lower_bound: float | None = None,
 ) -> Certificate:
     """Certificate of ``solution`` (module docstring; theory.md, "Duality and certificates").
 
@@ -219,6 +221,15 @@ def certificate(
         Atom search (:func:`convexrelu.search.search_program`), warm-started from the
         returned network.
     random_state : None, int or numpy Generator
+    lower_bound : float or None
+        A lower bound already certified for this same ``program``, e.g. the
+        ``Solution.lower_bound`` of the solve that returned ``solution``: the cone
+        solvers take theirs at their iterates, before the feasibility repair moves the
+        returned point, and it is often tighter than the one recomputed here
+        (:class:`~convexrelu.solvers.AugmentedLagrangian`). ``lower_sampled`` is the
+        larger of the two. Never taken from ``solution`` itself: a Solution of another
+        program (another beta, fewer patterns: an embedded warm start) would carry a
+        bound that does not hold here.
 
     Returns
     -------
@@ -232,10 +243,11 @@ def certificate(
     Z = _design_network(network).predict(program.X_design)
     V = program.loss.grad(torch.as_tensor(Z, dtype=torch.float64),
                           torch.as_tensor(program.Y_np, dtype=torch.float64)).numpy()
-    # recomputed from the weights and multipliers given, never taken from
-    # ``solution.lower_bound``: a Solution of another program (another beta, fewer
-    # patterns: an embedded warm start) would carry a bound that does not hold here
+    # recomputed from the weights and multipliers given (and the caller's ``lower_bound``
+    # for this program), never taken from ``solution.lower_bound``: see the docstring
     lower_sampled, _ = dual_lower_bound(program, weights, multipliers)
+    if lower_bound is not None and math.isfinite(lower_bound):
+        lower_sampled = max(lower_sampled, float(lower_bound))
     arch = architecture_of(program)
     hidden = program_hidden(program) if arch == "three_layer" else None
     found = search_program(program, weights, V=V, n_starts=search_starts, n_iter=search_iter,

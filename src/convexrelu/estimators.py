@@ -346,7 +346,8 @@ class _ConvexReLUBase(BaseEstimator):
         point = SimpleNamespace(  # what the certificate reads from the Solution, picklable
             weights=solution.weights, multipliers=tuple(solution.multipliers),
         )
-        self._certificate_state = (program, point, int(rng.randint(0, 2**31 - 1)))
+        # (the solver's bound for this program: the certificate's lower_sampled is at least it)
+        self._certificate_state = (program, point, int(rng.randint(0, 2**31 - 1)), lower)
         logger.info(
             "done: objective %.6g, %d active, %d patterns, %.2fs", self.objective_, self.n_active_, self.n_patterns_, fit_time
         )
@@ -431,15 +432,19 @@ class _ConvexReLUBase(BaseEstimator):
         return state
 
     @staticmethod
-    def _compute_certificate(program, solution, seed: int):
-        """``certificates.certificate(program, solution)`` where that module exists, else None."""
+    def _compute_certificate(program, solution, seed: int, lower_bound: float | None = None):
+        """``certificates.certificate(program, solution)`` where that module exists, else None
+        (``lower_bound``: the solver's certified bound for ``program``, or None)."""
         try:  # depends on convexrelu.certificates.certificate
             from .certificates import certificate
         except ImportError:
             return None
         import inspect
 
-        kwargs = {"random_state": seed} if "random_state" in inspect.signature(certificate).parameters else {}
+        accepted = inspect.signature(certificate).parameters
+        kwargs = {"random_state": seed} if "random_state" in accepted else {}
+        if lower_bound is not None and "lower_bound" in accepted:
+            kwargs["lower_bound"] = lower_bound
         try:
             return certificate(program, solution, **kwargs)
         except Exception as exc:  # a certificate is a bonus; never fail over it
