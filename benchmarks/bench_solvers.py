@@ -390,6 +390,7 @@ def _scale_child(n, d, patterns, m1, dtype, max_time, threads, device="cpu", sol
         "objective": sol.objective, "stationarity": info.get("stationarity"),
         "violation_before_repair": info.get("violation_before_repair"),
         "violation": _relative_violation(prog, sol.weights), "relative_gap": sol.relative_gap,
+        "dual_bound": info.get("dual_bound"),
         "peak_rss_gb": rss_kb / 1024**2, "threads": torch.get_num_threads(),
     }))
 
@@ -444,6 +445,8 @@ def scale(n: int, d: int = 50, patterns: int = 500, m1: int = 3, *, dtype: str =
         + f"; status {out['status']}, stationarity {_fmt_e(out['stationarity'])}, "
         f"violation {out['violation']:.1e} (before repair {_fmt_e(out['violation_before_repair'])}), "
         f"relative gap {out['relative_gap']:.1e}"
+        + ("" if out.get("dual_bound") is None else
+           f", objective {out['objective']:.8g}, dual bound {out['dual_bound']:.8g}")
     ]
     return out
 
