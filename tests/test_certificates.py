@@ -117,6 +117,15 @@ def test_table_marks_unproven_numbers():
         Certificate.__setattr__(auto, "upper", 0.0)  # frozen
 
 
+def _noisy_sine_program(cls, n):
+    """``cls`` on ``n`` samples of 2 features, ``y = sin(2 x_1)`` plus noise, 4 patterns."""
+    r = np.random.default_rng(2)
+    X = r.normal(size=(n, 2))
+    y = np.sin(2 * X[:, 0]) + 0.1 * r.normal(size=n)
+    kw = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
+    return cls(X, y, 4, beta=0.05, random_state=0, **kw)
+
+
 @pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
 def test_a_solution_of_another_program_certifies_nothing_false(cls):
     # the bound is recomputed from the weights and multipliers, never copied from the
@@ -124,11 +133,7 @@ def test_a_solution_of_another_program_certifies_nothing_false(cls):
     # carried a lower bound above this program's optimum
     from convexrelu.strategies import embed_solution
 
-    r = np.random.default_rng(2)
-    X = r.normal(size=(14, 2))
-    y = np.sin(2 * X[:, 0]) + 0.1 * r.normal(size=14)
-    kw = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
-    prog = cls(X, y, 4, beta=0.05, random_state=0, **kw)
+    prog = _noisy_sine_program(cls, 14)
     sol = CVXPYSolver().solve(prog)
     grown = grown_program(prog, 6)
     smaller_beta = prog.with_beta(0.01)
@@ -147,11 +152,7 @@ def test_the_solver_bound_given_for_the_same_program_is_kept(cls):
     from convexrelu.duality import dual_lower_bound
     from convexrelu.solvers import AugmentedLagrangian, ConvergenceWarning
 
-    r = np.random.default_rng(2)
-    X = r.normal(size=(24, 2))
-    y = np.sin(2 * X[:, 0]) + 0.1 * r.normal(size=24)
-    kw = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
-    prog = cls(X, y, 4, beta=0.05, random_state=0, **kw)
+    prog = _noisy_sine_program(cls, 24)
     optimum = CVXPYSolver().solve(prog).objective
     with pytest.warns(ConvergenceWarning):
         sol = AugmentedLagrangian(max_iter=1, inner_max_iter=300).solve(prog)
