@@ -117,6 +117,17 @@ def run_json_child(cmd: list[str]) -> dict:
     return out
 
 
+def solve_summary(out: dict) -> str:
+    """``wall ... (solve ..., N iterations, ... ms/iteration), peak memory ... GB; status
+    ..., objective ...`` of a child solve's JSON ``out`` (:func:`run_json_child`: keys
+    ``wall_time``, ``solve_time``, ``iterations``, ``peak_rss_gb``, ``status``,
+    ``objective``), to which it adds ``per_iteration`` (seconds)."""
+    out["per_iteration"] = out["solve_time"] / max(out["iterations"], 1)
+    return (f"wall {out['wall_time']:.1f}s (solve {out['solve_time']:.1f}s, {out['iterations']} iterations, "
+            f"{1e3 * out['per_iteration']:.0f} ms/iteration), peak memory {out['peak_rss_gb']:.2f} GB; status "
+            f"{out['status']}, objective {out['objective']:.8g}")
+
+
 def markdown_table(columns: list[str], rows: list[list]) -> list[str]:
     """A Markdown table: the header, its rule and one line per row of cells. A row with
     fewer cells than columns (a failed run's message) is padded with empty cells."""

@@ -36,7 +36,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _data import machine, machine_line, markdown_table, recorder, run_json_child  # noqa: E402
+from _data import machine, machine_line, markdown_table, recorder, run_json_child, solve_summary  # noqa: E402
 from run_all import write_report  # noqa: E402
 
 HEADING = "## FISTA's low-rank preconditioner"
@@ -91,14 +91,10 @@ def _run(kind, n, d, patterns, preconditioner, max_time, threads) -> dict:
     out = run_json_child(cmd)
     if "error" in out:
         return {"error": out["error"], "line": f"{kind} n={n} {preconditioner}: child failed: {out['error']}"}
-    out["per_iteration"] = out["solve_time"] / max(out["iterations"], 1)
     rank = "" if out["rank"] is None else f", rank {out['rank']}"
     out["line"] = (
         f"{kind:13s} n={n} d={out['d']} blocks={out['blocks']} float32 FISTA(tol={TOL:g}, "
-        f"preconditioner={preconditioner!r}{rank}): "
-        f"wall {out['wall_time']:.1f}s (solve {out['solve_time']:.1f}s, {out['iterations']} iterations, "
-        f"{1e3 * out['per_iteration']:.0f} ms/iteration), peak memory {out['peak_rss_gb']:.2f} GB; status "
-        f"{out['status']}, objective {out['objective']:.8g}, relative gap {out['relative_gap']:.1e}")
+        f"preconditioner={preconditioner!r}{rank}): {solve_summary(out)}, relative gap {out['relative_gap']:.1e}")
     return out
 
 

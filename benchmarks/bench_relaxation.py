@@ -36,7 +36,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _data import machine, machine_line, markdown_table, recorder, run_json_child  # noqa: E402
+from _data import machine, machine_line, markdown_table, recorder, run_json_child, solve_summary  # noqa: E402
 from run_all import write_report  # noqa: E402
 
 HEADING = "## Scale: the program without its cones"
@@ -96,14 +96,11 @@ def _run(n, d, patterns, variant, max_time, threads) -> dict:
     out = run_json_child(cmd)
     if "error" in out:
         return {"n": n, "error": out["error"], "line": f"n={n} {variant}: child failed: {out['error']}"}
-    out["per_iteration"] = out["solve_time"] / max(out["iterations"], 1)
     what = "with cones, AugmentedLagrangian" if variant == "cones" else "without cones, FISTA"
     stat = "n/a" if out["stationarity"] is None else f"{out['stationarity']:.1e}"
     out["line"] = (
         f"three-layer n={n} d={out['d']} m1=3 patterns={patterns} blocks={out['blocks']} float32 {what} "
-        f"(tol 1e-4, max_time {max_time:g} s): wall {out['wall_time']:.1f}s (solve {out['solve_time']:.1f}s, "
-        f"{out['iterations']} iterations, {1e3 * out['per_iteration']:.0f} ms/iteration), peak memory "
-        f"{out['peak_rss_gb']:.2f} GB; status {out['status']}, objective {out['objective']:.8g}, stationarity {stat}, "
+        f"(tol 1e-4, max_time {max_time:g} s): {solve_summary(out)}, stationarity {stat}, "
         f"relative gap {out['relative_gap']:.1e}; two GEMMs {1e3 * out['two_gemms']:.0f} ms")
     return out
 

@@ -26,6 +26,7 @@ largest difference of the two trained objectives. Writes the section
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -57,6 +58,20 @@ def _data(n: int, d: int, seed: int = 0):
     return X, y + 0.1 * r.standard_normal(n)
 
 
+@contextlib.contextmanager
+def trainer_model(model):
+    """The trainer runs ``model`` inside the block (``three_layer_objective`` looks its
+    model up at each call), the library's own again after it."""
+    import convexrelu.nonconvex as nc
+
+    ours = nc._three_layer_forward
+    nc._three_layer_forward = model
+    try:
+        yield
+    finally:
+        nc._three_layer_forward = ours
+
+
 def step_times(n: int, d: int, K: int, m1: int, starts: int, trials: int = 5, passes: int = 30) -> dict:
     """Median ms per forward + backward pass of each model, measured alternately."""
     import torch
@@ -72,19 +87,15 @@ def step_times(n: int, d: int, K: int, m1: int, starts: int, trials: int = 5, pa
     w2 = torch.randn(starts, K, m1, **kw)
     w3 = torch.randn(starts, K, 1, **kw)
 
-    import convexrelu.nonconvex as nc
 
     def timer(model):
         def run():
-            nc._three_layer_forward = model  # (three_layer_objective looks it up at each call)
-            try:
+            with trainer_model(model):
                 t = time.perf_counter()
                 for _ in range(passes):
                     f = three_layer_objective(A, Y, W1, w2, w3, beta=1.0)
                     torch.autograd.grad(f.sum(), (W1, w2, w3))
                 return (time.perf_counter() - t) / passes
-            finally:
-                nc._three_layer_forward = _three_layer_forward
         return run
 
     runs = {"autograd": timer(autograd_model), "ours": timer(_three_layer_forward)}
@@ -103,17 +114,13 @@ def training_times(n: int, d: int, K: int, m1: int, starts: int, steps: int = 30
     import convexrelu.nonconvex as nc
 
     X, y = _data(n, d)
-    ours = nc._three_layer_forward
     out = {}
-    for name, model in (("autograd", autograd_model), ("ours", ours)):
-        nc._three_layer_forward = model
-        try:
+    for name, model in (("autograd", autograd_model), ("ours", nc._three_layer_forward)):
+        with trainer_model(model):
             t = time.perf_counter()
             res = nc.train_three_layer(X, y, n_subnetworks=K, hidden=m1, beta=1.0, fit_intercept=False,
                                        n_starts=starts, max_iter=steps, tol=0.0, random_state=0)
             out[name] = (time.perf_counter() - t, res.objectives)
-        finally:
-            nc._three_layer_forward = ours
     diff = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(out["autograd"][1], out["ours"][1]))
     return {"autograd": out["autograd"][0], "ours": out["ours"][0], "objective_difference": diff}
 

@@ -439,14 +439,8 @@ class _ConvexReLUBase(BaseEstimator):
             from .certificates import certificate
         except ImportError:
             return None
-        import inspect
-
-        accepted = inspect.signature(certificate).parameters
-        kwargs = {"random_state": seed} if "random_state" in accepted else {}
-        if lower_bound is not None and "lower_bound" in accepted:
-            kwargs["lower_bound"] = lower_bound
         try:
-            return certificate(program, solution, **kwargs)
+            return certificate(program, solution, random_state=seed, lower_bound=lower_bound)
         except Exception as exc:  # a certificate is a bonus; never fail over it
             logger.warning("no certificate: %s", exc)
             return None
