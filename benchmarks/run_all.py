@@ -225,6 +225,10 @@ def _x(v):
     return "n/a" if v is None else f"{v:.2f}x"
 
 
+def _g(v):
+    return "n/a" if v is None else f"{v:.6g}"
+
+
 def _heading(args) -> str:
     device = torch.device(args.device).type
     return "## Solvers" if device == "cpu" else f"## Solvers (device: {device})"
@@ -304,15 +308,20 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
              + (" With `--short-ladders`, ADMM, the augmented Lagrangian and FISTA run their default tolerance only."
                 if args.short_ladders else ""))
     L.append("")
-    L.append("| program (solver) | n | patterns | blocks | CVXPY s | ours to 1e-4 s | ratio | ours to 1e-6 s | ours default s | rel. err | violation | ratio | target |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("'certified gap' is the default run's `Solution.relative_gap`, `(objective - lower_bound) / max(1, "
+             "|objective|)` with the lower bound its own dual point certifies (theory.md, \"Duality and "
+             "certificates\"), computed without CVXPY's answer.")
+    L.append("")
+    L.append("| program (solver) | n | patterns | blocks | CVXPY s | ours to 1e-4 s | ratio | ours to 1e-6 s | ours default s | rel. err | certified gap | violation | ratio | target |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r, target in ((r3, "20x"), (r2.get("relu"), "-"), (r2.get("gated"), "-")):
         if r is None:
             continue
         for name, q in r["solvers"].items():
             L.append(f"| {r['kind']} ({name}) | {r['n']} | {r['patterns']} | {r['blocks']} | {r['cvxpy_time']:.2f} | "
                      f"{_s(q['time_to_1e4'])} | {_x(q['ratio_1e4'])} | {_s(q.get('time_to_1e6'))} | {q['final_time']:.2f} | "
-                     f"{q['final_rel']:.1e} | {q['final_violation']:.1e} | {q['ratio_final']:.2f}x | {target} |")
+                     f"{q['final_rel']:.1e} | {q['final_gap']:.1e} | {q['final_violation']:.1e} | {q['ratio_final']:.2f}x | "
+                     f"{target} |")
     if s2:
         L += ["", "### scnn on the same data, gates and objective (2)", ""]
         L.append("Ours: the interior point's first run within 1e-6 of the optimum with violation <= 1e-9 "
@@ -353,14 +362,16 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
         L += _table(f"Scale (3): three-layer, m1=3, float32, augmented Lagrangian (tol 1e-4, feas_tol 1e-6, "
                     f"max_time {args.scale_max_time:g} s)",
                     ["n", "d", "patterns", "blocks", "wall s", "solve s", "iterations", "ms / iteration", "peak GB",
-                     "status", "stationarity", "violation"] + (["device peak GB"] if any(s.get("device_peak_gb") is not None for s in scales) else []))
+                     "status", "stationarity", "violation", "objective", "dual bound", "relative gap"]
+                    + (["device peak GB"] if any(s.get("device_peak_gb") is not None for s in scales) else []))
         for s in scales:
             if "skipped" in s or "error" in s:
-                L.append(f"| {s['n']} | {s.get('skipped') or 'child failed'} | | | | | | | | | | |")
+                L.append(f"| {s['n']} | {s.get('skipped') or 'child failed'} | | | | | | | | | | | | | |")
                 continue
             L.append(f"| {s['n']} | {s['d']} | {s['patterns']} | {s['blocks']} | {s['wall_time']:.1f} | {s['solve_time']:.1f} | "
                      f"{s['iterations']} | {1e3 * s['solve_time'] / max(s['iterations'], 1):.0f} | {s['peak_rss_gb']:.2f} | "
-                     f"{s['status']} | {bs._fmt_e(s['stationarity'])} | {s['violation']:.1e} |"
+                     f"{s['status']} | {bs._fmt_e(s['stationarity'])} | {s['violation']:.1e} | {s['objective']:.6g} | "
+                     f"{_g(s.get('dual_bound'))} | {s['relative_gap']:.1e} |"
                      + ("" if s.get("device_peak_gb") is None else f" {s['device_peak_gb']:.2f} |"))
     L += ["", "### Output as printed", "", "```"] + printed + ["```", ""]
     return _section(L)
