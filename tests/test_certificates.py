@@ -149,6 +149,7 @@ def test_the_solver_bound_given_for_the_same_program_is_kept(cls):
     # an augmented Lagrangian stopped early certifies the bound of its last iterate, tighter
     # than the one recomputed at its repaired point; given as lower_bound (the estimators
     # pass their solve's), lower_sampled is the larger of the two, and still a bound
+    from convexrelu.certificates import CERTIFICATE_PROJECTION_ENTRIES
     from convexrelu.duality import dual_lower_bound
     from convexrelu.solvers import AugmentedLagrangian, ConvergenceWarning
 
@@ -156,10 +157,24 @@ def test_the_solver_bound_given_for_the_same_program_is_kept(cls):
     optimum = CVXPYSolver().solve(prog).objective
     with pytest.warns(ConvergenceWarning):
         sol = AugmentedLagrangian(max_iter=1, inner_max_iter=300).solve(prog)
-    recomputed = dual_lower_bound(prog, sol.weights, sol.multipliers)[0]
+    recomputed = dual_lower_bound(prog, sol.weights, sol.multipliers, project_entries=CERTIFICATE_PROJECTION_ENTRIES)[0]
     assert recomputed < sol.lower_bound <= optimum * (1 + 1e-7)
     options = dict(exact=False, search_starts=4, search_iter=10, random_state=0)
     assert certificate(prog, sol, **options).lower_sampled == pytest.approx(recomputed, rel=1e-12)
     kept = certificate(prog, sol, lower_bound=sol.lower_bound, **options)
     assert kept.lower_sampled == sol.lower_bound
     assert certificate(prog, sol, lower_bound=-math.inf, **options).lower_sampled == pytest.approx(recomputed, rel=1e-12)
+
+
+def test_weights_alone_are_certified_by_the_best_multipliers():
+    # an array has no multipliers: the bound of its dual point alone is the one of the
+    # program without cones, far below; the certificate takes the best multipliers of
+    # each group instead, which for two layers make the bound at the optimum the optimum
+    from convexrelu.duality import dual_lower_bound
+
+    prog = _noisy_sine_program(TwoLayerReLUProgram, 20)
+    sol = CVXPYSolver().solve(prog)
+    cert = certificate(prog, sol.weights, exact=False, search_starts=4, search_iter=10, random_state=0)
+    assert dual_lower_bound(prog, sol.weights)[0] < 0.9 * sol.objective
+    assert cert.lower_sampled == pytest.approx(sol.objective, rel=1e-6)
+    assert cert.lower_sampled <= sol.objective * (1 + 1e-9)

@@ -82,6 +82,67 @@ def test_multipliers_are_clipped_and_no_input_is_changed():
     assert dual_lower_bound(prog, Q, clipped)[0] <= sol.objective + 1e-9
 
 
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_the_best_multipliers_of_each_group_tighten_any_bound(cls, loss):
+    # any point, any multipliers: the tightened bound is never below the plain one, never
+    # above the optimum; a budget or a deadline that allows no group gives the plain one
+    X, y = planted_regression(n=20, seed=4)
+    extra = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
+    prog = cls(X, targets_for(loss, y), 10, loss=loss, beta=0.3, random_state=0, **extra)
+    sol = CVXPYSolver().solve(prog)
+    r = np.random.default_rng(1)
+    gains = []
+    for scale in (0.0, 0.1, 1.0):
+        Q = sol.weights + scale * r.standard_normal(prog.shape)
+        for mults in ((), sol.multipliers):
+            plain, _ = dual_lower_bound(prog, Q, mults)
+            tight, a = dual_lower_bound(prog, Q, mults, project_entries=1e9)
+            assert 0 <= a <= 1
+            assert plain <= tight + 1e-12 and tight <= sol.objective + 1e-9
+            assert dual_lower_bound(prog, Q, mults, project_entries=1)[0] == plain
+            assert dual_lower_bound(prog, Q, mults, project_entries=1e9, deadline=0.0)[0] == plain
+            gains.append(tight - plain)
+    assert max(gains) > 1e-3 * abs(sol.objective)  # (it does tighten somewhere)
+
+
+def test_at_the_optimum_the_best_multipliers_give_the_optimum():
+    # one block per group (two layers): the tightened dual norm of a group is the largest
+    # value of its atoms, sup {-v^T A_b q : K_b q >= 0, ||q|| <= 1}, so at the optimal
+    # residual, with no multipliers at all, the bound is the optimum; without the
+    # tightening it is the (lower) bound of the relaxation without cones
+    X, y = planted_regression(n=30, seed=5)
+    prog = TwoLayerReLUProgram(X, y, 12, beta=0.5, random_state=0)
+    sol = CVXPYSolver().solve(prog)
+    plain, _ = dual_lower_bound(prog, sol.weights)
+    tight, _ = dual_lower_bound(prog, sol.weights, project_entries=1e9)
+    assert plain < sol.objective - 1e-3
+    assert tight == pytest.approx(sol.objective, rel=1e-6) and tight <= sol.objective + 1e-9
+
+
+def test_the_tightened_value_of_a_group_is_its_largest_atom():
+    # the group's value against CVXPY's maximum of -v^T A_b q over the cone and the unit ball
+    import cvxpy as cp
+
+    from convexrelu.duality import _tightened_dual_norm
+
+    X, y = planted_regression(n=25, seed=6)
+    prog = TwoLayerReLUProgram(X, y, 6, beta=1e-3, random_state=0)
+    op = prog.operator
+    v = torch.as_tensor(np.random.default_rng(2).standard_normal((25, 1)))
+    G = op.adjoint(-v).neg_()  # A^T v
+    values = []
+    for b in range(op.n_blocks):
+        K = op.group_constraint_matrix([b])
+        q = cp.Variable(op.n_features)
+        problem = cp.Problem(cp.Maximize(-G[:, b].numpy() @ q), [K @ q >= 0, cp.norm(q) <= 1])
+        problem.solve()
+        values.append(problem.value)
+    # beta below every value: every group is projected, and the largest counts
+    worst = _tightened_dual_norm(op, G, torch.linalg.vector_norm(G, dim=0), 0.0, 1e9, None)
+    assert worst == pytest.approx(max(values), rel=1e-6, abs=1e-9)
+
+
 @pytest.mark.parametrize("loss", ["squared", "logistic", "softmax"])
 def test_float32_programs_give_the_float64_bound(loss):
     # the dual point and the conjugate are evaluated in float64: in float32 the rows of a

@@ -13,7 +13,8 @@ the objective of *every* network of the architecture. From the dual point
 
 - ``upper``: the non-convex objective (P2/P3) of the recovered network;
 - ``lower_sampled``: a lower bound on the optimum of the program over its own patterns
-  (the solver's dual point with the cone multipliers, :func:`convexrelu.duality.dual_lower_bound`,
+  (the solver's dual point with the cone multipliers, those of the worst groups replaced
+  by their best, :func:`convexrelu.duality.dual_lower_bound`,
   or the bound the solve certified for this program where the caller gives it, the larger);
   it bounds the best network *with those patterns*, not every network;
 - ``lower_global``: the bound above with ``M`` from an exactly enumerated pattern set
@@ -44,6 +45,11 @@ from .strategies import _design_network, network_objective
 __all__ = ["Certificate", "certificate", "dual_bound", "enumerable"]
 
 logger = logging.getLogger(__name__)
+
+#: Budget of ``lower_sampled``'s tightening by the best multipliers of the worst groups
+#: (:func:`convexrelu.duality.dual_lower_bound`, ``project_entries``: entries of the
+#: groups' constraint matrices, in float64).
+CERTIFICATE_PROJECTION_ENTRIES = 2e7
 
 
 @dataclass(frozen=True)
@@ -245,7 +251,7 @@ def certificate(
                           torch.as_tensor(program.Y_np, dtype=torch.float64)).numpy()
     # recomputed from the weights and multipliers given (and the caller's ``lower_bound``
     # for this program), never taken from ``solution.lower_bound``: see the docstring
-    lower_sampled, _ = dual_lower_bound(program, weights, multipliers)
+    lower_sampled, _ = dual_lower_bound(program, weights, multipliers, project_entries=CERTIFICATE_PROJECTION_ENTRIES)
     if lower_bound is not None and math.isfinite(lower_bound):
         lower_sampled = max(lower_sampled, float(lower_bound))
     arch = architecture_of(program)

@@ -10,11 +10,24 @@ loss) and any multipliers ``Lambda >= 0`` give a feasible dual point after scali
 ``a = min(1, beta / max_b ||(A^T v - K^T Lambda)_b||)``; ``-l*(a v)`` is then a lower
 bound on the optimum over the program's patterns. Without multipliers (``Lambda = 0``)
 the bound is the one of theory.md for the unconstrained relaxation: valid, but looser.
+
+The multipliers a solver returns are those of its own iterate, not the best ones for
+``v``. For a fixed ``v`` the best multipliers of one group ``g`` (its blocks ``b`` and
+cone ``C_g = {u : K_g u >= 0}``) solve ``min_{lam >= 0} ||-G_g + K_g^T lam||`` with
+``G = A^T v - K^T Lambda``: a non-negative least-squares problem, whose solution is the
+Euclidean projection ``P_g`` of ``-G_g`` onto ``C_g`` (Moreau). Any ``lam >= 0`` keeps the
+dual point feasible, and ``max_b ||(P_g)_b||`` replaces the group's ``max_b ||G_b||``
+where it is smaller; for a two-layer program (one block per group) it is exactly the
+largest value of an atom of the group, ``sup {-v^T A_b q : q in C_b, ||q|| <= 1}``, so the
+bound at an optimal ``v`` is the optimum. ``project_entries`` turns this on
+(:func:`_tightened_dual_norm`): the groups are taken from the largest ``max_b ||G_b||``
+down, while it can still lower the maximum over the groups.
 """
 
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
@@ -22,7 +35,8 @@ import torch
 __all__ = ["dual_lower_bound"]
 
 
-def dual_lower_bound(program, Q, multipliers=(), Z=None) -> tuple[float, float]:
+def dual_lower_bound(program, Q, multipliers=(), Z=None, *, project_entries: float = 0.0,
+                     deadline: float | None = None) -> tuple[float, float]:
     """Lower bound on the optimal value of ``program`` from the dual point at ``Q``.
 
     Parameters
@@ -33,6 +47,11 @@ def dual_lower_bound(program, Q, multipliers=(), Z=None) -> tuple[float, float]:
         Multipliers of ``K Q >= 0``; negative entries are clipped to 0.
     Z : tensor (n, C) or None
         The model output ``A Q``, where the caller has it.
+    project_entries : float, default 0
+        Budget of the tightening by the best multipliers of each group (module text):
+        the entries of the groups' constraint matrices it may build. 0: no tightening.
+    deadline : float or None
+        A ``time.perf_counter()`` value after which the tightening takes no new group.
 
     Returns
     -------
@@ -55,6 +74,8 @@ def dual_lower_bound(program, Q, multipliers=(), Z=None) -> tuple[float, float]:
     G = op.adjoint(torch.neg(v.to(op.dtype)), lams).neg_()
     worst = float(program.regularizer.dual_norm(G))
     beta = program.beta
+    if worst > beta and project_entries > 0 and op.has_constraints:
+        worst = _tightened_dual_norm(op, G, program.regularizer.block_norms(G), beta, project_entries, deadline)
     if worst <= beta:
         a = 1.0
     elif beta == 0:
@@ -63,6 +84,46 @@ def dual_lower_bound(program, Q, multipliers=(), Z=None) -> tuple[float, float]:
         a = beta / worst
     a, value = _best_scale(lambda t: -float(program.loss.conjugate(t * v, Y)), a)
     return value, a
+
+
+def _tightened_dual_norm(op, G: torch.Tensor, norms: torch.Tensor, beta: float, max_entries: float,
+                         deadline: float | None) -> float:
+    """``max_g min(h_g, max_b ||(P_g)_b||)``, ``h_g = max_{b in g} ||G_b||`` and ``P_g`` the
+    projection of ``-G_g`` onto the group's cone (module text), or an upper bound on it.
+
+    The groups are taken by decreasing ``h_g`` and the loop ends as soon as the next
+    ``h_g`` is at most the maximum found so far or ``beta`` (the value then decides
+    nothing), or when the budget ``max_entries`` (entries of the constraint matrices),
+    the ``deadline`` or a projection that does not finish stops it: the next ``h_g``
+    then counts as it is."""
+    from .solvers._projection import project_onto_cone  # (the solvers import this module)
+
+    group = op.group_np
+    h = np.zeros(op.n_groups)
+    np.maximum.at(h, group, norms.detach().to(torch.float64).cpu().numpy())
+    by_group = np.argsort(group, kind="stable")
+    starts = np.searchsorted(group[by_group], np.arange(op.n_groups + 1))
+    Gn = None
+    found = spent = 0.0
+    for g in np.argsort(-h, kind="stable"):
+        if h[g] <= max(found, beta) or (deadline is not None and time.perf_counter() > deadline):
+            return max(found, h[g])
+        blocks = by_group[starts[g]:starts[g + 1]]
+        K = op.group_constraint_matrix(blocks)
+        K = K[np.any(K != 0, axis=1)]
+        spent += K.size
+        if spent > max_entries:
+            return max(found, h[g])
+        if Gn is None:
+            Gn = G.detach().to(torch.float64).cpu().numpy()
+        try:
+            u = project_onto_cone(K, -Gn[:, blocks].T.reshape(-1), deadline=deadline)
+        except RuntimeError:  # (non-negative least squares at its iteration limit)
+            u = None
+        if u is None:
+            return max(found, h[g])
+        found = max(found, min(h[g], float(np.linalg.norm(u.reshape(blocks.size, -1), axis=1).max())))
+    return found
 
 
 def _nonnegative(m, op) -> torch.Tensor:
