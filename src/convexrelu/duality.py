@@ -109,11 +109,11 @@ def _tightened_dual_norm(op, G: torch.Tensor, norms: torch.Tensor, beta: float, 
         if h[g] <= max(found, beta) or (deadline is not None and time.perf_counter() > deadline):
             return max(found, h[g])
         blocks = by_group[starts[g]:starts[g + 1]]
+        spent += blocks.size * op.n_features * op.n_samples * (blocks.size * int(op.cone_first) + int(op.cone_second))
+        if spent > max_entries:  # (the matrix's entries, counted before it is built)
+            return max(found, h[g])
         K = op.group_constraint_matrix(blocks)
         K = K[np.any(K != 0, axis=1)]
-        spent += K.size
-        if spent > max_entries:
-            return max(found, h[g])
         if Gn is None:
             Gn = G.detach().to(torch.float64).cpu().numpy()
         try:
