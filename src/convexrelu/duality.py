@@ -96,21 +96,18 @@ def _tightened_dual_norm(op, G: torch.Tensor, norms: torch.Tensor, beta: float, 
     nothing), or when the budget ``max_entries`` (entries of the constraint matrices),
     the ``deadline`` or a projection that does not finish stops it: the next ``h_g``
     then counts as it is."""
-    from .solvers._projection import project_onto_cone  # (the solvers import this module)
+    from .solvers._projection import constraint_matrix_entries, project_onto_cone  # (the solvers import this module)
 
-    group = op.group_np
-    h = np.zeros(op.n_groups)
-    np.maximum.at(h, group, norms.detach().to(torch.float64).cpu().numpy())
-    by_group = np.argsort(group, kind="stable")
-    starts = np.searchsorted(group[by_group], np.arange(op.n_groups + 1))
+    gidx = op.padded_groups().cpu().numpy()  # (G, m), padded with the index B
+    h = np.append(norms.detach().to(torch.float64).cpu().numpy(), 0.0)[gidx].max(axis=1)
     Gn = None
     found = spent = 0.0
     for g in np.argsort(-h, kind="stable"):
         if h[g] <= max(found, beta) or (deadline is not None and time.perf_counter() > deadline):
             return max(found, h[g])
-        blocks = by_group[starts[g]:starts[g + 1]]
-        spent += blocks.size * op.n_features * op.n_samples * (blocks.size * int(op.cone_first) + int(op.cone_second))
-        if spent > max_entries:  # (the matrix's entries, counted before it is built)
+        blocks = gidx[g][gidx[g] < op.n_blocks]
+        spent += constraint_matrix_entries(op, blocks.size)
+        if spent > max_entries:  # (counted before the matrix is built)
             return max(found, h[g])
         K = op.group_constraint_matrix(blocks)
         K = K[np.any(K != 0, axis=1)]

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-__all__ = ["project_onto_cone", "project_groups"]
+__all__ = ["constraint_matrix_entries", "project_onto_cone", "project_groups"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +101,13 @@ def _project(K: np.ndarray, u0: np.ndarray) -> np.ndarray:
 SECONDS_PER_ENTRY = 2e-7
 
 
+def constraint_matrix_entries(op, k: int) -> float:
+    """Entries of :meth:`~convexrelu.operators.BlockOperator.group_constraint_matrix` of
+    ``k`` blocks of one group: ``k d`` columns, ``n`` rows per block (first cone) and ``n``
+    for the group (second cone), each where the program has that cone."""
+    return float(k * op.n_features) * op.n_samples * (k * int(op.cone_first) + int(op.cone_second))
+
+
 def project_groups(op, Q: torch.Tensor, groups, *, max_entries: float = 2e8,
                    deadline: float | None = None) -> tuple[torch.Tensor, dict]:
     """``Q`` with the listed groups projected onto their cones (:func:`project_onto_cone`).
@@ -132,14 +139,13 @@ def project_groups(op, Q: torch.Tensor, groups, *, max_entries: float = 2e8,
     norms = torch.linalg.vector_norm(Q, dim=0).cpu().numpy()
     for b in np.flatnonzero(norms > 0):
         blocks_of[op.group_np[b]].append(b)
-    rows_per_block = op.n_samples * int(op.cone_first)
     info = {"projected_groups": 0, "skipped_groups": 0}
     spent = timed_entries = timed = 0.0
     for g in np.asarray(groups, dtype=np.int64).reshape(-1):
         blocks = np.asarray(blocks_of[g], dtype=np.int64)
         if blocks.size == 0:
             continue
-        cost = float(blocks.size * d) * (blocks.size * rows_per_block + op.n_samples * int(op.cone_second))
+        cost = constraint_matrix_entries(op, blocks.size)
         rate = max(SECONDS_PER_ENTRY, timed / timed_entries if timed_entries else 0.0)
         late = _expired(None if deadline is None else deadline - cost * rate)
         if late:
