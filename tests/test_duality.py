@@ -104,6 +104,9 @@ def test_the_best_multipliers_of_each_group_tighten_any_bound(cls, loss):
             assert dual_lower_bound(prog, Q, mults, project_entries=1e9, deadline=0.0)[0] == plain
             gains.append(tight - plain)
     assert max(gains) > 1e-3 * abs(sol.objective)  # (it does tighten somewhere)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="project_entries"):
+            dual_lower_bound(prog, Q, project_entries=bad)
 
 
 def test_at_the_optimum_the_best_multipliers_give_the_optimum():

@@ -59,6 +59,8 @@ def dual_lower_bound(program, Q, multipliers=(), Z=None, *, project_entries: flo
     scale : float
         The factor ``a`` in (0, 1] applied to the dual point.
     """
+    if not project_entries >= 0:  # (also NaN)
+        raise ValueError(f"project_entries: expected a number >= 0, got {project_entries}")
     op = program.operator
     Q = program.as_tensor(Q)
     # the dual point and its value in float64 whatever the program's dtype: in float32 the
