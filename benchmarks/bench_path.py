@@ -1,7 +1,7 @@
 """Warm starts along a regularisation path: each solver cold at every beta against warm
 from the solution at the previous (larger) beta.
 
-    python benchmarks/bench_path.py            # n = 500, d = 10, 100 patterns, 6 values of beta (about 10 minutes on 2 cores)
+    python benchmarks/bench_path.py            # n = 500, d = 10, 100 patterns, 6 betas (about 10 minutes)
     python benchmarks/bench_path.py --quick    # n = 200, d = 5, 40 patterns, 4 values
 
 The programs of issue 4's items (1) and (2) (planted teachers, ``benchmarks/_data.py``;
