@@ -15,11 +15,13 @@ decreasing grid ``beta = 1e-3 n * 8 * ratio^k``, k = 0, 1, ... (``--ratio``, def
 - warm: ``solver.solve(program.with_beta(beta), init=previous)`` at each later beta,
   ``previous`` the solution at the beta before (the first solve's, then the warm run's).
 
-Printed side by side for each program and solver: the total time and iterations of each
-run over the later betas, their ratio cold / warm, and the largest relative difference
-between the two runs' objectives at the same beta (both solves are at the solver's
-tolerance: the difference says that the warm start reaches the same optimum). Writes
-the section ``## Regularisation path: warm starts`` of RESULTS.md.
+At each later beta the cold and the warm solve run one after the other (the machine's
+load drifts; iterations do not depend on it). Printed side by side for each program and
+solver: the total time and iterations of each run over the later betas, their ratio
+cold / warm, and the largest relative difference between the two runs' objectives at
+the same beta (both solves are at the solver's tolerance: the difference says that the
+warm start reaches the same optimum). Writes the section ``## Regularisation path: warm
+starts`` of RESULTS.md.
 """
 
 from __future__ import annotations
@@ -65,13 +67,13 @@ def _solve(solver, program, init=None):
 
 def compare(kind: str, cls, program, betas, max_time: float) -> dict:
     """One solver class on one program along ``betas``: the first beta solved once, then
-    the rest cold and warm (each warm solve from the warm run's previous solution), and
-    the summary over the rest."""
+    each later beta cold and warm (the warm solve from the warm run's previous solution),
+    and the summary over the later betas."""
     solver = cls(max_time=max_time)
     first, _ = _solve(solver, program.with_beta(betas[0]))
-    cold = [_solve(solver, program.with_beta(b)) for b in betas[1:]]
-    warm, previous = [], first
-    for b in betas[1:]:
+    cold, warm, previous = [], [], first
+    for b in betas[1:]:  # (one after the other at each beta: the machine's load drifts)
+        cold.append(_solve(solver, program.with_beta(b)))
         warm.append(_solve(solver, program.with_beta(b), init=previous))
         previous = warm[-1][0]
     out = {"kind": kind, "solver": solver.name, "first_iterations": first.iterations}
