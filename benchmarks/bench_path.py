@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -41,7 +39,7 @@ import bench_solvers as bs  # noqa: E402
 from _data import machine, machine_line, markdown_table, recorder  # noqa: E402
 from run_all import write_report  # noqa: E402
 
-from convexrelu.solvers import ADMM, AugmentedLagrangian, ConvergenceWarning, FISTA, InteriorPoint  # noqa: E402
+from convexrelu.solvers import ADMM, AugmentedLagrangian, FISTA, InteriorPoint  # noqa: E402
 
 HEADING = "## Regularisation path: warm starts"
 #: Default ratio of consecutive values of beta (a path of 20 values per decade has 0.89).
@@ -55,26 +53,16 @@ SOLVERS = {
 }
 
 
-def _solve(solver, program, init=None):
-    """``(solution, seconds)`` of one solve (convergence warnings silenced: the table
-    counts the converged solves)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        t = time.perf_counter()
-        sol = solver.solve(program, init=init)
-        return sol, time.perf_counter() - t
-
-
 def compare(kind: str, cls, program, betas, max_time: float) -> dict:
     """One solver class on one program along ``betas``: the first beta solved once, then
     each later beta cold and warm (the warm solve from the warm run's previous solution),
     and the summary over the later betas."""
     solver = cls(max_time=max_time)
-    first, _ = _solve(solver, program.with_beta(betas[0]))
+    first, _ = bs._solve(solver, program.with_beta(betas[0]))
     cold, warm, previous = [], [], first
     for b in betas[1:]:  # (one after the other at each beta: the machine's load drifts)
-        cold.append(_solve(solver, program.with_beta(b)))
-        warm.append(_solve(solver, program.with_beta(b), init=previous))
+        cold.append(bs._solve(solver, program.with_beta(b)))
+        warm.append(bs._solve(solver, program.with_beta(b), init=previous))
         previous = warm[-1][0]
     out = {"kind": kind, "solver": solver.name, "first_iterations": first.iterations}
     for name, run in (("cold", cold), ("warm", warm)):

@@ -83,13 +83,13 @@ def _relative_violation(program, Q) -> float:
     return relative_violation(program.operator, program.as_tensor(Q))
 
 
-def _solve(solver, program):
-    """``solver.solve(program)`` and its wall time (the Solution holds host arrays: the
-    solve has waited for the device when it returns)."""
+def _solve(solver, program, init=None):
+    """``solver.solve(program, init)`` and its wall time (the Solution holds host arrays:
+    the solve has waited for the device when it returns)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         t = time.perf_counter()
-        sol = solver.solve(program)
+        sol = solver.solve(program, init=init)
         return sol, time.perf_counter() - t
 
 
