@@ -118,3 +118,56 @@ def test_solution_record_pickles(program):
     back = pickle.loads(pickle.dumps(sol))
     assert back.objective == sol.objective and np.array_equal(back.weights, sol.weights)
     assert back.info["cvxpy_objective"] == sol.info["cvxpy_objective"]
+
+
+def _clarabel_failing_at_tightened_tolerances(monkeypatch, effect):
+    """Patch ``cvxpy.Problem.solve``: a call with the tightened Clarabel tolerances runs
+    ``effect(problem)`` instead of the backend; other calls run as they are. Returns the
+    list of the option dicts each call got."""
+    import cvxpy as cp
+
+    original = cp.Problem.solve
+    calls = []
+
+    def solve(self, *args, **kwargs):
+        calls.append(dict(kwargs))
+        if all(kwargs.get(k) == v for k, v in CVXPYSolver.DEFAULT_CLARABEL_OPTIONS.items()):
+            return effect(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cp.Problem, "solve", solve)
+    return calls
+
+
+def _fail(problem):
+    import cvxpy as cp
+
+    raise cp.error.SolverError("Solver 'CLARABEL' failed (insufficient progress)")
+
+
+def test_clarabel_failing_at_tightened_tolerances_solves_again_at_its_defaults(program, monkeypatch):
+    ref = CVXPYSolver().solve(program)
+    calls = _clarabel_failing_at_tightened_tolerances(monkeypatch, _fail)
+    sol = CVXPYSolver().solve(program)
+    assert len(calls) == 2 and "tol_feas" not in calls[1]  # the second at Clarabel's defaults
+    assert sol.converged and sol.status == "optimal"
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-6)
+
+
+def test_clarabel_failing_with_the_users_settings_raises(program, monkeypatch):
+    calls = _clarabel_failing_at_tightened_tolerances(monkeypatch, _fail)
+    with pytest.raises(SolverError, match="CVXPY solver CLARABEL failed: .*insufficient progress"):
+        CVXPYSolver(options=dict(CVXPYSolver.DEFAULT_CLARABEL_OPTIONS)).solve(program)
+    assert len(calls) == 1  # no second solve: the settings were the user's
+
+
+def test_clarabel_inaccurate_at_tightened_tolerances_solves_again_at_its_defaults(program, monkeypatch):
+    import cvxpy as cp
+
+    def inaccurate(problem):
+        problem._status = cp.OPTIMAL_INACCURATE
+
+    calls = _clarabel_failing_at_tightened_tolerances(monkeypatch, inaccurate)
+    sol = CVXPYSolver().solve(program)
+    assert len(calls) == 2 and "tol_feas" not in calls[1]
+    assert sol.converged and sol.status == "optimal"

@@ -49,7 +49,9 @@ class CVXPYSolver(Solver):
         ``max_iter`` and ``tol``). For Clarabel the default tightens its tolerances to
         1e-9 (``DEFAULT_CLARABEL_OPTIONS``): with hundreds of patterns, per-block cone
         violations at the default 1e-8 add up to relative errors of 1e-6 in the
-        recovered network, at no extra cost in time.
+        recovered network, at no extra cost in time. Where Clarabel misses them (status
+        "optimal_inaccurate", or a failure such as insufficient progress), it solves
+        again at its own defaults.
     max_iter : int or None
         Iteration limit, passed as the backend's own option (:data:`LIMIT_OPTIONS`:
         Clarabel, SCS, ECOS, OSQP); None keeps the backend's default. A solve stopped by
@@ -111,6 +113,17 @@ class CVXPYSolver(Solver):
         opts.update(self.options or {})
         return opts
 
+    def _solve_problem(self, problem, solver: str, start: float) -> None:
+        """``problem.solve`` by the backend ``solver`` with :meth:`_options`; with
+        ``max_time`` compiled first, the backend getting the time left after compilation."""
+        if self.max_time is None:
+            problem.solve(solver=solver, verbose=self.verbose, **self._options(solver))
+            return
+        data, chain, inverse = problem.get_problem_data(solver, solver_opts=self._options(solver))
+        left = time_left(start + self.max_time)
+        solution = chain.solve_via_data(problem, data, False, self.verbose, self._options(solver, left))
+        problem.unpack_results(solution, chain, inverse)
+
     def solve(self, program, init=None) -> Solution:
         """Solve ``program``; ``init`` is accepted for interface compatibility and ignored
         (interior-point methods do not warm start)."""
@@ -126,19 +139,23 @@ class CVXPYSolver(Solver):
             objective = objective + program.beta * program.regularizer.cvxpy(Q)
         constraints = [expr >= 0 for expr in cons_exprs]
         problem = cp.Problem(cp.Minimize(objective), constraints)
+        # with no setting of the user's, Clarabel runs at tightened tolerances first; where
+        # they are out of reach (an inaccurate status, or a failure such as insufficient
+        # progress) it solves again at its own defaults
+        fallback = solver == "CLARABEL" and (
+            self.options is None and self.tol is None and self.max_iter is None and self.max_time is None)
         try:
             with warnings.catch_warnings():  # our own ConvergenceWarning below says it better
                 warnings.filterwarnings("ignore", message="Solution may be inaccurate", category=UserWarning)
-                if self.max_time is None:
-                    problem.solve(solver=solver, verbose=self.verbose, **self._options(solver))
-                else:  # compiled first: the backend gets the time left after the compilation
-                    data, chain, inverse = problem.get_problem_data(solver, solver_opts=self._options(solver))
-                    left = time_left(start + self.max_time)
-                    solution = chain.solve_via_data(problem, data, False, self.verbose, self._options(solver, left))
-                    problem.unpack_results(solution, chain, inverse)
-                tightened = self.options is None and self.tol is None and self.max_iter is None and self.max_time is None
-                if problem.status == cp.OPTIMAL_INACCURATE and tightened and solver == "CLARABEL":
-                    # the tightened tolerances were out of reach: fall back to Clarabel's own
+                try:
+                    self._solve_problem(problem, solver, start)
+                    missed = fallback and problem.status == cp.OPTIMAL_INACCURATE
+                except cp.error.SolverError as exc:
+                    if not fallback:
+                        raise
+                    missed = True
+                    logger.info("Clarabel failed at the tightened tolerances (%s)", exc)
+                if missed:
                     logger.info("Clarabel missed the tightened tolerances; re-solving with its defaults")
                     problem.solve(solver=solver, verbose=self.verbose)
         except cp.error.SolverError as exc:
