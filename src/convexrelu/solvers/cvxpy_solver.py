@@ -149,14 +149,13 @@ class CVXPYSolver(Solver):
                 warnings.filterwarnings("ignore", message="Solution may be inaccurate", category=UserWarning)
                 try:
                     self._solve_problem(problem, solver, start)
-                    missed = fallback and problem.status == cp.OPTIMAL_INACCURATE
+                    missed = f"status {problem.status}" if fallback and problem.status == cp.OPTIMAL_INACCURATE else ""
                 except cp.error.SolverError as exc:
                     if not fallback:
                         raise
-                    missed = True
-                    logger.info("Clarabel failed at the tightened tolerances (%s)", exc)
+                    missed = str(exc)
                 if missed:
-                    logger.info("Clarabel missed the tightened tolerances; re-solving with its defaults")
+                    logger.info("Clarabel missed the tightened tolerances (%s); re-solving with its defaults", missed)
                     problem.solve(solver=solver, verbose=self.verbose)
         except cp.error.SolverError as exc:
             raise SolverError(f"CVXPY solver {solver} failed: {exc}") from exc
