@@ -419,6 +419,8 @@ X_OK, Y_OK = planted_regression(n=12, d=2)
         (dict(fit_intercept=None), TypeError, "fit_intercept"),
         (dict(max_iter=0), ValueError, "max_iter"),
         (dict(tol=-1.0), ValueError, "tol"),
+        (dict(tol=1e10), ValueError, r"tol: expected a finite number in \(0, 1\) or None, got 10000000000.0"),
+        (dict(tol=float("nan")), ValueError, "tol: expected a finite number in"),
         (dict(max_time=0.0), ValueError, "max_time: expected a positive number"),
         (dict(max_time=float("nan")), ValueError, "max_time: expected a positive number"),
         (dict(max_time=float("inf")), ValueError, "max_time: expected a positive number"),

@@ -8,6 +8,7 @@ Problems are small (n = 24) so that the whole file runs in about a minute on 2 c
 
 import importlib.util
 import math
+import re
 import warnings
 
 import numpy as np
@@ -29,7 +30,7 @@ from convexrelu.solvers import (
     SolverError,
     get_solver,
 )
-from convexrelu.solvers.auglag import constraint_scale, restore_feasibility
+from convexrelu.solvers.auglag import constraint_scale, relative_violation, restore_feasibility
 from convexrelu.solvers.base import frozen
 from convexrelu.solvers.fista import ALPart, LossPart
 from conftest import planted_regression, small_program, targets_for
@@ -671,6 +672,93 @@ def test_admm_hyperparameters_are_checked():
                      (dict(rho_init=-1.0), "rho_init"), (dict(mu=1.0), "mu"), (dict(rho_model=0.0), "rho_model")):
         with pytest.raises(ValueError, match=name):
             ADMM(**kw)
+
+
+BAD_SETTINGS = [  # (solver class, settings, the argument its error must name)
+    (cls, kw, name)
+    for cls in (FISTA, AugmentedLagrangian, ADMM, InteriorPoint)
+    for kw, name in [(dict(tol=math.inf), "tol"), (dict(tol=math.nan), "tol"), (dict(tol=1e10), "tol"),
+                     (dict(tol="1e-6"), "tol"), (dict(max_iter=math.nan), "max_iter"),
+                     (dict(max_iter=math.inf), "max_iter"), (dict(max_iter=2.7), "max_iter"),
+                     (dict(max_iter="10"), "max_iter"), (dict(max_iter=True), "max_iter")]
+] + [
+    (FISTA, dict(step_init=-1.0), "step_init"), (FISTA, dict(step_init=0.0), "step_init"),
+    (FISTA, dict(backtrack_factor=math.nan), "backtrack_factor"), (FISTA, dict(step_increase=0.5), "step_increase"),
+    (AugmentedLagrangian, dict(step_init=-1.0), "step_init"), (AugmentedLagrangian, dict(feas_tol=-1.0), "feas_tol"),
+    (AugmentedLagrangian, dict(feas_tol=math.nan), "feas_tol"), (AugmentedLagrangian, dict(repair_tol=math.nan), "repair_tol"),
+    (AugmentedLagrangian, dict(rho_decrease=-3.0), "rho_decrease"),
+    (AugmentedLagrangian, dict(rho_max_ratio=-1.0), "rho_max_ratio"),
+    (AugmentedLagrangian, dict(inner_tol_decrease=0.0), "inner_tol_decrease"),
+    (AugmentedLagrangian, dict(backtrack_factor=math.nan), "backtrack_factor"),
+    (AugmentedLagrangian, dict(step_increase=math.nan), "step_increase"),
+    (AugmentedLagrangian, dict(inner_max_iter=0), "inner_max_iter"),
+    (ADMM, dict(repair_tol=math.nan), "repair_tol"), (ADMM, dict(max_penalty_updates=-1), "max_penalty_updates"),
+    (ADMM, dict(tau=math.inf), "tau"), (ADMM, dict(weight_constraints=-2.0), "weight_constraints"),
+    (InteriorPoint, dict(row_fraction=math.nan), "row_fraction"), (InteriorPoint, dict(correctors=1.5), "correctors"),
+    (AutoSolver, dict(tol=-1.0), "tol"), (AutoSolver, dict(max_iter=0), "max_iter"),
+    (AutoSolver, dict(cvxpy_max_size=-1), "cvxpy_max_size"), (AutoSolver, dict(step_init=-1.0), "step_init"),
+]
+
+
+@pytest.mark.parametrize("cls, kw, name", BAD_SETTINGS,
+                         ids=[f"{c.__name__}-{next(iter(k))}={next(iter(k.values()))!r}" for c, k, _ in BAD_SETTINGS])
+def test_bad_settings_are_refused_at_construction_naming_them(cls, kw, name):
+    """A NaN, infinite, non-numeric, fractional-count or out-of-range setting is refused
+    when the solver is built, the message naming it and what came (a negative
+    ``step_init`` used to give a wrong answer with status "optimal")."""
+    with pytest.raises(ValueError, match=rf"{name}: expected .*, got {re.escape(repr(next(iter(kw.values()))))}"):
+        cls(**kw)
+
+
+def test_integral_float_counts_are_taken():
+    assert FISTA(max_iter=1e4).max_iter == 10000 and InteriorPoint(max_iter=50.0).max_iter == 50
+    assert AugmentedLagrangian(step_init=None).step_init is None and FISTA(step_init=2).step_init == 2.0
+
+
+@pytest.mark.parametrize("name", ["fista", "auglag", "admm", "ipm", "auto"])
+def test_a_warm_start_of_another_shape_is_refused_naming_init(name):
+    prog = program(GatedReLUProgram if name == "fista" else TwoLayerReLUProgram, "squared")
+    for init in (np.zeros((2, 2)), torch.zeros(prog.shape[0], prog.shape[1] + 1), "weights"):
+        with pytest.raises(ValueError, match=rf"init: expected weights of the program's shape \({prog.shape[0]}, "):
+            make_solver(name).solve(prog, init=init)
+
+
+def test_admm_warm_start_from_a_far_array_converges():
+    """From a random array (far outside the cones) residual balancing used to halve the
+    group penalty 31 times during the transient and end at max_iter 10 times above the
+    optimum; the penalty is now held at first and kept within a range of its start."""
+    r = np.random.default_rng(0)
+    X = r.standard_normal((60, 2))
+    prog = ThreeLayerReLUProgram(X, np.sin(X[:, 0]), 8, beta=0.1, random_state=0)
+    best = CVXPYSolver().solve(prog).objective
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sol = ADMM().solve(prog, init=np.random.default_rng(2).standard_normal(prog.shape))
+    assert sol.converged and abs(sol.objective - best) <= 1e-4 * best
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cold = ADMM().solve(prog)
+    assert sol.info["rho"] >= cold.info["rho"] / 10  # not collapsed (it fell to 1e-6 of it)
+
+
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
+def test_cvxpy_stopped_early_returns_a_feasible_point_and_says_how_far(cls):
+    """A CVXPY solve stopped by max_iter used to return its iterate outside the cones
+    (relative violation 0.25), whose objective is not its network's; it is repaired as
+    the other solvers' points are, and the warning gives its gap and violation."""
+    prog = program(cls, "squared")
+    with pytest.warns(ConvergenceWarning, match=r"user_limit.*; objective .*duality gap .*relative cone violation"):
+        sol = CVXPYSolver(max_iter=2).solve(prog)
+    assert sol.status == "user_limit" and not sol.converged
+    assert relative_violation(prog.operator, torch.tensor(sol.weights)) <= 1e-6
+    assert sol.info["violation_before_repair"] > 1e-3  # (there was something to repair)
+    # the network is the point's: it reproduces the objective and the predictions
+    net = prog.recover(sol.weights)
+    X, y = planted_regression(n=24, d=2, seed=0)
+    assert net.objective(X, y, "squared", prog.beta) == pytest.approx(sol.objective, rel=1e-6)
+    pred = prog.predict(sol.weights)
+    np.testing.assert_allclose(net.predict(X), pred, rtol=1e-6, atol=1e-7 * np.abs(pred).max())
+    assert -math.inf < sol.lower_bound <= reference(cls, "squared").objective + 1e-9
 
 
 def test_bad_init_shape_and_hyperparameters():

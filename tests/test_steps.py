@@ -143,6 +143,13 @@ def test_residual_balance():
     assert _steps.residual_balance(3.0, 1.0, 20.0, mu=10, tau=3) == 1.0
 
 
+def test_clip_ratio():
+    assert _steps.clip_ratio(5.0, 2.0, 10.0) == 5.0  # within [0.2, 20]
+    assert _steps.clip_ratio(0.01, 2.0, 10.0) == pytest.approx(0.2)
+    assert _steps.clip_ratio(1e3, 2.0, 10.0) == pytest.approx(20.0)
+    assert _steps.clip_ratio(3.0, 3.0, 1.0) == 3.0
+
+
 # ----------------------------------------------------------------------------- interior point
 def test_max_step_closed_form():
     v = (torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.5]))

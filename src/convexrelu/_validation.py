@@ -78,6 +78,54 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def _interval(low, high, low_open: bool, high_open: bool) -> str:
+    """Words for an interval of the real line: '> 0', '>= 1', 'in (0, 1)', 'in (0, 2]' ('' for all of it)."""
+    if low is None and high is None:
+        return ""
+    if high is None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    if low is None:
+        return f"{'<' if high_open else '<='} {high:g}"
+    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def check_number(value, name: str, *, low: float | None = 0.0, high: float | None = None, low_open: bool = True,
+                 high_open: bool = True, none_ok: bool = False) -> float | None:
+    """A solver's real setting: a finite number in the interval from ``low`` to ``high``
+    (open or closed at each end; None: unbounded), or None where ``none_ok``. Booleans,
+    strings, NaN and infinities are refused: ValueError naming ``name``, what was expected
+    and what came."""
+    if value is None and none_ok:
+        return None
+    what = f"a finite number {_interval(low, high, low_open, high_open)}".rstrip() + (" or None" if none_ok else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+    v = float(value)
+    if (low is not None and (v <= low if low_open else v < low)) or (
+            high is not None and (v >= high if high_open else v > high)):
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+    return v
+
+
+def check_count(value, name: str, minimum: int = 1, *, none_ok: bool = False) -> int | None:
+    """A solver's integer setting ``>= minimum`` (an integral float such as ``1e4`` is taken
+    as its integer; booleans, strings, fractions, NaN and infinities are refused), or None
+    where ``none_ok``: ValueError naming ``name`` otherwise."""
+    if value is None and none_ok:
+        return None
+    what = f"an integer >= {minimum}" + (" or None" if none_ok else "")
+    integral = isinstance(value, numbers.Integral) or (
+        isinstance(value, numbers.Real) and np.isfinite(value) and float(value).is_integer())
+    if isinstance(value, bool) or not integral or int(value) < minimum:
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+    return int(value)
+
+
+def plain(value):
+    """A numpy scalar as the Python scalar it holds (for messages: ``1`` not ``np.int64(1)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def check_max_time(value) -> float | None:
     """A wall-time limit: None, or a finite number of seconds > 0 (ValueError otherwise)."""
     if value is None:

@@ -168,7 +168,7 @@ def read_table(path: str | os.PathLike, *, use_pandas: bool | None = None) -> Ta
         except (pd.errors.ParserError, ValueError) as exc:
             raise CLIError(f"{path_s}: cannot parse CSV ({_first_line(exc)})") from None
         return _table_from_frame(path_s, frame)
-    return _read_csv_plain(path_s)
+    return _read_csvplain(path_s)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -192,7 +192,7 @@ def _table_from_frame(path: str, frame) -> Table:
     return Table(path, columns, data)
 
 
-def _read_csv_plain(path: str) -> Table:
+def _read_csvplain(path: str) -> Table:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             rows = [row for row in csv.reader(fh) if any(cell.strip() for cell in row)]
@@ -282,6 +282,7 @@ def _write_csv(header: list[str], columns: list[np.ndarray], out) -> None:
 # ---------------------------------------------------------------------- commands
 def _cmd_fit(args) -> int:
     from ._progress import StatusLine
+    from ._validation import plain
     from .estimators import ConvexReLUClassifier, ConvexReLURegressor
     from .io import check_output_path, save
 
@@ -311,7 +312,8 @@ def _cmd_fit(args) -> int:
         y = _class_labels(table, targets[0])
         n_classes = len(np.unique(y))
         if n_classes < 2:
-            raise CLIError(f"{args.data}: target column {targets[0]!r} has only one class ({y[0]!r}); need at least 2")
+            raise CLIError(f"{args.data}: target column {targets[0]!r} has only one class ({plain(y[0])!r}); "
+                           "need at least 2")
     else:
         cols = [table.numeric(t, hint=_REGRESSION_TARGET_HINT) for t in targets]
         y = cols[0] if len(cols) == 1 else np.column_stack(cols)

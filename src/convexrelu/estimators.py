@@ -32,7 +32,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from ._progress import log_to_stream
-from ._validation import add_intercept, check_beta, check_max_time, check_positive_int
+from ._validation import add_intercept, check_beta, check_max_time, check_number, check_positive_int, plain
 from .losses import LogisticLoss, SoftmaxLoss
 from .patterns import sample_three_layer, sample_two_layer
 from .programs import GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram
@@ -194,10 +194,7 @@ class _ConvexReLUBase(BaseEstimator):
             raise TypeError(f"fit_intercept: expected True or False, got {self.fit_intercept!r}")
         p["fit_intercept"] = bool(self.fit_intercept)
         p["max_iter"] = None if self.max_iter is None else check_positive_int(self.max_iter, "max_iter")
-        if self.tol is not None:
-            if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not (0 < self.tol < math.inf):
-                raise ValueError(f"tol: expected a positive real number or None, got {self.tol!r}")
-        p["tol"] = None if self.tol is None else float(self.tol)
+        p["tol"] = check_number(self.tol, "tol", high=1.0, none_ok=True)  # (relative in every solver)
         p["max_time"] = check_max_time(self.max_time)
         if isinstance(self.verbose, bool):
             p["verbose"] = int(self.verbose)
@@ -522,7 +519,8 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     max_iter : int or None, default None
         Iteration limit passed to the solver (None: the solver's default).
     tol : float or None, default None
-        Tolerance passed to the solver (None: the solver's default).
+        Tolerance passed to the solver, in (0, 1): every solver's is relative (None: the
+        solver's default).
     max_time : float or None, default None
         Wall-time limit of the fit in seconds, from its start (None: none). Every solve
         runs with the time left as its limit (:meth:`Solver.with_max_time`: the smaller of
@@ -688,7 +686,8 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
         classes, encoded = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(
-                f"y: expected at least 2 classes, got 1 class ({classes[0]!r}); a classifier needs more than one class"
+                f"y: expected at least 2 classes, got 1 class ({plain(classes[0])!r}); a classifier needs more than "
+                "one class"
             )
         if p["loss"] == "logistic" and len(classes) > 2:
             raise ValueError(

@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 import torch
 
-from .base import Solution, SolverError, frozen, time_left
+from .base import Solution, SolverError, frozen, init_weights, time_left
 
 __all__ = ["live_part", "on_live_groups", "outputs_apart", "program_parts"]
 
@@ -141,10 +141,9 @@ def _restrict_init(program, init, groups, blocks, output=None):
             mults = tuple(m[:, cols] for m, cols in zip(mults, program.operator.constraint_columns(groups)))
         else:
             mults = ()
-        W = program.as_tensor(np.array(init.weights))[:, index]  # (shape checked)
+        W = init_weights(program, init)[:, index]  # (shape checked)
         return dataclasses.replace(init, weights=W.cpu().numpy(), multipliers=mults)
-    Q = init.detach() if isinstance(init, torch.Tensor) else np.array(init, dtype=np.float64)
-    return program.as_tensor(Q)[:, index]  # indexing copies: the caller's init is not shared
+    return init_weights(program, init)[:, index]
 
 
 def _extend(program, sol: Solution, groups, elapsed: float) -> Solution:

@@ -39,6 +39,7 @@ __all__ = [
     "prox_gradient_residual",
     "over_relax",
     "residual_balance",
+    "clip_ratio",
     "max_step",
     "mehrotra_centering",
     "balanced_centering",
@@ -169,6 +170,12 @@ def residual_balance(rho: float, primal: float, dual: float, *, mu: float = 10.0
     if dual > mu * primal:
         return rho / tau
     return rho
+
+
+def clip_ratio(value: float, reference: float, ratio: float) -> float:
+    """``value`` clipped to ``[reference / ratio, reference * ratio]`` (``ratio >= 1``,
+    ``reference > 0``): a penalty kept within a factor of its first value."""
+    return min(max(value, reference / ratio), reference * ratio)
 
 
 def max_step(values, directions) -> float:

@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 import torch
 
-from .._validation import check_max_time
+from .._validation import check_count, check_max_time, check_number
 from ..duality import dual_lower_bound
 from ..operators import largest_violation
 from . import _steps
@@ -346,17 +346,17 @@ class AugmentedLagrangian(Solver):
     ----------
     max_iter : int, default 500
         Outer iterations (multiplier updates).
-    tol : float, default 1e-5
+    tol : float in (0, 1), default 1e-5
         Stationarity: the prox-gradient residual of the inner problem at the end of an
         inner solve (the stationarity residual of the Lagrangian at the updated
         multipliers), relative to :func:`.fista.gradient_scale`.
-    feas_tol : float, default 1e-9
+    feas_tol : float in (0, 1), default 1e-9
         Residual of the method of multipliers ``max |lam+ - lam| / rho`` (it bounds the
         violation ``max(0, -min K Q)`` and the complementarity), relative to ``max |K Q|``.
         The repair moves the objective by about this much, so keep it well below the
         accuracy wanted. Floored at 100 machine epsilons (1.2e-5 in float32), ``tol`` at 1000.
     inner_max_iter : int, default 1000
-    inner_tol : float, default 1e-3
+    inner_tol : float in (0, 1), default 1e-3
         Tolerance of the first inner solve; divided by ``inner_tol_decrease`` after every
         outer iteration, never below ``tol``.
     inner_tol_decrease : float, default 10
@@ -377,7 +377,7 @@ class AugmentedLagrangian(Solver):
         inner solves.
     repair : bool, default True
         Make the returned point feasible to ``repair_tol`` (:func:`restore_feasibility`).
-    repair_tol : float, default 1e-10
+    repair_tol : float in (0, 1), default 1e-10
         Violation target of the repair, relative to ``max |K Q|``.
     max_time : float or None
         Wall-time limit in seconds (status "max_time", with a ConvergenceWarning) for the
@@ -437,35 +437,26 @@ class AugmentedLagrangian(Solver):
     ):
         if restart not in _RESTARTS:
             raise ValueError(f"restart: expected one of {_RESTARTS}, got {restart!r}")
-        for name, value in (("max_iter", max_iter), ("inner_max_iter", inner_max_iter)):
-            if int(value) < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {value}")
-        for name, value in (("tol", tol), ("inner_tol", inner_tol), ("rho_scale", rho_scale), ("rho_max", rho_max)):
-            if not value > 0:
-                raise ValueError(f"{name}: expected a positive number, got {value}")
-        if rho_init is not None and not rho_init > 0:
-            raise ValueError(f"rho_init: expected a positive number or None, got {rho_init}")
-        if not rho_factor >= 1:
-            raise ValueError(f"rho_factor: expected a number >= 1, got {rho_factor}")
-        self.max_iter = int(max_iter)
-        self.tol = float(tol)
-        self.feas_tol = float(feas_tol)
-        self.inner_max_iter = int(inner_max_iter)
-        self.inner_tol = float(inner_tol)
-        self.inner_tol_decrease = float(inner_tol_decrease)
-        self.rho_init = rho_init
-        self.rho_scale = float(rho_scale)
-        self.rho_factor = float(rho_factor)
-        self.rho_decrease = float(rho_decrease)
-        self.rho_max = float(rho_max)
-        self.rho_max_ratio = float(rho_max_ratio)
-        self.step_init = step_init
+        self.max_iter = check_count(max_iter, "max_iter")
+        self.tol = check_number(tol, "tol", high=1.0)
+        self.feas_tol = check_number(feas_tol, "feas_tol", high=1.0)
+        self.inner_max_iter = check_count(inner_max_iter, "inner_max_iter")
+        self.inner_tol = check_number(inner_tol, "inner_tol", high=1.0)
+        self.inner_tol_decrease = check_number(inner_tol_decrease, "inner_tol_decrease", low=1.0, low_open=False)
+        self.rho_init = check_number(rho_init, "rho_init", none_ok=True)
+        self.rho_scale = check_number(rho_scale, "rho_scale")
+        self.rho_factor = check_number(rho_factor, "rho_factor", low=1.0, low_open=False)
+        self.rho_decrease = check_number(rho_decrease, "rho_decrease", high=1.0, high_open=False)
+        self.rho_max = check_number(rho_max, "rho_max")
+        self.rho_max_ratio = check_number(rho_max_ratio, "rho_max_ratio", low=1.0, low_open=False)
+        self.step_init = check_number(step_init, "step_init", none_ok=True)
         self.backtrack = bool(backtrack)
         self.restart = None if restart == "none" else restart
-        self.step_increase = float(step_increase) if backtrack else 1.0
-        self.backtrack_factor = float(backtrack_factor)
+        step_increase = check_number(step_increase, "step_increase", low=1.0, low_open=False)
+        self.step_increase = step_increase if backtrack else 1.0
+        self.backtrack_factor = check_number(backtrack_factor, "backtrack_factor", high=1.0)
         self.repair = bool(repair)
-        self.repair_tol = float(repair_tol)
+        self.repair_tol = check_number(repair_tol, "repair_tol", high=1.0)
         self.max_time = check_max_time(max_time)
         self.verbose = bool(verbose)
 

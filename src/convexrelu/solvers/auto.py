@@ -46,7 +46,7 @@ import torch
 
 from .auglag import AugmentedLagrangian
 from ._presolve import outputs_apart
-from .._validation import check_max_time
+from .._validation import check_count, check_max_time
 from .base import Solution, Solver, smaller_limit
 from .cvxpy_solver import CVXPYSolver
 from .fista import FISTA
@@ -135,6 +135,10 @@ def _accepted(cls, hyperparameters: dict) -> dict:
     return {k: v for k, v in hyperparameters.items() if k in names}
 
 
+#: The solvers :class:`AutoSolver` chooses from.
+_CHOICES = (CVXPYSolver, FISTA, AugmentedLagrangian, InteriorPoint)
+
+
 class AutoSolver(Solver):
     """Pick a solver from the program's size and constraints.
 
@@ -155,17 +159,22 @@ class AutoSolver(Solver):
     name = "auto"
 
     def __init__(self, cvxpy_max_size: int | None = None, ipm: bool = True, **hyperparameters):
-        self.cvxpy_max_size = None if cvxpy_max_size is None else int(cvxpy_max_size)
+        self.cvxpy_max_size = check_count(cvxpy_max_size, "cvxpy_max_size", 0, none_ok=True)
         self.ipm = bool(ipm)
         self.hyperparameters = dict(hyperparameters)
-        if "max_time" in self.hyperparameters:  # (checked here, not only once a solver is chosen)
+        if "max_time" in self.hyperparameters:
             self.hyperparameters["max_time"] = check_max_time(self.hyperparameters["max_time"])
         unknown = set(self.hyperparameters) - set().union(
-            *(set(inspect.signature(c.__init__).parameters)
-              for c in (CVXPYSolver, FISTA, AugmentedLagrangian, InteriorPoint))
-        )
+            *(set(inspect.signature(c.__init__).parameters) for c in _CHOICES))
         if unknown:
             raise TypeError(f"AutoSolver: unknown hyperparameters {sorted(unknown)}")
+        # checked here, not only once a solver is chosen: every solver it may choose is
+        # built once with the settings it accepts (its constructor names a bad one)
+        for cls in _CHOICES:
+            try:
+                cls(**_accepted(cls, self.hyperparameters))
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"AutoSolver ({cls.__name__}): {exc}") from exc
 
     def with_max_time(self, seconds: float) -> "AutoSolver":
         """A copy whose chosen solver gets the wall-time limit ``seconds`` (or the

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._validation import check_max_time
 
-__all__ = ["Solution", "Solver", "SolverError", "ConvergenceWarning", "frozen", "time_left", "MIN_TIME_LIMIT"]
+__all__ = ["Solution", "Solver", "SolverError", "ConvergenceWarning", "frozen", "init_weights", "time_left", "MIN_TIME_LIMIT"]
 
 #: Seconds a solve (or a training) gets when its caller's time limit is already spent:
 #: it stops at its first check, with its warning.
@@ -160,6 +160,22 @@ class Solver(abc.ABC):
         limited = copy.copy(self)
         limited.max_time = smaller_limit(self.max_time, seconds)
         return limited
+
+
+def init_weights(program, init):
+    """The weights of a warm start ``init`` (an array or tensor of shape (d, B), or a
+    :class:`Solution` of the same program) as a new tensor of the program's dtype and
+    device; ValueError naming ``init`` when it has another shape or is not numeric."""
+    weights = init.weights if isinstance(init, Solution) else init
+    try:
+        if hasattr(weights, "detach"):  # a tensor: copied, never shared with the caller
+            return program.as_tensor(weights.detach().clone())
+        return program.as_tensor(np.array(weights, dtype=np.float64))
+    except (TypeError, ValueError) as exc:
+        shape = getattr(weights, "shape", None)
+        got = f"shape {tuple(shape)}" if shape is not None else f"a {type(init).__name__}"
+        raise ValueError(f"init: expected weights of the program's shape {program.shape} (an array, a tensor or a "
+                         f"Solution of the same program), got {got} ({exc})") from exc
 
 
 def smaller_limit(own: float | None, seconds: float) -> float:

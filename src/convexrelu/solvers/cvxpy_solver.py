@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import numbers
 import time
 import warnings
@@ -12,6 +13,7 @@ import numpy as np
 
 from .._validation import check_max_time
 from ..duality import dual_lower_bound
+from .auglag import FEASIBLE, relative_violation, repaired
 from .base import ConvergenceWarning, Solution, Solver, SolverError, time_left
 
 __all__ = ["CVXPYSolver", "LIMIT_OPTIONS", "TIME_OPTIONS"]
@@ -167,15 +169,28 @@ class CVXPYSolver(Solver):
             )
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, cp.USER_LIMIT) or Q.value is None:
             raise SolverError(f"CVXPY solver {solver} returned status {status!r}; no solution")
-        if status != cp.OPTIMAL:
-            limits = (f" (a limit stopped it: max_iter={self.max_iter}, max_time={self.max_time})"
-                      if status == cp.USER_LIMIT else "")
-            warnings.warn(f"CVXPY solver {solver} returned status {status!r}{limits}", ConvergenceWarning, stacklevel=2)
         weights = np.asarray(Q.value, dtype=np.float64)
         multipliers = tuple(np.maximum(np.asarray(c.dual_value, dtype=np.float64), 0.0) for c in constraints)
+        info = {"cvxpy_objective": float(problem.value), "solve_time": getattr(problem.solver_stats, "solve_time", None)}
+        if status != cp.OPTIMAL and program.has_constraints:
+            # a point stopped early may lie well outside the cones, where its objective is not
+            # the network's: repaired as the other solvers' points are
+            Qt = program.as_tensor(weights)
+            info["violation_before_repair"] = relative_violation(program.operator, Qt)
+            weights = repaired(program, Qt, info, self.max_time).cpu().numpy().astype(np.float64)
         elapsed = time.perf_counter() - start
         obj = program.objective(weights)
         lower, _ = dual_lower_bound(program, weights, multipliers)
+        violation = relative_violation(program.operator, program.as_tensor(weights)) if program.has_constraints else 0.0
+        if violation > FEASIBLE:  # its objective bounds nothing: no gap claimed
+            info["dual_bound"], lower = lower, -math.inf
+        if status != cp.OPTIMAL:
+            limits = (f" (a limit stopped it: max_iter={self.max_iter}, max_time={self.max_time})"
+                      if status == cp.USER_LIMIT else "")
+            gap = (f"duality gap {obj - lower:.3e} (relative {(obj - lower) / max(1.0, abs(obj)):.1e})"
+                   if lower > -math.inf else "no duality gap (the point is not feasible)")
+            warnings.warn(f"CVXPY solver {solver} returned status {status!r}{limits}; objective {obj:.10g}, {gap}, "
+                          f"relative cone violation {violation:.1e}", ConvergenceWarning, stacklevel=2)
         logger.info("CVXPY %s: status %s, objective %.8g, %.2fs", solver, status, obj, elapsed)
         stats = problem.solver_stats
         return Solution(
@@ -190,5 +205,5 @@ class CVXPYSolver(Solver):
             multipliers=multipliers,
             lower_bound=min(lower, obj),
             solver=f"cvxpy-{solver.lower()}",
-            info={"cvxpy_objective": float(problem.value), "solve_time": getattr(stats, "solve_time", None)},
+            info=info,
         )

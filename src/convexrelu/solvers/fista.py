@@ -37,10 +37,10 @@ import warnings
 import numpy as np
 import torch
 
-from .._validation import check_max_time
+from .._validation import check_count, check_max_time, check_number
 from ..duality import dual_lower_bound
 from . import _steps
-from .base import ConvergenceWarning, Solution, Solver, SolverError
+from .base import ConvergenceWarning, Solution, Solver, SolverError, init_weights
 from ._metric import LowRankMetric, check_preconditioner, default_rank, wants_metric
 from ._presolve import on_live_groups
 
@@ -542,11 +542,10 @@ def _initial_point(program, init):
     """(Q tensor, multipliers tuple of numpy or None, info mapping) from ``init``."""
     if init is None:
         return program.operator.zeros(), None, {}
+    Q = init_weights(program, init)
     if isinstance(init, Solution):
-        return program.as_tensor(np.array(init.weights)), init.multipliers or None, dict(init.info)
-    if isinstance(init, torch.Tensor):
-        return program.as_tensor(init.detach().clone()), None, {}
-    return program.as_tensor(np.array(init, dtype=np.float64)), None, {}
+        return Q, init.multipliers or None, dict(init.info)
+    return Q, None, {}
 
 
 def gradient_scale(program) -> float:
@@ -576,7 +575,7 @@ class FISTA(Solver):
     Parameters
     ----------
     max_iter : int, default 20000
-    tol : float, default 1e-7
+    tol : float in (0, 1), default 1e-7
         Stop when the prox-gradient residual ``||Y - prox(Y - s grad f(Y))|| / s`` is at
         most ``tol`` times :func:`gradient_scale` (floored at 1000 machine epsilons of
         the program's dtype).
@@ -638,22 +637,15 @@ class FISTA(Solver):
     ):
         if restart not in _RESTARTS:
             raise ValueError(f"restart: expected one of {_RESTARTS}, got {restart!r}")
-        if not (0 < backtrack_factor < 1):
-            raise ValueError(f"backtrack_factor: expected a number in (0, 1), got {backtrack_factor}")
-        if step_increase < 1:
-            raise ValueError(f"step_increase: expected a number >= 1, got {step_increase}")
-        if int(max_iter) < 1:
-            raise ValueError(f"max_iter: expected an integer >= 1, got {max_iter}")
-        if not tol > 0:
-            raise ValueError(f"tol: expected a positive number, got {tol}")
-        self.max_iter = int(max_iter)
-        self.tol = float(tol)
-        self.step_init = step_init
+        self.max_iter = check_count(max_iter, "max_iter")
+        self.tol = check_number(tol, "tol", high=1.0)
+        self.step_init = check_number(step_init, "step_init", none_ok=True)
         self.backtrack = bool(backtrack)
         self.restart = None if restart == "none" else restart
         self.verbose = bool(verbose)
-        self.step_increase = float(step_increase) if backtrack else 1.0
-        self.backtrack_factor = float(backtrack_factor)
+        step_increase = check_number(step_increase, "step_increase", low=1.0, low_open=False)
+        self.step_increase = step_increase if backtrack else 1.0
+        self.backtrack_factor = check_number(backtrack_factor, "backtrack_factor", high=1.0)
         self.max_time = check_max_time(max_time)
         self.preconditioner, self.rank, self.random_state = check_preconditioner(preconditioner, rank, random_state)
 

@@ -86,7 +86,7 @@ import time
 
 import torch
 
-from .._validation import check_max_time
+from .._validation import check_count, check_max_time, check_number
 from . import _steps
 from ._presolve import on_live_groups
 from .auglag import constrained_solution, constraint_scale, relative_violation, repaired
@@ -443,7 +443,7 @@ class InteriorPoint(Solver):
 
     Parameters
     ----------
-    tol : float
+    tol : float in (0, 1)
         Relative tolerance (floored at ``1000 eps`` of float64).
     max_iter : int
         Newton iterations at most (each: one factorisation, two or three solves), over
@@ -496,24 +496,13 @@ class InteriorPoint(Solver):
     def __init__(self, tol: float = 1e-7, max_iter: int = 300, step_fraction: float = 0.99, correctors: int = 0,
                  max_stall: int = 5, max_time: float | None = None, row_fraction: float | None = 0.5,
                  verbose: bool = False):
-        for name, value in (("max_iter", max_iter), ("max_stall", max_stall)):
-            if int(value) < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {value}")
-        if not tol > 0:
-            raise ValueError(f"tol: expected a positive number, got {tol}")
-        if not 0 < step_fraction < 1:
-            raise ValueError(f"step_fraction: expected a number in (0, 1), got {step_fraction}")
-        self.tol = float(tol)
-        self.max_iter = int(max_iter)
-        self.step_fraction = float(step_fraction)
-        self.max_stall = int(max_stall)
-        if int(correctors) < 0:
-            raise ValueError(f"correctors: expected an integer >= 0, got {correctors}")
-        self.correctors = int(correctors)
+        self.tol = check_number(tol, "tol", high=1.0)
+        self.max_iter = check_count(max_iter, "max_iter")
+        self.step_fraction = check_number(step_fraction, "step_fraction", high=1.0)
+        self.max_stall = check_count(max_stall, "max_stall")
+        self.correctors = check_count(correctors, "correctors", 0)
         self.max_time = check_max_time(max_time)
-        if row_fraction is not None and not row_fraction >= 0:
-            raise ValueError(f"row_fraction: expected a number >= 0 or None, got {row_fraction}")
-        self.row_fraction = None if row_fraction is None else float(row_fraction)
+        self.row_fraction = check_number(row_fraction, "row_fraction", low_open=False, none_ok=True)
         self.verbose = bool(verbose)
 
     @on_live_groups

@@ -1,0 +1,59 @@
+"""The shared input checks (_validation.py): closed-form cases of the solvers' number and
+count checks."""
+
+import math
+
+import numpy as np
+import pytest
+
+from convexrelu._validation import check_count, check_number
+
+
+@pytest.mark.parametrize("value, kwargs, expected", [
+    (0.5, {}, 0.5),  # default: > 0
+    (np.float32(2.0), {}, 2.0),
+    (3, {}, 3.0),
+    (1.0, dict(low=1.0, low_open=False), 1.0),
+    (0.0, dict(low_open=False), 0.0),
+    (None, dict(none_ok=True), None),
+    (0.999, dict(high=1.0), 0.999),
+    (1.0, dict(high=1.0, high_open=False), 1.0),
+    (-5.0, dict(low=None), -5.0),
+])
+def test_check_number_accepts(value, kwargs, expected):
+    assert check_number(value, "x", **kwargs) == expected
+
+
+@pytest.mark.parametrize("value, kwargs, words", [
+    (0.0, {}, "a finite number > 0"),
+    (-1.0, {}, "a finite number > 0"),
+    (math.nan, {}, "a finite number > 0"),
+    (math.inf, {}, "a finite number > 0"),
+    (True, {}, "a finite number > 0"),
+    ("1e-6", {}, "a finite number > 0"),
+    (None, {}, "a finite number > 0"),
+    (1.0, dict(high=1.0), "a finite number in (0, 1)"),
+    (0.5, dict(low=1.0, low_open=False), "a finite number >= 1"),
+    (2.0, dict(high=1.0, high_open=False, none_ok=True), "a finite number in (0, 1] or None"),
+    (5.0, dict(low=None, high=3.0), "a finite number < 3"),
+    (math.nan, dict(low=None), "a finite number"),
+])
+def test_check_number_refuses_with_the_name_and_what_came(value, kwargs, words):
+    with pytest.raises(ValueError) as info:
+        check_number(value, "step_init", **kwargs)
+    assert str(info.value) == f"step_init: expected {words}, got {value!r}"
+
+
+@pytest.mark.parametrize("value, minimum, expected", [
+    (5, 1, 5), (np.int64(3), 1, 3), (1e4, 1, 10000), (10.0, 1, 10), (0, 0, 0),
+])
+def test_check_count_accepts(value, minimum, expected):
+    result = check_count(value, "max_iter", minimum)
+    assert result == expected and type(result) is int
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.7, math.nan, math.inf, True, "10", None, 1e-3])
+def test_check_count_refuses(value):
+    with pytest.raises(ValueError, match=r"^max_iter: expected an integer >= 1, got "):
+        check_count(value, "max_iter")
+    assert check_count(None, "max_iter", none_ok=True) is None
