@@ -57,9 +57,9 @@ logger = logging.getLogger(__name__)
 #: Each penalty stays within this factor of its first value (either way). Residual
 #: balancing follows the transient of a start far from the solution: from a random
 #: (d, B) array on a two-layer ReLU program (n=60, 8 patterns) the group penalty fell
-#: 31 halvings (to 2.9e-08) and the solve ended at max_iter 15 times above the optimum;
-#: with this bound 1.5e-04 above it, and on the three-layer program converged (8.5e-06)
-#: where it had ended 12 times above. Cold solves of those programs and of the n=500
+#: until its updates ran out (to 2.9e-08) and the solve ended at max_iter with a relative
+#: error of 15; with this bound 1.5e-04, and on the three-layer program converged (8.5e-06)
+#: where it had ended at 12. Cold solves of those programs and of the n=500
 #: benchmark programs moved the penalties to 1e-3 of their first values at most.
 PENALTY_RANGE = 1e4
 
