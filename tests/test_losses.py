@@ -123,6 +123,21 @@ def test_prox_optimality_condition(name, t):
         assert float(torch.max(torch.abs(residual))) * t <= 1e-10 * (1 + scale + t)
 
 
+@pytest.mark.parametrize("t", [1e-3, 0.5, 10.0, 1e4])
+def test_logistic_prox_converges_as_newton_does(t, monkeypatch):
+    """The logistic prox (a 1-D root per entry) takes a few safeguarded Newton steps, not
+    the bisection-like 80 to 90 it took while a bracket that shrank on one side only
+    (Newton converging from that side) forced a bisection every other step."""
+    loss, Z0, Y = _data("logistic", n=400, seed=5)
+    calls = []
+    grad = loss.grad
+    monkeypatch.setattr(loss, "grad", lambda Z, Y: calls.append(1) or grad(Z, Y))
+    for scale in (0.1, 5.0, 300.0):
+        calls.clear()
+        loss.prox(scale * Z0, Y, t)
+        assert len(calls) <= 30
+
+
 @pytest.mark.parametrize("name", LOSSES)
 def test_prox_minimises_its_objective(name):
     """No random perturbation of the prox point has a lower prox objective."""

@@ -31,24 +31,27 @@ def _xlogx(t: torch.Tensor) -> torch.Tensor:
 
 def _prox_newton_1d(grad, curvature, V, t):
     """Entrywise root of ``z - v + t grad(z) = 0`` for a loss whose gradient lies in
-    [-1, 1]: Newton steps kept inside the bracket ``[v - t, v + t]`` (a step that
-    leaves the current bracket is replaced by bisection); 1-D, so exact to rounding."""
+    [-1, 1]: Newton steps kept inside the bracket ``[v - t, v + t]``; an entry whose
+    Newton step leaves its current bracket, or whose residual did not halve in its last
+    step (slow Newton far out on the flat part of the sigmoid), bisects instead. 1-D, so
+    exact to rounding."""
     lo, hi = V - t, V + t
     Z = V.clone()
     eps = torch.finfo(V.dtype).eps
     tol = 16 * eps * (1.0 + float(torch.max(torch.abs(V))) + t)
-    width = hi - lo
+    g_last = None
     for _ in range(200):
         g = Z - V + t * grad(Z)
-        if float(torch.max(torch.abs(g))) <= tol:
+        size = torch.abs(g)
+        if float(torch.max(size)) <= tol:
             return Z
         lo = torch.where(g > 0, lo, Z)
         hi = torch.where(g > 0, Z, hi)
         newton = Z - g / (1.0 + t * curvature(Z))
-        # Newton inside the bracket, unless the bracket failed to halve (slow Newton far
-        # out on the flat part of the sigmoid): then bisection
-        slow = (hi - lo) > 0.5 * width
-        width = hi - lo
+        # (a bracket shrinks on one side only while Newton converges from that side: its
+        # width is no measure of progress, the residual is)
+        slow = (size > tol) & (size > 0.5 * g_last) if g_last is not None else torch.zeros_like(size, dtype=torch.bool)
+        g_last = size
         inside = (newton >= lo) & (newton <= hi) & ~slow
         Z_new = torch.where(inside, newton, 0.5 * (lo + hi))
         if float(torch.max(torch.abs(Z_new - Z))) <= 4 * eps * (1.0 + float(torch.max(torch.abs(Z)))):
