@@ -367,8 +367,13 @@ class _ConvexReLUBase(BaseEstimator):
                 ) from exc
         logger.info("sampling %d patterns", p["n_patterns"])
         if p["depth"] == 2:
-            return sample_two_layer(design, p["n_patterns"], rng)
-        return sample_three_layer(design, p["n_patterns"], p["hidden"], rng)
+            found = sample_two_layer(design, p["n_patterns"], rng)
+        else:
+            found = sample_three_layer(design, p["n_patterns"], p["hidden"], rng)
+        if len(found) < p["n_patterns"]:
+            logger.info("%d distinct patterns found of the %d asked for (the data have few: n_patterns_ says how "
+                        "many the program has)", len(found), p["n_patterns"])
+        return found
 
     def _make_program(self, X: np.ndarray, Y: np.ndarray, pattern_set, p: dict):
         common = dict(
@@ -490,7 +495,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     beta : float >= 0, default 1.0
         Regularisation on the scale of theory.md: summed loss + ``beta`` * penalty.
     n_patterns : int >= 1, default 50
-        Number of distinct activation patterns to sample (a budget for the strategies).
+        Number of distinct activation patterns to sample (a budget for the strategies);
+        fewer where the data have fewer, or the draws find fewer (``n_patterns_`` is the
+        number in the program).
     patterns : {"sample", "exact", "seeded", "pursuit", "seeded+pursuit"}, default "seeded"
         Where the patterns come from (theory.md, "Where patterns come from").
         "seeded" (default) adds to ``n_patterns`` sampled patterns those of a trained
@@ -534,7 +541,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         blocks: :class:`~convexrelu.solvers.CVXPYSolver`), the recovery, and what a solver
         allows itself past its limit (the feasibility repair's share).
         At scale the first-order solvers need it: ``benchmarks/RESULTS.md`` (Solvers,
-        item 3) shows how far they get in two minutes.
+        item 3) shows how far they get in two minutes. With it the result depends on the
+        machine's speed as well as on ``random_state`` (where the training and the solves
+        stop).
     random_state : int, RandomState or None, default None
         Seed of the pattern sampling (and of the strategies).
     verbose : int, default 0
