@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from convexrelu import CVXPYSolver, GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram
-from convexrelu.certificates import Certificate, certificate, enumerable
+from convexrelu.certificates import Certificate, certificate, enumerable, has_constant_column
 from convexrelu.nonconvex import train_three_layer, train_two_layer
 from convexrelu.patterns import enumerate_three_layer, enumerate_two_layer
 from convexrelu.strategies import run_strategy
@@ -178,3 +178,31 @@ def test_weights_alone_are_certified_by_the_best_multipliers():
     assert dual_lower_bound(prog, sol.weights)[0] < 0.9 * sol.objective
     assert cert.lower_sampled == pytest.approx(sol.objective, rel=1e-6)
     assert cert.lower_sampled <= sol.objective * (1 + 1e-9)
+
+
+def test_gated_global_bound_covers_gates_on_faces():
+    """Without an intercept, the gate g = 0 (every unit active) is a pattern of no region
+    of four points on a line, and a gated network with it reaches 0.4875 where the best
+    over the regions' gates is 0.95: the proven bound must lie below 0.4875 (it was 0.95)."""
+    from convexrelu.networks import TwoLayerNetwork
+
+    X = np.array([[-2.0], [-1.0], [1.0], [2.0]])
+    y = X[:, 0].copy()
+    prog = GatedReLUProgram(X, y, enumerate_two_layer(X), beta=0.5, fit_intercept=False)
+    cert = certificate(prog, CVXPYSolver().solve(prog), random_state=0)
+    net = TwoLayerNetwork([[0.95**0.5]], [[0.95**0.5]], gates=[[0.0]], fit_intercept=False)
+    assert net.objective(X, y, "squared", 0.5) == pytest.approx(0.4875)
+    assert cert.proven and cert.upper == pytest.approx(0.95)
+    assert cert.lower_global <= 0.4875 + 1e-9
+    # with an intercept every face's gate is a region's: the regions alone are enumerated
+    with_intercept = GatedReLUProgram(X, y, 3, beta=0.5, random_state=0)
+    cert = certificate(with_intercept, CVXPYSolver().solve(with_intercept), random_state=0)
+    assert cert.n_patterns_exact == len(enumerate_two_layer(with_intercept.X_design))
+
+
+def test_has_constant_column():
+    assert has_constant_column(np.array([[1.0, 2.0], [3.0, 2.0]]))
+    assert not has_constant_column(np.array([[1.0, 0.0], [3.0, 0.0]]))  # zero: no intercept
+    assert not has_constant_column(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    assert not has_constant_column(np.zeros((0, 2)))
+

@@ -194,6 +194,15 @@ def test_corrupt_and_foreign_files(fitted, tmp_path):
     _rewrite(good, tmp_path / "strweights", string_weights)
     cases["strweights"] = "corrupt.*dtype"
 
+    for entry in ("network", "params", "fitted"):  # an entry of the metadata of another type
+        def retyped(a, entry=entry):
+            meta = json.loads(str(a["metadata"][()]))
+            meta[entry] = [1]
+            a["metadata"] = np.asarray(json.dumps(meta))
+
+        _rewrite(good, tmp_path / f"retyped-{entry}", retyped)
+        cases[f"retyped-{entry}"] = "corrupt convexrelu model file"
+
     for name, match in cases.items():
         with pytest.raises(ValueError, match=match):
             load(tmp_path / name)
@@ -230,3 +239,19 @@ def test_object_parameters_are_named_and_loading_warns(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing to warn about
         load(tmp_path / "p")
+
+
+def test_the_certificate_comes_back_as_a_certificate(tmp_path):
+    from convexrelu.certificates import Certificate
+
+    X, y = planted_regression(n=25, d=3)
+    est = ConvexReLURegressor(depth=2, **SMALL).fit(X, y)
+    est.save(tmp_path / "before")  # its certificate not computed yet: not in the file
+    assert type(est).load(tmp_path / "before").certificate_ is None
+    cert = est.certificate_
+    est.save(tmp_path / "after")
+    back = type(est).load(tmp_path / "after").certificate_
+    assert isinstance(back, Certificate)
+    assert back.lower == cert.lower and back.upper == cert.upper and back.gap == cert.gap
+    assert back.proven == cert.proven and str(back) == str(cert)
+

@@ -126,7 +126,7 @@ def test_prox_optimality_condition(name, t):
 @pytest.mark.parametrize("t", [1e-3, 0.5, 10.0, 1e4])
 def test_logistic_prox_converges_as_newton_does(t, monkeypatch):
     """The logistic prox (a 1-D root per entry) takes a few safeguarded Newton steps, not
-    the bisection-like 80 to 90 it took while a bracket that shrank on one side only
+    the bisection-like 72 to 87 it took while a bracket that shrank on one side only
     (Newton converging from that side) forced a bisection every other step."""
     loss, Z0, Y = _data("logistic", n=400, seed=5)
     calls = []

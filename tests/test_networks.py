@@ -66,3 +66,7 @@ def test_weights_of_mismatched_shapes_are_named():
     # the shapes that are accepted: 1-D second layer, and no neuron at all
     assert TwoLayerNetwork(np.ones((3, 2)), np.ones(2)).W2.shape == (2, 1)
     assert TwoLayerNetwork(np.zeros((3, 0)), np.zeros((0, 2))).predict(np.ones((4, 2))).shape == (4, 2)
+    empty = ThreeLayerNetwork(np.zeros((0, 3, 2)), np.zeros((0, 2)), np.zeros((0, 1)))  # beta above the threshold
+    assert empty.predict(np.ones((4, 2))).shape == (4, 1)
+    with pytest.raises(ValueError, match="X: expected 2 features, got 3"):
+        empty.predict(np.ones((4, 3)))

@@ -42,7 +42,7 @@ from .duality import _best_scale, dual_lower_bound
 from .search import architecture_of, exact_atom_max, program_hidden, search_program
 from .strategies import _design_network, network_objective
 
-__all__ = ["Certificate", "certificate", "dual_bound", "enumerable"]
+__all__ = ["Certificate", "certificate", "dual_bound", "enumerable", "has_constant_column"]
 
 logger = logging.getLogger(__name__)
 
@@ -192,9 +192,21 @@ def _exact_program(program, exact, hidden):
         from .patterns import enumerate_three_layer, enumerate_two_layer
     except ImportError:  # pragma: no cover - enumeration not installed
         return None
+    X = program.X_design
     if architecture_of(program) == "three_layer":
-        return program.with_patterns(enumerate_three_layer(program.X_design, hidden))
-    return program.with_patterns(enumerate_two_layer(program.X_design))
+        return program.with_patterns(enumerate_three_layer(X, hidden))
+    # a gate on a face of the arrangement (u = 0: every unit active) gives a pattern that
+    # no region gives where the rows do not lie in an open half-space; with a constant
+    # column c every face pattern is a region's (that of u + eps c), and ReLU units lose
+    # nothing to faces (:mod:`convexrelu.patterns.exact`)
+    faces = architecture_of(program) == "gated" and not has_constant_column(X)
+    return program.with_patterns(enumerate_two_layer(X, include_faces=faces))
+
+
+def has_constant_column(X: np.ndarray) -> bool:
+    """Whether a column of ``X`` (n, d) is one non-zero value on every row (an intercept)."""
+    X = np.asarray(X)
+    return bool(X.shape[0] and np.any(np.all(X == X[0], axis=0) & (X[0] != 0)))
 
 
 def _combine(per_output: np.ndarray) -> float:

@@ -407,8 +407,9 @@ class _ConvexReLUBase(BaseEstimator):
         :mod:`convexrelu.certificates` is not available, and in a copy made by pickling
         (``pickle``, ``joblib``, ``copy.deepcopy``) before its first access: the program
         it needs holds a copy of the data and is not pickled (the estimator pickled
-        keeps its own). Computed on first access and cached (it runs an atom search,
-        and an enumeration where that is cheap).
+        keeps its own), and in a model loaded from a file saved before that access (a
+        file keeps a certificate computed before ``save``). Computed on first access and
+        cached (it runs an atom search, and an enumeration where that is cheap).
         """
         if "_certificate" in self.__dict__:
             return self.__dict__["_certificate"]
@@ -509,7 +510,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         Gaussian-sampled patterns only (fastest, far from optimal on real data).
         "exact" enumerates all of them (small, low-rank data only; with ``depth=3`` an
         error beyond ``EXACT_MAX_THREE_LAYER_PATTERNS`` = 5,000 patterns); it gives the
-        global optimum. "pursuit" and "seeded+pursuit" add patterns by column generation on
+        global optimum (of gated networks: over the gates off the hyperplanes of the
+        samples, all of them with an intercept; without one ``certificate_`` also
+        covers the gates on them). "pursuit" and "seeded+pursuit" add patterns by column generation on
         the dual (:mod:`convexrelu.strategies`).
     gated : bool, default False
         Gated ReLU network (two layers only): the group-lasso relaxation.

@@ -287,6 +287,25 @@ def _certificate_dict(cert) -> dict:
     return {k: _jsonable(v) for k, v in raw.items() if isinstance(v, (str, bool, numbers.Number, type(None)))}
 
 
+def _certificate_from(stored):
+    """The :class:`~convexrelu.certificates.Certificate` of a file's stored numbers (None
+    when none was stored: a certificate is computed on first access, and one never
+    accessed before ``save`` is not in the file)."""
+    if stored is None:
+        return None
+    import dataclasses
+
+    from .certificates import Certificate
+
+    if not isinstance(stored, dict):
+        raise ValueError(f"certificate_: expected the stored numbers of a certificate, got {type(stored).__name__}")
+    names = {f.name for f in dataclasses.fields(Certificate)} - {"info"}
+    try:
+        return Certificate(**{k: v for k, v in stored.items() if k in names})
+    except TypeError as exc:
+        raise ValueError(f"certificate_: the stored certificate misses numbers ({exc})") from exc
+
+
 # ---------------------------------------------------------------------- load
 def load_model_file(path: str | os.PathLike) -> ModelFile:
     """Read a model file written by :func:`save`: the model, its metadata and standardisation.
@@ -340,7 +359,7 @@ def load_model_file(path: str | os.PathLike) -> ModelFile:
             scale = np.asarray(arrays["preprocessing.scale"], dtype=np.float64)
             if mean.shape != scale.shape or mean.ndim != 1:
                 raise ValueError(f"standardisation of shapes {mean.shape} and {scale.shape}")
-    except (KeyError, ValueError, TypeError, IndexError) as exc:
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:  # (an entry of another type)
         missing = f"missing entry {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ValueError(f"{path}: corrupt convexrelu model file ({missing})") from exc
     return ModelFile(model=model, metadata=meta, mean=mean, scale=scale)
@@ -380,7 +399,7 @@ def _build_model(meta: dict, arrays: dict):
         if fitted.get(key) is not None:
             setattr(estimator, key, fitted[key])
     estimator.solver_info_ = dict(fitted.get("solver_info_") or {})
-    estimator.certificate_ = fitted.get("certificate_")
+    estimator.certificate_ = _certificate_from(fitted.get("certificate_"))
     if fitted.get("_single_output") is not None:
         estimator._single_output = bool(fitted["_single_output"])
     estimator.network_ = network

@@ -146,8 +146,8 @@ class ThreeLayerNetwork:
 
     def predict(self, X) -> np.ndarray:
         """Network output, shape (n, C)."""
-        if self.n_subnetworks == 0:
-            A = check_matrix(X)
+        if self.n_subnetworks == 0:  # (X still checked: its features must match the first layer's)
+            A = _design(X, self.fit_intercept, self.W1.shape[1])
             return np.zeros((A.shape[0], self.n_outputs))
         return self.subnetwork_outputs(X) @ self.w3
 

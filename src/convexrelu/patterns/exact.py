@@ -15,7 +15,12 @@ Why regions and not every ``u`` in R^d (lower-dimensional faces included):
   and ``D X u = (X u)_+`` there (rows with ``x_i^T u = 0`` contribute 0 either way).
   The two-layer program (theory.md, "Two-layer networks") over the region patterns
   therefore has the same optimal value as over all patterns; the same holds for
-  the first-layer pairs of (C3).
+  the first-layer pairs of (C3). Not for gated units, whose gate ``1[X g >= 0]``
+  may lie on a face: without a constant column the gate ``g = 0`` (every unit
+  active) can beat every region's gate (four points on a line, ``beta = 0.5``:
+  0.4875 against 0.95), hence ``include_faces`` where a certificate must cover every
+  gated network (:mod:`convexrelu.certificates`). With a constant column ``c`` every
+  face's mask is a region's, that of ``g + eps c``.
 - It is what the bound ``P1 <= 2 sum_{k<r} binom(n-1, k)`` of "How many patterns"
   counts (Cover's count of regions, tight in general position). Faces can add
   patterns beyond it: ``u = 0`` always gives the all-ones mask, which no region
