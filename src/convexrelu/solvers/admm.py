@@ -108,7 +108,8 @@ class ADMM(Solver):
     alpha : float, default 1.6
         Over-relaxation in (0, 2).
     balance_every : int, default 10
-        Residual check and penalty update period (iterations).
+        Residual check and penalty update period (iterations); ``Solution.history`` holds
+        the objective at these checks (one entry per ``balance_every`` iterations).
     mu, tau : float, default 10, 2
         Residual balancing: ``rho`` times/divided by ``tau`` when one residual exceeds
         ``mu`` times the other.

@@ -74,7 +74,10 @@ class Solution:
     time : float
         Wall time of the solve, seconds.
     history : tuple of float
-        Objective per iteration (or per outer iteration), possibly empty.
+        The objective ``l + beta R`` along the solve: per iteration (FISTA, the augmented
+        Lagrangian's inner iterations, the interior point's Newton iterations), per
+        residual check (ADMM: every ``balance_every`` iterations), or the final value
+        alone (CVXPY); possibly empty.
     constraint_violation : float
         Largest violation of the cone constraints at ``weights``.
     multipliers : tuple of arrays
