@@ -566,7 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--hidden", type=int, default=2, help="first-layer neurons per three-layer sub-network (default 2)")
     fit.add_argument("--beta", type=float, default=None, help=f"regularisation on the summed-loss scale (default {defaults['beta']:g})")
     fit.add_argument("--n-patterns", type=int, default=None, dest="n_patterns",
-                     help=f"activation patterns to sample (default {defaults['n_patterns']})")
+                     help=f"activation patterns to sample (default {defaults['n_patterns']}; the seeded "
+                          "strategies add those of their trained network)")
     fit.add_argument("--patterns", choices=PATTERN_STRATEGIES, default=None,
                      help=f"where patterns come from (default {defaults['patterns']})")
     fit.add_argument("--loss", choices=("squared", "logistic", "softmax"), default=None,
@@ -581,7 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--device", default=None, help="torch device of the solver, e.g. cuda (default cpu)")
     fit.add_argument("--dtype", choices=("float64", "float32"), default=None,
                      help="precision of the solver's computations (default float64)")
-    fit.add_argument("--seed", type=int, default=0, help="random seed of the pattern sampling (default 0)")
+    fit.add_argument("--seed", type=int, default=0, help="random seed of the pattern sampling and of the seeding network's training (default 0)")
     fit.add_argument("--no-standardize", action="store_true", help="use the features as they are")
     fit.add_argument("--ignore", action="append", metavar="COL", help="a column that is not a feature (repeatable)")
     fit.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write")

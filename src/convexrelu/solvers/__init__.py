@@ -11,7 +11,9 @@
   (fastest for n up to a few thousand);
 - ``"ipm"``: :class:`InteriorPoint`, primal-dual interior point with structured Newton
   systems, every program (fastest and most accurate for n up to a few thousand);
-- ``"auto"``: :class:`AutoSolver`, CVXPY for tiny programs, otherwise one of the two above.
+- ``"auto"``: :class:`AutoSolver`, the interior point where its Newton systems fit, else
+  CVXPY for small programs, else the augmented Lagrangian (cone-constrained programs) or
+  FISTA (gated ones).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ __all__ = [
 def get_solver(name: str | Solver = "cvxpy", **hyperparameters) -> Solver:
     """A solver from an instance or a name.
 
-    Names: the keys of ``SOLVERS`` ("cvxpy", "fista", "auglag", "auto"), or an installed
+    Names: the keys of ``SOLVERS`` ("cvxpy", "fista", "auglag", "admm", "ipm", "auto"), or an installed
     CVXPY backend name ("clarabel", "scs", "mosek", ...) which gives
     ``CVXPYSolver(solver=name)``.
     """
