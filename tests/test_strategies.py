@@ -298,3 +298,28 @@ def test_sample_and_exact():
     assert exact.objective <= sample.objective * (1 + 1e-8)
     with pytest.raises(ValueError, match="name"):
         run_strategy("random", prog)
+
+
+def test_a_network_with_hyperplanes_through_samples_maps_to_its_own_patterns():
+    """Trained networks put first-layer hyperplanes through samples (pre-activations at
+    rounding level, 1e-17): the masks of network_patterns and those network_weights maps
+    the blocks to must come from the same sums, or a pattern of the network is missing
+    from the program grown with its own patterns (breast cancer, n=200: 3 masks
+    differed, and the seeded strategy raised)."""
+    from convexrelu.networks import ThreeLayerNetwork
+
+    r = np.random.default_rng(0)
+    X = r.standard_normal((60, 31))
+    prog = ThreeLayerReLUProgram(X, r.standard_normal(60), 4, hidden=3, beta=1.0, random_state=0)
+    Xd = prog.X_design
+    K, m1 = 40, 3
+    W1 = r.standard_normal((K, Xd.shape[1], m1))
+    for k in range(K):  # every neuron's hyperplane through a sample: x_r^T w at rounding level
+        for j in range(m1):
+            x = Xd[r.integers(60)]
+            W1[k, :, j] -= (x @ W1[k, :, j]) / (x @ x) * x
+    W1 /= np.linalg.norm(W1, axis=(1, 2), keepdims=True)
+    net = ThreeLayerNetwork(W1, r.standard_normal((K, m1)), r.standard_normal((K, 1)), fit_intercept=False)
+    grown = prog.with_patterns(prog.patterns.union(network_patterns(prog, net)))
+    Q = network_weights(grown, net)  # (raised: a pattern of the network not in the program)
+    np.testing.assert_allclose(grown.predict(Q)[:, 0], net.predict(Xd)[:, 0], atol=1e-9)

@@ -50,7 +50,7 @@ import torch
 from ._validation import check_max_time
 from .solvers.auglag import REPAIR_KEYS
 from .solvers.base import MIN_TIME_LIMIT, time_left
-from .patterns import ThreeLayerPatterns, TwoLayerPatterns, three_layer_patterns_of
+from .patterns import ThreeLayerPatterns, TwoLayerPatterns, three_layer_activations, three_layer_patterns_of
 from .search import _mask_keys, architecture_of, dual_point, pattern_keys, program_hidden, search_program
 
 __all__ = [
@@ -290,13 +290,13 @@ def _network_blocks(program, network):
 
 
 def _three_layer_blocks(X, network):
-    A = np.einsum("nd,kdm->knm", X, network.W1)
+    # the masks of :func:`network_patterns`, computed the same way (rounding decides them)
+    _, D1s, D2s = three_layer_activations(X, network.W1, network.w2)
     for k in range(network.n_subnetworks):
-        h = np.maximum(A[k], 0) @ network.w2[k]
-        D2 = h >= 0
+        D2 = D2s[:, k]
         if not D2.any():
             continue
-        D1 = A[k] >= 0
+        D1 = D1s[:, :, k]
         keys = _mask_keys(D1)
         qs: dict = {}
         for j in np.flatnonzero(network.w2[k]):

@@ -11,7 +11,7 @@ from .._validation import check_positive_int
 from .._validation import check_matrix
 from ._sets import ThreeLayerPatterns, TwoLayerPatterns, _key, _ThreeLayerBuilder
 
-__all__ = ["sample_two_layer", "sample_three_layer", "three_layer_patterns_of"]
+__all__ = ["sample_two_layer", "sample_three_layer", "three_layer_activations", "three_layer_patterns_of"]
 
 
 def sample_two_layer(X: np.ndarray, n_patterns: int, random_state=None, *, max_draws: int | None = None) -> TwoLayerPatterns:
@@ -54,6 +54,23 @@ def sample_two_layer(X: np.ndarray, n_patterns: int, random_state=None, *, max_d
     return TwoLayerPatterns(np.column_stack(masks), np.column_stack(gens))
 
 
+def three_layer_activations(X: np.ndarray, W1: np.ndarray, w2: np.ndarray):
+    """First-layer values and both layers' patterns of K three-layer sub-networks.
+
+    ``A = X W1_k`` for every k, shape (n, m1, K), by one GEMM; ``D1 = 1[A >= 0]``;
+    ``D2 = 1[(A)_+ w2_k >= 0]``, shape (n, K). Every caller that needs patterns of the
+    same network takes them from here: values at rounding level near zero decide the
+    masks, and another order of the sums could decide them otherwise (the seeded
+    strategy once found a pattern of its own network missing from the program).
+    """
+    K, d, m1 = W1.shape
+    A = (X @ W1.transpose(1, 2, 0).reshape(d, m1 * K)).reshape(X.shape[0], m1, K)  # one GEMM: (n, m1, K)
+    H = np.zeros((X.shape[0], K))
+    for j in range(m1):  # (n, K): a sum of m1 slices (a reduction over a short axis is slow)
+        H += np.maximum(A[:, j], 0) * w2[:, j]
+    return A, A >= 0, H >= 0
+
+
 def three_layer_patterns_of(X: np.ndarray, W1: np.ndarray, w2: np.ndarray) -> list:
     """Patterns of three-layer sub-networks.
 
@@ -71,13 +88,8 @@ def three_layer_patterns_of(X: np.ndarray, W1: np.ndarray, w2: np.ndarray) -> li
     and ``D2 = 1[(X W1)_+ w2 >= 0]`` (n,); ready for ``ThreeLayerPatterns.from_lists``.
     Neurons with ``w2_j = 0`` are left out (they do not change the output).
     """
-    K, d, m1 = W1.shape
-    A = (X @ W1.transpose(1, 2, 0).reshape(d, m1 * K)).reshape(X.shape[0], m1, K)  # one GEMM: (n, m1, K)
-    D1 = A >= 0
-    H = np.zeros((X.shape[0], K))
-    for j in range(m1):  # (n, K): a sum of m1 slices (a reduction over a short axis is slow)
-        H += np.maximum(A[:, j], 0) * w2[:, j]
-    D2 = H >= 0
+    K = W1.shape[0]
+    _, D1, D2 = three_layer_activations(X, W1, w2)
     out = []
     for k in range(K):
         active = w2[k] != 0
