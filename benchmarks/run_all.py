@@ -1,7 +1,9 @@
 """Run every benchmark and write the Solvers section of benchmarks/RESULTS.md.
 
     python benchmarks/run_all.py            # full run (about 15-30 minutes on 2 cores)
-    python benchmarks/run_all.py --quick    # smoke run (a minute or two)
+    python benchmarks/run_all.py --quick    # smoke run: the Solvers section in about two minutes,
+                                            # then every other script's --quick run (about half an
+                                            # hour in all on 2 cores; --solvers-only skips them)
     python benchmarks/run_all.py --device cuda --solvers-only   # ours on a GPU (issue 4, item 5)
 
 Side by side in one process (issue 4, "What must be shown"):
@@ -24,7 +26,9 @@ host's CPU, as always) and the section written is ``## Solvers (device: cuda)``.
 
 Only the section headed ``## Solvers`` of RESULTS.md is rewritten. Other benchmark
 scripts in this folder (e.g. ``bench_patterns.py``) run afterwards as subprocesses
-unless ``--solvers-only``; they write their own sections.
+unless ``--solvers-only``; they write their own sections. With ``--quick`` every section
+is rewritten with the small sizes (its first line names the command): ``git checkout
+benchmarks/RESULTS.md`` restores the recorded ones.
 """
 
 from __future__ import annotations
