@@ -180,7 +180,7 @@ def test_weights_alone_are_certified_by_the_best_multipliers():
     assert cert.lower_sampled <= sol.objective * (1 + 1e-9)
 
 
-def test_gated_global_bound_covers_gates_on_faces():
+def test_gated_global_bound_covers_gates_on_faces(monkeypatch):
     """Without an intercept, the gate g = 0 (every unit active) is a pattern of no region
     of four points on a line, and a gated network with it reaches 0.4875 where the best
     over the regions' gates is 0.95: the proven bound must lie below 0.4875 (it was 0.95)."""
@@ -194,10 +194,18 @@ def test_gated_global_bound_covers_gates_on_faces():
     assert net.objective(X, y, "squared", 0.5) == pytest.approx(0.4875)
     assert cert.proven and cert.upper == pytest.approx(0.95)
     assert cert.lower_global <= 0.4875 + 1e-9
-    # with an intercept every face's gate is a region's: the regions alone are enumerated
-    with_intercept = GatedReLUProgram(X, y, 3, beta=0.5, random_state=0)
-    cert = certificate(with_intercept, CVXPYSolver().solve(with_intercept), random_state=0)
-    assert cert.n_patterns_exact == len(enumerate_two_layer(with_intercept.X_design))
+    # the faces are enumerated for gated programs without a constant column only (with one,
+    # every face's gate is a region's), never for ReLU ones
+    import convexrelu.patterns as patterns
+
+    asked = []
+    monkeypatch.setattr(patterns, "enumerate_two_layer",
+                        lambda X, **kw: asked.append(kw.get("include_faces", False)) or enumerate_two_layer(X, **kw))
+    for prog in (GatedReLUProgram(X, y, 3, beta=0.5, random_state=0),
+                 GatedReLUProgram(X, y, 3, beta=0.5, random_state=0, fit_intercept=False),
+                 TwoLayerReLUProgram(X, y, 3, beta=0.5, random_state=0, fit_intercept=False)):
+        certificate(prog, CVXPYSolver().solve(prog), random_state=0, search_starts=4, search_iter=5)
+    assert asked == [False, True, False]
 
 
 def test_has_constant_column():

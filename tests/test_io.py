@@ -254,4 +254,11 @@ def test_the_certificate_comes_back_as_a_certificate(tmp_path):
     assert isinstance(back, Certificate)
     assert back.lower == cert.lower and back.upper == cert.upper and back.gap == cert.gap
     assert back.proven == cert.proven and str(back) == str(cert)
+    # infinite numbers (beta = 0: no atom is small enough) come back as such
+    est0 = ConvexReLURegressor(depth=2, **{**SMALL, "beta": 0.0}).fit(X, y)
+    cert0 = est0.certificate_
+    est0.save(tmp_path / "beta0")
+    back0 = type(est0).load(tmp_path / "beta0").certificate_
+    assert not np.isfinite(cert0.max_violation) and back0.max_violation == cert0.max_violation
+    assert str(back0) == str(cert0)
 

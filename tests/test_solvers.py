@@ -712,6 +712,7 @@ def test_bad_settings_are_refused_at_construction_naming_them(cls, kw, name):
 
 def test_integral_float_counts_are_taken():
     assert FISTA(max_iter=1e4).max_iter == 10000 and InteriorPoint(max_iter=50.0).max_iter == 50
+    assert CVXPYSolver(max_iter=1e4).max_iter == 10000 and AutoSolver(max_iter=1e4).hyperparameters["max_iter"] == 1e4
     assert AugmentedLagrangian(step_init=None).step_init is None and FISTA(step_init=2).step_init == 2.0
 
 

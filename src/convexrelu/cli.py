@@ -168,7 +168,7 @@ def read_table(path: str | os.PathLike, *, use_pandas: bool | None = None) -> Ta
         except (pd.errors.ParserError, ValueError) as exc:
             raise CLIError(f"{path_s}: cannot parse CSV ({_first_line(exc)})") from None
         return _table_from_frame(path_s, frame)
-    return _read_csvplain(path_s)
+    return _read_csv_plain(path_s)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -192,7 +192,7 @@ def _table_from_frame(path: str, frame) -> Table:
     return Table(path, columns, data)
 
 
-def _read_csvplain(path: str) -> Table:
+def _read_csv_plain(path: str) -> Table:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             rows = [row for row in csv.reader(fh) if any(cell.strip() for cell in row)]

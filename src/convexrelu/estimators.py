@@ -32,7 +32,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from ._progress import log_to_stream
-from ._validation import add_intercept, check_beta, check_max_time, check_number, check_positive_int, plain
+from ._validation import add_intercept, check_beta, check_count, check_max_time, check_number, check_positive_int, plain
 from .losses import LogisticLoss, SoftmaxLoss
 from .patterns import sample_three_layer, sample_two_layer
 from .programs import GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram
@@ -193,8 +193,8 @@ class _ConvexReLUBase(BaseEstimator):
         if not isinstance(self.fit_intercept, (bool, np.bool_)):
             raise TypeError(f"fit_intercept: expected True or False, got {self.fit_intercept!r}")
         p["fit_intercept"] = bool(self.fit_intercept)
-        p["max_iter"] = None if self.max_iter is None else check_positive_int(self.max_iter, "max_iter")
-        p["tol"] = check_number(self.tol, "tol", high=1.0, none_ok=True)  # (relative in every solver)
+        p["max_iter"] = check_count(self.max_iter, "max_iter", none_ok=True)  # (as every solver takes it)
+        p["tol"] = check_number(self.tol, "tol", high=1.0, none_ok=True)
         p["max_time"] = check_max_time(self.max_time)
         if isinstance(self.verbose, bool):
             p["verbose"] = int(self.verbose)
@@ -529,8 +529,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     max_iter : int or None, default None
         Iteration limit passed to the solver (None: the solver's default).
     tol : float or None, default None
-        Tolerance passed to the solver, in (0, 1): every solver's is relative (None: the
-        solver's default).
+        Tolerance passed to the solver, in (0, 1): relative in the interior-point and
+        first-order solvers, the backend's tolerances for CVXPY (None: the solver's
+        default).
     max_time : float or None, default None
         Wall-time limit of the fit in seconds, from its start (None: none). Every solve
         runs with the time left as its limit (:meth:`Solver.with_max_time`: the smaller of

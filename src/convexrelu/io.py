@@ -284,7 +284,10 @@ def _certificate_dict(cert) -> dict:
         raw = dict(vars(cert))
     else:
         return {"repr": repr(cert)}
-    return {k: _jsonable(v) for k, v in raw.items() if isinstance(v, (str, bool, numbers.Number, type(None)))}
+    # (infinities and NaN as the strings 'inf', '-inf', 'nan': JSON has none, and a bound of
+    # -inf or a max_violation of inf, beta = 0, must come back as such)
+    return {k: repr(float(v)) if isinstance(v, float) and not math.isfinite(v) else _jsonable(v)
+            for k, v in raw.items() if isinstance(v, (str, bool, numbers.Number, type(None)))}
 
 
 def _certificate_from(stored):
@@ -300,8 +303,9 @@ def _certificate_from(stored):
     if not isinstance(stored, dict):
         raise ValueError(f"certificate_: expected the stored numbers of a certificate, got {type(stored).__name__}")
     names = {f.name for f in dataclasses.fields(Certificate)} - {"info"}
+    numbers_back = {k: float(v) if v in ("inf", "-inf", "nan") else v for k, v in stored.items() if k in names}
     try:
-        return Certificate(**{k: v for k, v in stored.items() if k in names})
+        return Certificate(**numbers_back)
     except TypeError as exc:
         raise ValueError(f"certificate_: the stored certificate misses numbers ({exc})") from exc
 

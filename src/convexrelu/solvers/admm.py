@@ -195,13 +195,14 @@ class ADMM(Solver):
         solver = op.normal_solver(k)
         # a warm start from an ADMM solution also reuses its penalties
         rho_z = float(self.rho_model or info0.get("rho_model") or loss.smoothness)
-        if self.rho_init is not None or "rho" in info0 and "rho_model" in info0:
+        carried = "rho" in info0 and "rho_model" in info0  # the penalties of an ADMM solution
+        if self.rho_init is not None or carried:
             rho = float(self.rho_init or info0["rho"])
         else:
             norm_a = op.norm_estimate(n_iter=15)
             rho = self.rho_scale * rho_z * norm_a**2 / max(op.n_blocks, 1)
         rho0, rho_z0 = rho, rho_z
-        delay = WARM_BALANCE_DELAY if init is not None and "rho" not in info0 else 0
+        delay = WARM_BALANCE_DELAY if init is not None and not carried else 0
         setup = time.perf_counter() - start
         # split variables and scaled duals, from the starting point
         z, c = op.apply(Q)

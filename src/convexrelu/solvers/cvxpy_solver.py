@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import time
 import warnings
 
 import cvxpy as cp
 import numpy as np
 
-from .._validation import check_max_time
+from .._validation import check_count, check_max_time, check_number
 from ..duality import dual_lower_bound
 from .auglag import FEASIBLE, relative_violation, repaired
 from .base import ConvergenceWarning, Solution, Solver, SolverError, time_left
@@ -78,16 +77,11 @@ class CVXPYSolver(Solver):
 
     def __init__(self, solver: str = "CLARABEL", verbose: bool = False, options: dict | None = None,
                  max_iter: int | None = None, tol: float | None = None, max_time: float | None = None):
-        if max_iter is not None and (isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral)
-                                     or max_iter < 1):
-            raise ValueError(f"max_iter: expected a positive integer or None, got {max_iter!r}")
-        if tol is not None and (isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < tol < np.inf):
-            raise ValueError(f"tol: expected a positive number or None, got {tol!r}")
         self.solver = solver
         self.verbose = verbose
         self.options = options
-        self.max_iter = None if max_iter is None else int(max_iter)
-        self.tol = None if tol is None else float(tol)
+        self.max_iter = check_count(max_iter, "max_iter", none_ok=True)
+        self.tol = check_number(tol, "tol", none_ok=True)  # (the backend's own tolerances: absolute ones too)
         self.max_time = check_max_time(max_time)
 
     def _options(self, solver: str, time_left: float | None = None) -> dict:
