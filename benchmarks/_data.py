@@ -90,6 +90,21 @@ def machine_line(info: dict, threads: int | None = None) -> str:
             f"load average {info['load_average']}, {info['date']}")
 
 
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
+QUICK_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS-quick.md")
+OUTPUT_HELP = ("file whose section this run replaces (default benchmarks/RESULTS.md; with --quick "
+               "benchmarks/RESULTS-quick.md, not tracked, so that a smoke run never replaces the recorded figures)")
+
+
+def results_path(output: str | None, quick: bool = False) -> str:
+    """The file a benchmark writes its section into: ``output`` if given, else
+    ``RESULTS.md`` beside the scripts, or ``RESULTS-quick.md`` (ignored by git) for a
+    ``--quick`` smoke run, whose small sizes must not replace the recorded figures."""
+    if output:
+        return output
+    return QUICK_RESULTS if quick else RESULTS
+
+
 def recorder():
     """``(say, printed)``: ``say(line)`` prints ``line`` at once and keeps it in the list
     ``printed`` (for the output block of a RESULTS.md section)."""

@@ -39,7 +39,9 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _data import machine, machine_line, markdown_table, recorder, run_json_child  # noqa: E402
+from _data import (  # noqa: E402
+    OUTPUT_HELP, machine, machine_line, markdown_table, recorder, results_path, run_json_child,
+)
 from run_all import write_report  # noqa: E402
 
 HEADING = "## Several classes"
@@ -121,8 +123,9 @@ def main(argv=None):
     parser.add_argument("--sizes", default=None, help="comma-separated n (default 1500,3000)")
     parser.add_argument("--patterns", type=int, default=100)
     parser.add_argument("--max-time", type=float, default=300.0, help="time limit of every solve (default 300 s)")
-    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--output", default=None, help=OUTPUT_HELP)
     args = parser.parse_args(argv)
+    args.output = results_path(args.output, getattr(args, "quick", False))
     sizes = args.sizes or ("600,1500" if args.quick else "1500,3000")
     info = machine()
     say, printed = recorder()

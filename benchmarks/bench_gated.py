@@ -38,7 +38,9 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _data import machine, machine_line, markdown_table, recorder, run_json_child  # noqa: E402
+from _data import (  # noqa: E402
+    OUTPUT_HELP, machine, machine_line, markdown_table, recorder, results_path, run_json_child,
+)
 from run_all import write_report  # noqa: E402
 
 HEADING = "## Gated ReLU at scale"
@@ -120,8 +122,9 @@ def main(argv=None):
     parser.add_argument("--patterns", type=int, default=500)
     parser.add_argument("--max-time", type=float, default=300.0, help="time limit of every solve (default 300 s)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--output", default=None, help=OUTPUT_HELP)
     args = parser.parse_args(argv)
+    args.output = results_path(args.output, getattr(args, "quick", False))
     sizes = args.sizes or ("2000,5000" if args.quick else "20000,50000")
     softmax_sizes = args.softmax_sizes or ("2000" if args.quick else "20000")
     runs = [("squared", int(v)) for v in sizes.split(",") if v] + [("softmax", int(v)) for v in softmax_sizes.split(",") if v]

@@ -24,7 +24,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _data import machine, two_layer_teacher  # noqa: E402
+from _data import OUTPUT_HELP, machine, results_path, two_layer_teacher  # noqa: E402
 from run_all import write_section  # noqa: E402
 
 from convexrelu import GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram  # noqa: E402
@@ -109,8 +109,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--output", default=None, help=OUTPUT_HELP)
     args = parser.parse_args(argv)
+    args.output = results_path(args.output, getattr(args, "quick", False))
     torch.set_num_threads(args.threads)
     n, patterns, three_patterns = (80, 20, 10) if args.quick else (300, 60, 30)
     info = machine()

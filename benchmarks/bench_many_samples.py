@@ -35,7 +35,9 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _data import machine, machine_line, markdown_table, recorder, run_json_child  # noqa: E402
+from _data import (  # noqa: E402
+    OUTPUT_HELP, machine, machine_line, markdown_table, recorder, results_path, run_json_child,
+)
 from run_all import write_report  # noqa: E402
 
 from convexrelu.solvers.auto import ipm_fits, newton_size  # noqa: E402
@@ -107,8 +109,9 @@ def main(argv=None):
     parser.add_argument("--m1", type=int, default=2)
     parser.add_argument("--al-max-time", type=float, default=None,
                         help="time limit of the augmented Lagrangian (default 120 s; 30 s with --quick)")
-    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--output", default=None, help=OUTPUT_HELP)
     args = parser.parse_args(argv)
+    args.output = results_path(args.output, getattr(args, "quick", False))
     sizes = args.sizes or ("2000,5000" if args.quick else "5000,20000,40000")
     al_time = args.al_max_time or (30.0 if args.quick else 120.0)
     info = machine()

@@ -36,7 +36,7 @@ sys.path.insert(0, HERE)
 import torch  # noqa: E402
 
 import bench_solvers as bs  # noqa: E402
-from _data import machine, machine_line, markdown_table, recorder  # noqa: E402
+from _data import OUTPUT_HELP, machine, machine_line, markdown_table, recorder, results_path  # noqa: E402
 from run_all import write_report  # noqa: E402
 
 from convexrelu.solvers import ADMM, AugmentedLagrangian, FISTA, InteriorPoint  # noqa: E402
@@ -85,8 +85,9 @@ def main(argv=None):
                         help=f"ratio of consecutive values of beta (default {RATIO})")
     parser.add_argument("--max-time", type=float, default=60.0, help="time limit of every solve (default 60 s)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--output", default=None, help=OUTPUT_HELP)
     args = parser.parse_args(argv)
+    args.output = results_path(args.output, getattr(args, "quick", False))
     if args.betas is not None and args.betas < 2:
         parser.error(f"--betas: expected at least 2 values (the first is solved once), got {args.betas}")
     if not 0 < args.ratio < 1:

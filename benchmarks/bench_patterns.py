@@ -18,7 +18,8 @@ with "sample" (100 Gaussian patterns), "seeded" (Adam K = 50, 5 starts, early st
 from 10 sampled patterns), "pursuit" (from 10 sampled patterns) and "seeded+pursuit".
 Pursuit strategies stop at convergence, after 15 rounds, or once they have used the
 time of the whole Adam baseline. Final objectives and times are printed and written to
-the ``## Patterns`` section of ``benchmarks/RESULTS.md`` with the machine.
+the ``## Patterns`` section of ``benchmarks/RESULTS.md`` with the machine (``--quick``:
+of ``benchmarks/RESULTS-quick.md``; ``--output`` names another file).
 """
 
 from __future__ import annotations
@@ -34,12 +35,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _data import cpu_model, planted_three_layer  # noqa: E402  (the script's folder is on sys.path)
+from _data import OUTPUT_HELP, cpu_model, planted_three_layer, results_path  # noqa: E402  (the script's folder is on sys.path)
 from convexrelu import ThreeLayerReLUProgram
 from convexrelu.nonconvex import train_three_layer
 from convexrelu.strategies import run_strategy
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 HIDDEN = 3
 
 
@@ -160,12 +160,13 @@ def _subsections(text: str) -> dict:
     return {p.split()[1]: p.rstrip() + "\n" for p in parts if p.startswith("### ")}
 
 
-def write_section(header: str, subsections: dict) -> None:
-    """Replace (or append) the ``## Patterns`` section of RESULTS.md, nothing else.
+def write_section(path: str, header: str, subsections: dict) -> None:
+    """Replace (or append) the ``## Patterns`` section of the file ``path``, nothing else.
 
     The problems of this run replace their ``### problem`` subsections; the others
     (from earlier runs, e.g. ``--only``) are kept."""
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    results = Path(path)
+    old = results.read_text() if results.exists() else "# Benchmark results\n"
     pattern = re.compile(r"^## Patterns\n.*?(?=^## |\Z)", re.S | re.M)
     found = pattern.search(old)
     merged = _subsections(found.group(0)) if found else {}
@@ -177,7 +178,7 @@ def write_section(header: str, subsections: dict) -> None:
         new = old[: found.start()] + text.rstrip() + "\n\n" + old[found.end():]
     else:
         new = old.rstrip() + "\n\n" + text.rstrip() + "\n"
-    RESULTS.write_text(new.rstrip() + "\n")
+    results.write_text(new.rstrip() + "\n")
 
 
 def main(argv=None):
@@ -190,8 +191,10 @@ def main(argv=None):
     parser.add_argument("--seed-train-starts", type=int, default=2, help="trainer starts of the seeded strategies")
     parser.add_argument("--seed-starts", type=int, default=None,
                         help="seed with the best this many trainer starts (default: all; 1 with --solver cvxpy)")
-    parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    parser.add_argument("--no-write", action="store_true", help="write no file")
+    parser.add_argument("--output", default=None, help=OUTPUT_HELP)
     args = parser.parse_args(argv)
+    args.output = results_path(args.output, args.quick)
     torch.set_num_threads(args.threads)
     solver = resolve_solver(args.solver)
     if args.seed_starts is None and getattr(solver, "name", "") == "cvxpy":
@@ -229,8 +232,8 @@ def main(argv=None):
         "times are upper bounds).",
     ])
     if not args.no_write:
-        write_section(header, _subsections("\n".join(sections)))
-        print(f"\nwrote the ## Patterns section of {RESULTS}")
+        write_section(args.output, header, _subsections("\n".join(sections)))
+        print(f"\nwrote the ## Patterns section of {args.output}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _data import machine, machine_line, markdown_table, recorder, run_json_child, solve_summary  # noqa: E402
+from _data import (  # noqa: E402
+    OUTPUT_HELP, machine, machine_line, markdown_table, recorder, results_path, run_json_child,
+    solve_summary,
+)
 from run_all import write_report  # noqa: E402
 
 HEADING = "## FISTA's low-rank preconditioner"
@@ -107,8 +110,9 @@ def main(argv=None):
     parser.add_argument("--patterns", type=int, default=500)
     parser.add_argument("--max-time", type=float, default=600.0, help="max_time of every solve (600 s)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--output", default=None, help=OUTPUT_HELP)
     args = parser.parse_args(argv)
+    args.output = results_path(args.output, getattr(args, "quick", False))
     sizes = [int(v) for v in (args.sizes or ("2000,5000" if args.quick else "20000")).split(",") if v]
     kinds = [k for k in args.programs.split(",") if k]
     for k in kinds:

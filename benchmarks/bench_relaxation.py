@@ -36,7 +36,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _data import machine, machine_line, markdown_table, recorder, run_json_child, solve_summary  # noqa: E402
+from _data import (  # noqa: E402
+    OUTPUT_HELP, machine, machine_line, markdown_table, recorder, results_path, run_json_child,
+    solve_summary,
+)
 from run_all import write_report  # noqa: E402
 
 HEADING = "## Scale: the program without its cones"
@@ -114,8 +117,9 @@ def main(argv=None):
     parser.add_argument("--cone-time", type=float, default=110.0, help="max_time of the solve with cones (110 s)")
     parser.add_argument("--relaxed-time", type=float, default=600.0, help="max_time of the relaxation (600 s)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--output", default=None, help=OUTPUT_HELP)
     args = parser.parse_args(argv)
+    args.output = results_path(args.output, getattr(args, "quick", False))
     sizes = [int(v) for v in (args.sizes or ("2000" if args.quick else "20000")).split(",") if v]
     info = machine()
     say, printed = recorder()

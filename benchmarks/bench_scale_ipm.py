@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import bench_solvers as bs  # noqa: E402
-from _data import machine, recorder  # noqa: E402
+from _data import OUTPUT_HELP, machine, recorder, results_path  # noqa: E402
 from run_all import write_report  # noqa: E402
 
 
@@ -40,8 +40,9 @@ def main(argv=None):
     parser.add_argument("--patterns", type=int, default=500)
     parser.add_argument("--max-time", type=float, default=300.0, help="max_time of each solve (default 300 s)")
     parser.add_argument("--max-iter", type=int, default=300, help="max_iter of each solve (default 300)")
-    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--output", default=None, help=OUTPUT_HELP)
     args = parser.parse_args(argv)
+    args.output = results_path(args.output, getattr(args, "quick", False))
     info = machine()
     name = bs.device_name(args.device)
     heading = f"## Scale: interior point (device: {torch.device(args.device).type})"

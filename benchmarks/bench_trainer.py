@@ -34,7 +34,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _data import machine, machine_line, markdown_table, recorder  # noqa: E402
+from _data import OUTPUT_HELP, machine, machine_line, markdown_table, recorder, results_path  # noqa: E402
 from run_all import write_report  # noqa: E402
 
 HEADING = "## Three-layer trainer"
@@ -131,8 +131,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n = 2,000 only")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--output", default=None, help=OUTPUT_HELP)
     args = parser.parse_args(argv)
+    args.output = results_path(args.output, getattr(args, "quick", False))
     torch.set_num_threads(args.threads)
     sizes = [2000] if args.quick else [2000, 5000, 20000]
     settings = [(m1, starts) for m1 in (2, 3) for starts in (1, 2)]

@@ -26,9 +26,9 @@ host's CPU, as always) and the section written is ``## Solvers (device: cuda)``.
 
 Only the section headed ``## Solvers`` of RESULTS.md is rewritten. Other benchmark
 scripts in this folder (e.g. ``bench_patterns.py``) run afterwards as subprocesses
-unless ``--solvers-only``; they write their own sections. With ``--quick`` every section
-is rewritten with the small sizes (its first line names the command): ``git checkout
-benchmarks/RESULTS.md`` restores the recorded ones.
+unless ``--solvers-only``; they write their own sections into the same file. With
+``--quick`` that file is ``benchmarks/RESULTS-quick.md`` (not tracked by git), so that a
+smoke run never replaces the recorded figures; ``--output`` names another file.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import bench_solvers as bs  # noqa: E402
-from _data import machine, machine_line, markdown_table  # noqa: E402
+from _data import OUTPUT_HELP, machine, machine_line, markdown_table, results_path  # noqa: E402
 
 
 def _section(text_lines):
@@ -87,7 +87,7 @@ def main(argv=None):
     parser.add_argument("--skip-scnn", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--solvers-only", action="store_true", help="do not run the other bench_*.py scripts")
-    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--output", default=None, help=OUTPUT_HELP)
     parser.add_argument("--device", default="cpu", help="torch device of our solvers (default cpu), e.g. cuda")
     parser.add_argument("--time-cap", type=float, default=300.0,
                         help="each run of a ladder in (1) and (2) stops after min(TIME_CAP, max(2 x CVXPY's "
@@ -99,6 +99,7 @@ def main(argv=None):
     parser.add_argument("--scale-max-time", type=float, default=None,
                         help="max_time of the solves in (3) (default 110 s; 30 s with --quick)")
     args = parser.parse_args(argv)
+    args.output = results_path(args.output, getattr(args, "quick", False))
     if args.scale_max_time is None:
         args.scale_max_time = 30.0 if args.quick else 110.0
     dev = torch.device(args.device)
@@ -215,7 +216,8 @@ def main(argv=None):
                 src = open(path).read()
                 if name in ("bench_cvxpy_sizes.py", "bench_scale_ipm.py"):
                     continue  # the CVXPY size ladder, the interior point at scale: long, run on their own
-                cmd = [sys.executable, path] + (["--quick"] if args.quick and "--quick" in src else [])
+                cmd = [sys.executable, path, "--output", args.output] + (
+                    ["--quick"] if args.quick and "--quick" in src else [])
                 print(f"running {' '.join(cmd)}", flush=True)
                 rc = subprocess.run(cmd).returncode
                 print(f"{name}: exit status {rc}", flush=True)
