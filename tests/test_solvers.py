@@ -6,8 +6,10 @@ augmented-Lagrangian term; the operator's adjoint test is in test_operators.py).
 Problems are small (n = 24) so that the whole file runs in about a minute on 2 cores.
 """
 
+import copy
 import importlib.util
 import math
+import pickle
 import re
 import warnings
 
@@ -1391,6 +1393,28 @@ def test_solution_copies_writable_arrays_and_keeps_read_only_ones():
     assert frozen(new, copy=False) is new and not new.flags.writeable
     mine = np.zeros(3)
     assert frozen(mine) is not mine and mine.flags.writeable
+
+
+def test_solution_info_is_a_read_only_copy_that_pickles():
+    """``info`` is copied when the record is made and refuses changes afterwards; it
+    pickles and deep-copies back to an equal read-only mapping; ``dict(info)`` is writable."""
+    given = {"residual": 1e-7, "parts": [1, 2]}
+    sol = Solution(weights=np.zeros((2, 3)), objective=1.0, converged=True, status="optimal", info=given)
+    given["residual"] = 5.0
+    assert sol.info["residual"] == 1e-7
+    for change in (lambda i: i.__setitem__("x", 1), lambda i: i.update(x=1), lambda i: i.pop("residual"),
+                   lambda i: i.setdefault("x", 1), lambda i: i.clear(), lambda i: i.popitem(),
+                   lambda i: i.__delitem__("residual"), lambda i: i.__ior__({"x": 1})):
+        with pytest.raises(TypeError, match="read-only"):
+            change(sol.info)
+    assert dict(sol.info) == {"residual": 1e-7, "parts": [1, 2]}
+    for back in (pickle.loads(pickle.dumps(sol)), copy.deepcopy(sol)):
+        assert back.info == sol.info and type(back.info) is type(sol.info)
+        with pytest.raises(TypeError):
+            back.info["x"] = 1
+    writable = dict(sol.info)
+    writable["x"] = 1
+    assert "x" not in sol.info
 
 
 def test_presolve_restricts_warm_starts_of_the_whole_program():

@@ -54,6 +54,20 @@ def frozen(a, copy: bool = True) -> np.ndarray:
     return a
 
 
+class ReadOnlyInfo(dict):
+    """A dict that refuses changes: :attr:`Solution.info`. It reads, compares, copies
+    (``dict(info)`` gives a writable one) and pickles as a dict does."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("Solution.info is read-only (a record of the solve); copy it with dict(info) to change it")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self):
+        return (type(self), (dict(self),))
+
+
 @dataclass(frozen=True)
 class Solution:
     """Result of a convex solve.
@@ -87,7 +101,8 @@ class Solution:
         A certified lower bound on the program's optimum (``-inf`` if none).
     solver : str
     info : mapping
-        Anything else the solver reports (residuals, backend status, ...).
+        Anything else the solver reports (residuals, backend status, ...), read-only
+        (:class:`ReadOnlyInfo`).
 
     ``weights`` and ``multipliers`` are stored as read-only float64 arrays: copies of the
     arrays given, except those that already are read-only float64 (:func:`frozen`).
@@ -111,7 +126,7 @@ class Solution:
         object.__setattr__(self, "weights", frozen(self.weights))
         object.__setattr__(self, "history", tuple(float(h) for h in self.history))
         object.__setattr__(self, "multipliers", tuple(frozen(m) for m in self.multipliers))
-        object.__setattr__(self, "info", dict(self.info))  # a copy; plain dict so the record pickles
+        object.__setattr__(self, "info", ReadOnlyInfo(self.info))  # a read-only copy
 
     @property
     def gap(self) -> float:
