@@ -209,3 +209,43 @@ def test_softmax_hessian_factor_for_certain_classes():
     H = -P[:, :, None] * P[:, None, :]
     H.diagonal(dim1=1, dim2=2).copy_(P * (P.sum(dim=1, keepdim=True) - P))
     assert torch.allclose(F @ F.transpose(1, 2), H, rtol=1e-12, atol=1e-17)
+
+
+@pytest.mark.parametrize("dtype, big", [(torch.float64, 1e12), (torch.float32, 1e5)])
+def test_logistic_prox_of_an_entry_does_not_depend_on_a_large_other_one(dtype, big):
+    """Each entry converges to its own rounding level: beside an entry of 1e12 (1e5 in
+    float32) the prox of 0.3 (y = 1, t = 1) was 0.64196 against 0.64428 alone."""
+    loss = LogisticLoss()
+    alone = loss.prox(torch.tensor([[0.3]], dtype=dtype), torch.tensor([[1.0]], dtype=dtype), 1.0)[0, 0]
+    beside = loss.prox(torch.tensor([[big], [0.3]], dtype=dtype), torch.ones((2, 1), dtype=dtype), 1.0)[1, 0]
+    exact = loss.prox(torch.tensor([[0.3]], dtype=torch.float64), torch.tensor([[1.0]], dtype=torch.float64), 1.0)[0, 0]
+    assert float(beside) == float(alone)
+    assert float(beside) == pytest.approx(float(exact), rel=4 * torch.finfo(dtype).eps)
+
+
+def test_softmax_prox_of_a_row_does_not_depend_on_a_large_other_one():
+    """Each row converges to its own rounding level: in float32, t = 1e-3, the row
+    (0, 0.5, 0) beside a row holding 1e4 came back unchanged (its whole step, 7.3e-4, lost)."""
+    loss = SoftmaxLoss()
+    Y = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    V = torch.tensor([[1e4, 0.0, 0.0], [0.0, 0.5, 0.0]])
+    got = loss.prox(V, Y, 1e-3)[1].double()
+    exact = loss.prox(V[1:].double(), Y[1:].double(), 1e-3)[0]
+    assert float(torch.max(torch.abs(got - exact))) <= 1e-7
+    assert float(torch.max(torch.abs(exact - V[1].double()))) > 7e-4
+
+
+def test_softmax_conjugate_is_finite_in_float32_on_its_domain():
+    """``V = grad l(Z)`` lies in the conjugate's domain; float32 rounding moves a row's sum
+    of ``V + Y`` by about 6e-8, which the float64 test of 1e-8 refused (inf)."""
+    loss = SoftmaxLoss()
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((6, 3))
+    Y = np.eye(3)[rng.integers(0, 3, 6)]
+    values = []
+    for dtype in (torch.float64, torch.float32):
+        Zt, Yt = torch.tensor(Z, dtype=dtype), torch.tensor(Y, dtype=dtype)
+        values.append(float(loss.conjugate(loss.grad(Zt, Yt), Yt)))
+    assert math.isfinite(values[1]) and values[1] == pytest.approx(values[0], rel=1e-6)
+    Yt = torch.tensor(Y, dtype=torch.float32)
+    assert float(loss.conjugate(loss.grad(torch.tensor(Z, dtype=torch.float32), Yt) + 1e-3, Yt)) == math.inf

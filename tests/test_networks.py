@@ -32,6 +32,35 @@ def test_three_layer_by_hand_and_constraint():
 
 
 @pytest.mark.parametrize("gated", [False, True])
+def test_scaled_two_layer_by_hand(gated):
+    """``scaled(4)``: both layers times 2 (gates as they are), outputs and penalty times 4,
+    the squared-loss objective of targets and beta times 4 times 16."""
+    net = TwoLayerNetwork(W1=[[1.0, -1.0], [0.0, 1.0]], W2=[[2.0], [1.0]], gates=[[1.0, 1.0], [0.5, 0.0]] if gated else None)
+    big = net.scaled(4.0)
+    np.testing.assert_array_equal(big.W1, 2 * net.W1)
+    np.testing.assert_array_equal(big.W2, 2 * net.W2)
+    assert big.gates is net.gates
+    X = np.array([[1.0], [-3.0]])
+    np.testing.assert_allclose(big.predict(X), 4 * net.predict(X))
+    assert big.penalty() == pytest.approx(4 * net.penalty())
+    assert big.objective(X, [8.0, 20.0], "squared", beta=0.4) == pytest.approx(16 * net.objective(X, [2.0, 5.0], "squared", beta=0.1))
+    with pytest.raises(ValueError, match="scale: expected a finite number > 0, got -1"):
+        net.scaled(-1)
+
+
+def test_scaled_three_layer_by_hand():
+    """``scaled(9)``: ``w2`` and ``w3`` times 3, the unit-norm first layer as it is."""
+    W1 = np.array([[[0.6, 0.0], [0.0, 0.8]]])
+    net = ThreeLayerNetwork(W1, w2=[[1.0, -1.0]], w3=[[2.0]])
+    big = net.scaled(9.0)
+    np.testing.assert_array_equal(big.W1, W1)
+    np.testing.assert_array_equal(big.w2, 3 * net.w2)
+    np.testing.assert_array_equal(big.w3, 3 * net.w3)
+    np.testing.assert_allclose(big.predict(np.array([[2.0]]))[:, 0], [7.2])  # 9 x 0.8
+    assert big.objective(np.array([[2.0]]), [0.0], "squared", beta=9.0) == pytest.approx(81 * (0.32 + 0.5 * (2 + 4)))
+
+
+@pytest.mark.parametrize("gated", [False, True])
 def test_torch_export_two_layer(gated):
     r = np.random.default_rng(0)
     net = TwoLayerNetwork(r.standard_normal((4, 5)), r.standard_normal((5, 2)),

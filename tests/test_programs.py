@@ -75,6 +75,37 @@ def test_with_beta_and_zero_threshold_for_gated():
     assert np.abs(below.weights).max() > 1e-3
 
 
+@pytest.mark.parametrize("rms, unit", [(1e-4, 2.0**-13), (0.3, 1.0), (1.0, 1.0), (3.9, 1.0), (4.2, 4.0),
+                                       (300.0, 256.0), (0.0, 1.0)])
+def test_target_unit_is_the_power_of_two_nearest_the_targets_size(rms, unit):
+    """Targets whose root mean square is outside [1/4, 4]: the nearest power of two
+    (log2 1e-4 = -13.3, log2 300 = 8.2); inside it, or all zero, 1."""
+    X, _ = planted_regression(n=25, d=3, seed=0)
+    y = np.where(np.arange(25) % 2, rms, -rms)  # root mean square: rms
+    prog = TwoLayerReLUProgram(X, y, 5, beta=0.1, random_state=0)
+    assert prog.target_unit() == unit
+
+
+def test_target_unit_of_losses_that_do_not_scale_with_their_targets_is_one():
+    for loss in ("logistic", "softmax"):
+        prog, _, _ = _program(TwoLayerReLUProgram, loss)
+        assert not prog.loss.scales_with_targets and prog.target_unit() == 1.0
+
+
+def test_in_units_divides_targets_and_beta_and_scales_the_objective():
+    """``in_units(s)``: targets and beta over ``s``, the same operator; the objective of
+    ``s Q`` in the program is ``s^2`` times that of ``Q`` in the new one (squared loss)."""
+    prog, _, _ = _program(ThreeLayerReLUProgram, "squared")
+    new = prog.in_units(0.25)
+    assert new.operator is prog.operator and type(new) is type(prog)
+    np.testing.assert_array_equal(new.Y_np, 4 * prog.Y_np)
+    assert new.beta == 4 * prog.beta and prog.beta == 0.1
+    Q = np.random.default_rng(0).standard_normal(prog.shape)
+    assert prog.objective(0.25 * Q) == pytest.approx(0.0625 * new.objective(Q), rel=1e-14)
+    with pytest.raises(ValueError, match="scale: expected a finite number > 0"):
+        prog.in_units(0)
+
+
 def test_objective_by_hand_two_layer():
     X = np.array([[1.0], [2.0], [-1.0]])
     y = np.array([1.0, 2.0, 0.0])

@@ -296,6 +296,53 @@ def test_agreement_with_cvxpy_and_recovery(name, cls, loss):
     np.testing.assert_allclose(net.predict(X), pred, rtol=1e-6, atol=1e-7 * np.abs(pred).max())
 
 
+def scaled_program(cls, c):
+    """:func:`small_program` (squared loss) with targets and beta times ``c``: the same
+    patterns, its solution ``c`` times, its objective ``c^2`` times."""
+    X, y = planted_regression(n=24, d=2, seed=0)
+    extra = {"hidden": 2} if cls is ThreeLayerReLUProgram else {}
+    return cls(X, c * y, 6, beta=0.1 * c, random_state=0, **extra)
+
+
+@pytest.mark.parametrize("c", [1e-4, 1e4])
+@pytest.mark.parametrize("name", SOLVER_NAMES)
+@pytest.mark.parametrize("cls", PROGRAMS)
+def test_targets_far_from_unit_size_give_the_scaled_optimum(name, cls, c):
+    """Targets and beta times ``c`` (1e-4: the interior point returned the zero network as
+    optimal, relative gap 0.72): every solver returns ``c`` times the weights of the
+    unit-size program, within the tolerance of the agreement test, at ``c^2`` times its
+    CVXPY objective, feasible and certified, solved in the targets' units."""
+    prog = scaled_program(cls, c)
+    ref = reference(cls, "squared")
+    if name == "fista" and prog.has_constraints:
+        return  # (refused: tested above)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sol = make_solver(name).solve(prog)
+    assert sol.converged
+    assert _relative(sol.objective / c**2, ref.objective) <= 1e-5
+    assert sol.objective == pytest.approx(prog.objective(sol.weights), rel=1e-12)
+    assert sol.constraint_violation <= 1e-9 * constraint_scale(prog.operator.constraints(torch.tensor(sol.weights)))
+    assert sol.lower_bound <= sol.objective * (1 + 1e-12)
+    assert sol.lower_bound <= c**2 * ref.objective * (1 + 1e-7)
+    assert sol.relative_gap <= 2e-3
+    np.testing.assert_allclose(prog.predict(sol.weights) / c, program(cls, "squared").predict(ref.weights),
+                               atol=3e-3 * np.abs(prog.predict(sol.weights) / c).max())
+    assert sol.info["target_scale"] == prog.target_unit() == 2.0 ** round(math.log2(np.sqrt(np.mean(prog.Y_np**2))))
+
+
+def test_warnings_of_a_solve_in_the_targets_units_say_so():
+    """A solve stopped early in the targets' units warns with its own figures and says
+    in which units they are."""
+    prog = scaled_program(GatedReLUProgram, 1e-4)
+    assert prog.target_unit() == 2.0**-12  # (the targets' root mean square: 1.99e-4)
+    with pytest.warns(ConvergenceWarning, match=r"divided by 0\.000244141: the objective values above are the "
+                                                r"program's divided by 5\.96046e-08") as caught:
+        sol = FISTA(max_iter=2).solve(prog)
+    assert caught[0].filename == __file__  # (said at the caller's line)
+    assert not sol.converged and sol.info["target_scale"] == 2.0**-12
+
+
 @pytest.mark.parametrize("loss", LOSSES)
 def test_fista_certificate_is_tight_for_the_gated_program(loss):
     sol = solved("fista", GatedReLUProgram, loss)

@@ -47,6 +47,30 @@ def _program(depth, loss, n=30, seed=0, n_patterns=5, beta=0.1):
 
 
 # ----------------------------------------------------------------------------- seeded
+@pytest.mark.parametrize("depth", [2, 3])
+def test_seeded_trains_in_the_targets_units(depth):
+    """Targets and beta times 2^-20 (Adam at its step size, on such targets, had thousands
+    of times the objective): the seeding network is trained in the targets' units and
+    scaled back, so the strategy gives what it gives on the program already in those
+    units (the same numbers as targets): the same patterns, the trained and convex
+    objectives ``unit^2`` times."""
+    X, y = planted_regression(n=30, d=3, seed=0)
+    extra = {"hidden": 2} if depth == 3 else {}
+    cls = ThreeLayerReLUProgram if depth == 3 else TwoLayerReLUProgram
+    tiny = cls(X, y * 2.0**-20, 5, beta=0.1 * 2.0**-20, random_state=0, **extra)
+    unit = tiny.target_unit()
+    assert unit < 2.0**-17
+    same = cls(X, y * 2.0**-20 / unit, 5, beta=0.1 * 2.0**-20 / unit, random_state=0, **extra)
+    assert same.target_unit() == 1.0
+    kw = dict(n_patterns=6, n_starts=2, random_state=0, train_kwargs=TRAIN)
+    res, ref = run_strategy("seeded", tiny, CVXPYSolver(), **kw), run_strategy("seeded", same, CVXPYSolver(), **kw)
+    a, b = res.program.patterns, ref.program.patterns
+    fields = ("second", "first", "signs", "owner") if depth == 3 else ("masks",)
+    assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in fields)
+    assert res.trained_objective == pytest.approx(unit**2 * ref.trained_objective, rel=1e-10)
+    assert res.objective == pytest.approx(unit**2 * ref.objective, rel=1e-10)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
 @pytest.mark.parametrize("depth", [2, 3])

@@ -34,16 +34,17 @@ def _prox_newton_1d(grad, curvature, V, t):
     [-1, 1]: Newton steps kept inside the bracket ``[v - t, v + t]``; an entry whose
     Newton step leaves its current bracket, or whose residual did not halve in its last
     step (slow Newton far out on the flat part of the sigmoid), bisects instead. 1-D, so
-    exact to rounding."""
+    exact to rounding: each entry to its own rounding level (one large entry of ``V``
+    must not loosen the test of the others)."""
     lo, hi = V - t, V + t
     Z = V.clone()
     eps = torch.finfo(V.dtype).eps
-    tol = 16 * eps * (1.0 + float(torch.max(torch.abs(V))) + t)
+    tol = 16 * eps * (1.0 + torch.abs(V) + t)
     g_last = None
     for _ in range(200):
         g = Z - V + t * grad(Z)
         size = torch.abs(g)
-        if float(torch.max(size)) <= tol:
+        if bool(torch.all(size <= tol)):
             return Z
         lo = torch.where(g > 0, lo, Z)
         hi = torch.where(g > 0, Z, hi)
@@ -54,7 +55,7 @@ def _prox_newton_1d(grad, curvature, V, t):
         g_last = size
         inside = (newton >= lo) & (newton <= hi) & ~slow
         Z_new = torch.where(inside, newton, 0.5 * (lo + hi))
-        if float(torch.max(torch.abs(Z_new - Z))) <= 4 * eps * (1.0 + float(torch.max(torch.abs(Z)))):
+        if bool(torch.all(torch.abs(Z_new - Z) <= 4 * eps * (1.0 + torch.abs(Z)))):
             return Z_new
         Z = Z_new
     return Z
@@ -89,6 +90,11 @@ class Loss(abc.ABC):
     #: Whether ``l(Z, Y) = sum_k l(Z[:, [k]], Y[:, [k]])``: a program with several outputs
     #: is then one independent program per output (each group feeds one output).
     separable_outputs: bool = False
+    #: Whether ``l(s Z, s Y) = s^2 l(Z, Y)`` for every ``s > 0``: the program with targets
+    #: and ``beta`` divided by ``s`` then has the solutions divided by ``s`` and the objective
+    #: divided by ``s^2`` (the solvers solve it in the targets' units:
+    #: :meth:`convexrelu.programs.ConvexProgram.target_unit`).
+    scales_with_targets: bool = False
 
     @abc.abstractmethod
     def prepare_targets(self, y) -> np.ndarray:
@@ -151,6 +157,7 @@ class SquaredLoss(Loss):
     smoothness = 1.0
     quadratic = True
     separable_outputs = True
+    scales_with_targets = True
 
     def prepare_targets(self, y) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
@@ -214,7 +221,7 @@ class LogisticLoss(Loss):
 
     def conjugate(self, V, Y):
         t = -Y * V
-        tol = 1e-12
+        tol = max(1e-12, 4 * torch.finfo(V.dtype).eps)  # (rounding of the dtype)
         if torch.any(t < -tol) or torch.any(t > 1 + tol):
             return torch.tensor(math.inf, dtype=V.dtype, device=V.device)
         t = torch.clamp(t, 0.0, 1.0)
@@ -276,8 +283,9 @@ class SoftmaxLoss(Loss):
 
     def conjugate(self, V, Y):
         P = V + Y
-        tol = 1e-10
-        if torch.any(P < -tol) or torch.any(torch.abs(P.sum(dim=1) - 1) > 1e-8):
+        eps = torch.finfo(V.dtype).eps  # (float32 rounding alone moves a row's sum by 6e-8)
+        if torch.any(P < -max(1e-10, 16 * eps)) or torch.any(
+                torch.abs(P.sum(dim=1) - 1) > max(1e-8, 64 * eps * P.shape[1])):
             return torch.tensor(math.inf, dtype=V.dtype, device=V.device)
         return torch.sum(_xlogx(torch.clamp(P, min=0.0)))
 
@@ -285,21 +293,22 @@ class SoftmaxLoss(Loss):
         """Newton's method per row on ``logsumexp(z) - <y, z> + ||z - v||^2 / (2 t)``
         (Hessian ``diag(p) - p p^T + I / t``, a C x C solve per row), from ``z = v``.
         The Hessian of the loss is at most 1/2, so Newton steps are damped by the
-        line search only in the first iterations; stops when the gradient is at
-        rounding level."""
+        line search only in the first iterations; stops when the gradient of every row
+        is at that row's rounding level (one large row of ``V`` must not loosen the test
+        of the others)."""
         Z = V.clone()
         eye = torch.eye(V.shape[1], dtype=V.dtype, device=V.device) / t
         eps = torch.finfo(V.dtype).eps
-        scale = 1.0 + float(torch.max(torch.abs(V))) / t
+        scale = 1.0 + torch.amax(torch.abs(V), dim=1) / t
         for _ in range(100):
             P = torch.softmax(Z, dim=1)
             g = P - Y + (Z - V) / t
-            if float(torch.max(torch.abs(g))) <= 64 * eps * scale:
+            if bool(torch.all(torch.amax(torch.abs(g), dim=1) <= 64 * eps * scale)):
                 break
             H = torch.diag_embed(P) - P[:, :, None] * P[:, None, :] + eye
             step = torch.linalg.solve(H, g[:, :, None])[:, :, 0]
-            if float(torch.max(torch.abs(step))) <= 16 * eps * (1.0 + float(torch.max(torch.abs(Z)))):
-                break  # the Newton step is at rounding level
+            if bool(torch.all(torch.amax(torch.abs(step), dim=1) <= 16 * eps * (1.0 + torch.amax(torch.abs(Z), dim=1)))):
+                break  # every row's Newton step is at rounding level
             Z = _damped(lambda W: self._prox_objective(W, V, Y, t), Z, step)
         return Z
 

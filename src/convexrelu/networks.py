@@ -7,10 +7,12 @@ They predict with plain numpy, evaluate their own regularised non-convex objecti
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
-from ._validation import add_intercept, check_beta, check_matrix
+from ._validation import add_intercept, check_beta, check_matrix, check_number
 from .losses import get_loss
 
 __all__ = ["TwoLayerNetwork", "ThreeLayerNetwork"]
@@ -91,6 +93,14 @@ class TwoLayerNetwork:
     def penalty(self) -> float:
         return 0.5 * float(np.sum(self.W1**2) + np.sum(self.W2**2))
 
+    def scaled(self, scale: float) -> "TwoLayerNetwork":
+        """The network whose outputs and penalty are ``scale > 0`` times this one's: both
+        layers times ``sqrt(scale)`` (the gates as they are). For the squared loss it maps
+        an optimum of targets ``Y`` and ``beta`` to one of ``scale Y`` and ``scale beta``,
+        whose objective is ``scale^2`` times."""
+        r = math.sqrt(check_number(scale, "scale"))
+        return TwoLayerNetwork(self.W1 * r, self.W2 * r, gates=self.gates, fit_intercept=self.fit_intercept)
+
     def objective(self, X, y, loss="squared", beta: float = 0.0) -> float:
         """``l(f(X), y) + (beta/2)(||W1||_F^2 + ||W2||_F^2)`` with ``y`` as the loss expects."""
         loss = get_loss(loss)
@@ -157,6 +167,14 @@ class ThreeLayerNetwork:
 
     def penalty(self) -> float:
         return 0.5 * float(np.sum(self.w2**2) + np.sum(self.w3**2))
+
+    def scaled(self, scale: float) -> "ThreeLayerNetwork":
+        """The network whose outputs and penalty are ``scale > 0`` times this one's: ``w2``
+        and ``w3`` times ``sqrt(scale)`` (the unit-norm first layers as they are). For the
+        squared loss it maps an optimum of targets ``Y`` and ``beta`` to one of ``scale Y``
+        and ``scale beta``, whose objective is ``scale^2`` times."""
+        r = math.sqrt(check_number(scale, "scale"))
+        return ThreeLayerNetwork(self.W1, self.w2 * r, self.w3 * r, fit_intercept=self.fit_intercept)
 
     def objective(self, X, y, loss="squared", beta: float = 0.0) -> float:
         """P3 objective ``l(f(X), y) + (beta/2) sum_k (||w2_k||^2 + ||w3_k||^2)``."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._validation import add_intercept, check_beta, check_matrix, check_positive_int
+from ._validation import add_intercept, check_beta, check_matrix, check_number, check_positive_int
 from .losses import Loss, get_loss
 from .networks import ThreeLayerNetwork, TwoLayerNetwork
 from .operators import BlockOperator
@@ -22,6 +22,11 @@ from .patterns import ThreeLayerPatterns, TwoLayerPatterns, sample_three_layer, 
 from .regularizers import GroupL1
 
 __all__ = ["ConvexProgram", "TwoLayerReLUProgram", "GatedReLUProgram", "ThreeLayerReLUProgram"]
+
+
+#: Targets whose root mean square lies within this factor of one are solved as they are
+#: (:meth:`ConvexProgram.target_unit`).
+UNIT_RANGE = 4.0
 
 
 def _as_numpy(Q) -> np.ndarray:
@@ -89,6 +94,33 @@ class ConvexProgram:
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         new.beta = check_beta(beta)
+        return new
+
+    def target_unit(self) -> float:
+        """The unit in which solvers solve this program (:meth:`in_units`): the power of two
+        nearest the root mean square of the targets where the loss scales with them
+        (:attr:`Loss.scales_with_targets`) and that mean lies outside ``[1 / UNIT_RANGE,
+        UNIT_RANGE]``; 1 otherwise (other losses, all-zero targets). The solvers'
+        tolerances, floors and first points are set for targets of order one; a power of
+        two makes the change of units exact in floating point."""
+        if not self.loss.scales_with_targets or self.Y_np.size == 0:
+            return 1.0
+        rms = float(np.sqrt(np.mean(np.square(self.Y_np))))
+        if not (rms > 0 and np.isfinite(rms)) or 1.0 / UNIT_RANGE <= rms <= UNIT_RANGE:
+            return 1.0
+        return float(2.0 ** round(np.log2(rms)))
+
+    def in_units(self, scale: float) -> "ConvexProgram":
+        """The same program with targets and ``beta`` divided by ``scale > 0`` (shares the
+        operator). Where the loss scales with its targets (:attr:`Loss.scales_with_targets`),
+        ``Q`` solves the new program iff ``scale Q`` solves this one, and this program's
+        objective at ``scale Q`` is ``scale^2`` times the new one's at ``Q``."""
+        scale = check_number(scale, "scale")
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.Y_np = self.Y_np / scale
+        new.Y = torch.as_tensor(new.Y_np, dtype=self.dtype, device=self.device)
+        new.beta = self.beta / scale
         return new
 
     def restrict(self, groups, output: int | None = None) -> tuple["ConvexProgram", np.ndarray]:

@@ -398,20 +398,35 @@ def _targets_for_trainer(program):
     return Y
 
 
-def _train(program, *, width, n_starts, seed, hidden, train_kwargs, trainer):
-    """Train the non-convex network of the program's architecture on its design matrix."""
+def _train(program, *, width, n_starts, seed, hidden, train_kwargs, trainer) -> list:
+    """Train the non-convex network of the program's architecture on its design matrix:
+    the network of every start, best first.
+
+    Targets far from unit size are trained on in their own units (the program's
+    :meth:`~convexrelu.programs.ConvexProgram.target_unit` ``s``: targets and ``beta`` divided
+    by ``s``, the networks then scaled by ``s``, :meth:`TwoLayerNetwork.scaled`): the
+    trainer's step size is set for targets of order one (targets times 1e-4: Adam's
+    network had thousands of times the objective of the one trained on unit targets)."""
+    s = program.target_unit()
+    units = program.in_units(s) if s != 1.0 else program
     arch = architecture_of(program)
-    common = dict(loss=program.loss, beta=program.beta, fit_intercept=False, n_starts=n_starts, random_state=seed)
+    common = dict(loss=program.loss, beta=units.beta, fit_intercept=False, n_starts=n_starts, random_state=seed)
     common.update(train_kwargs)
-    X, y = program.X_design, _targets_for_trainer(program)
+    X, y = program.X_design, _targets_for_trainer(units)
     if arch == "three_layer":
         if trainer is None:
             from .nonconvex import train_three_layer as trainer
-        return trainer(X, y, n_subnetworks=width, hidden=hidden, **common)
-    if trainer is None:
-        from .nonconvex import train_two_layer as trainer
-    # gated programs are seeded by a ReLU network: it is a gated network with gates W1
-    return trainer(X, y, width=width, **common)
+        result = trainer(X, y, n_subnetworks=width, hidden=hidden, **common)
+    else:
+        if trainer is None:
+            from .nonconvex import train_two_layer as trainer
+        # gated programs are seeded by a ReLU network: it is a gated network with gates W1
+        result = trainer(X, y, width=width, **common)
+    networks = list(getattr(result, "networks", None) or [result.network])
+    if s != 1.0:
+        networks = [net.scaled(s) for net in networks]
+    networks.sort(key=lambda net: network_objective(program, net))
+    return networks
 
 
 _TRAIN_DEFAULTS = dict(max_iter=2000, lr=1e-2, tol=1e-6, window=100)
@@ -429,10 +444,8 @@ def _seed(program, solver, *, width, n_starts, seed_starts, seed, hidden, train_
         share = max(SEED_TRAIN_SHARE * time_left(deadline), MIN_TIME_LIMIT)
         own = train_kwargs.get("max_time")
         train_kwargs["max_time"] = share if own is None else min(float(own), share)
-    result = _train(program, width=width, n_starts=n_starts, seed=seed, hidden=hidden,
-                    train_kwargs=train_kwargs, trainer=trainer)
-    networks = list(getattr(result, "networks", None) or [result.network])
-    networks.sort(key=lambda net: network_objective(program, net))
+    networks = _train(program, width=width, n_starts=n_starts, seed=seed, hidden=hidden,
+                      train_kwargs=train_kwargs, trainer=trainer)
     networks = networks[: seed_starts or len(networks)]
     best = networks[0]
     trained = network_objective(program, best)

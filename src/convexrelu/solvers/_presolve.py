@@ -19,6 +19,13 @@ is solved on its own, in turn, and the solutions are put together
 the sum of the parts' lower bounds (plus the constant loss of the outputs without a live
 group) as its lower bound. An interior-point iteration then factors ``C`` matrices of
 order ``n`` instead of one of order ``n C``.
+
+Where the loss scales with its targets (:attr:`Loss.scales_with_targets`, the squared
+loss) and the targets are far from unit size, each part is solved in the targets' units
+(:meth:`ConvexProgram.target_unit`, :func:`in_target_units`): targets and ``beta`` divided by a power
+of two near the targets' root mean square, the solution multiplied back. The solvers'
+tolerances, floors and starting points are set for targets of order one; in other units
+they became absolute (targets times 1e-4: the zero network returned as optimal).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import torch
 
 from .base import Solution, SolverError, frozen, init_weights, time_left
 
-__all__ = ["live_part", "on_live_groups", "outputs_apart", "program_parts"]
+__all__ = ["in_target_units", "live_part", "on_live_groups", "outputs_apart", "program_parts"]
 
 
 def on_live_groups(solve):
@@ -46,14 +53,15 @@ def on_live_groups(solve):
     def wrapper(self, program, init=None) -> Solution:
         start = time.perf_counter()
         parts = program_parts(program)
+        solve_scaled = in_target_units(solve, stacklevel=3)  # (warnings at the line that called this wrapper)
         if parts is None:
-            sol = solve(self, program, init)
+            sol = solve_scaled(self, program, init)
             return dataclasses.replace(sol, info={**sol.info, "dead_groups": 0})
         if parts[0][1] is None:  # one part: the live groups
             groups = parts[0][0]
             part, blocks = program.restrict(groups)
             # (max_time less the time the restriction took)
-            sol = solve(_time_share(self, start, 1), part, _restrict_init(program, init, groups, blocks))
+            sol = solve_scaled(_time_share(self, start, 1), part, _restrict_init(program, init, groups, blocks))
             return _extend(program, sol, groups, time.perf_counter() - start)
         sols = []
         for i, (groups, output) in enumerate(parts):
@@ -64,7 +72,7 @@ def on_live_groups(solve):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
-                    sols.append(solve(solver, part, _restrict_init(program, init, groups, blocks, output)))
+                    sols.append(solve_scaled(solver, part, _restrict_init(program, init, groups, blocks, output)))
                 except (ValueError, SolverError) as exc:
                     raise type(exc)(f"{label}: {exc}") from exc
             for w in caught:  # each part's warnings, said of its output, at the caller's line
@@ -72,6 +80,54 @@ def on_live_groups(solve):
         return _assemble(program, sols, parts, time.perf_counter() - start)
 
     return wrapper
+
+
+#: ``info`` entries that are values of the objective (scaled by ``scale^2`` back).
+_OBJECTIVE_VALUES = ("dual_bound", "objective_before_repair")
+
+
+def in_target_units(solve, stacklevel: int = 2):
+    """Decorator of a :meth:`Solver.solve`: ``program`` solved in the units of its targets
+    (:meth:`ConvexProgram.target_unit` ``s``; the program as it is where ``s = 1``).
+
+    The solver gets :meth:`ConvexProgram.in_units` ``(s)`` and the warm start divided by
+    ``s`` (weights and multipliers); its solution is multiplied back: weights, multipliers
+    and the constraint violation by ``s``, the objective, its history, the lower bound and
+    the objective values of ``info`` by ``s^2`` (exact: ``s`` is a power of two), and
+    ``info["target_scale"] = s``. Its warnings are passed on with a note of the units their
+    figures are in, at ``stacklevel`` from the wrapper (2: its caller's line)."""
+
+    @functools.wraps(solve)
+    def wrapper(self, program, init=None) -> Solution:
+        s = program.target_unit()
+        if s == 1.0:
+            return solve(self, program, init)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            sol = solve(self, program.in_units(s), _scaled_init(program, init, 1.0 / s))
+        for w in caught:
+            warnings.warn(f"{w.message} (solved with the targets and beta divided by {s:g}: the objective values "
+                          f"above are the program's divided by {s * s:g})", w.category, stacklevel=stacklevel)
+        info = {key: value * s * s if key in _OBJECTIVE_VALUES and isinstance(value, float) else value
+                for key, value in sol.info.items()}
+        info["target_scale"] = s
+        return dataclasses.replace(
+            sol, weights=sol.weights * s, multipliers=tuple(m * s for m in sol.multipliers),
+            objective=sol.objective * s * s, history=tuple(h * s * s for h in sol.history),
+            lower_bound=sol.lower_bound * s * s, constraint_violation=sol.constraint_violation * s, info=info)
+
+    return wrapper
+
+
+def _scaled_init(program, init, factor: float):
+    """A warm start (None, array (d, B) or :class:`Solution` of ``program``) times ``factor``:
+    its weights and multipliers (a Solution keeps its ``info``)."""
+    if init is None:
+        return None
+    W = init_weights(program, init) * factor  # (shape checked)
+    if isinstance(init, Solution):
+        return dataclasses.replace(init, weights=W.cpu().numpy(), multipliers=tuple(m * factor for m in init.multipliers))
+    return W
 
 
 def _time_share(solver, start: float, parts_left: int):

@@ -13,6 +13,7 @@ import numpy as np
 from .._validation import check_count, check_max_time, check_number
 from ..duality import dual_lower_bound
 from .auglag import FEASIBLE, relative_violation, repaired
+from ._presolve import in_target_units
 from .base import ConvergenceWarning, Solution, Solver, SolverError, time_left
 
 __all__ = ["CVXPYSolver", "LIMIT_OPTIONS", "TIME_OPTIONS"]
@@ -120,9 +121,11 @@ class CVXPYSolver(Solver):
         solution = chain.solve_via_data(problem, data, False, self.verbose, self._options(solver, left))
         problem.unpack_results(solution, chain, inverse)
 
+    @in_target_units
     def solve(self, program, init=None) -> Solution:
         """Solve ``program``; ``init`` is accepted for interface compatibility and ignored
-        (interior-point methods do not warm start)."""
+        (interior-point methods do not warm start). Targets far from unit size are solved
+        in their own units (:func:`._presolve.in_target_units`), as by the other solvers."""
         solver = str(self.solver).upper()
         if solver not in cp.installed_solvers():
             raise ValueError(f"solver: expected one of the installed CVXPY solvers {cp.installed_solvers()}, got {self.solver!r}")
@@ -184,7 +187,8 @@ class CVXPYSolver(Solver):
             gap = (f"duality gap {obj - lower:.3e} (relative {(obj - lower) / max(1.0, abs(obj)):.1e})"
                    if lower > -math.inf else "no duality gap (the point is not feasible)")
             warnings.warn(f"CVXPY solver {solver} returned status {status!r}{limits}; objective {obj:.10g}, {gap}, "
-                          f"relative cone violation {violation:.1e}", ConvergenceWarning, stacklevel=2)
+                          f"relative cone violation {violation:.1e}", ConvergenceWarning,
+                          stacklevel=3)  # (the caller of the units wrapper, in_target_units)
         logger.info("CVXPY %s: status %s, objective %.8g, %.2fs", solver, status, obj, elapsed)
         stats = problem.solver_stats
         return Solution(
