@@ -331,6 +331,19 @@ def test_targets_far_from_unit_size_give_the_scaled_optimum(name, cls, c):
     assert sol.info["target_scale"] == prog.target_unit() == 2.0 ** round(math.log2(np.sqrt(np.mean(prog.Y_np**2))))
 
 
+@pytest.mark.parametrize("c", [1.0, 1e-4])
+@pytest.mark.parametrize("solver", [AugmentedLagrangian(max_iter=1, inner_max_iter=3), ADMM(max_iter=3),
+                                    InteriorPoint(max_iter=2), CVXPYSolver(max_iter=2), FISTA(max_iter=3)],
+                         ids=["auglag", "admm", "ipm", "cvxpy", "fista"])
+def test_a_solve_stopped_early_warns_at_the_callers_line(solver, c):
+    """Through the presolve and the change of units, the warning names the line that
+    called ``solve``."""
+    prog = scaled_program(GatedReLUProgram if isinstance(solver, FISTA) else TwoLayerReLUProgram, c)
+    with pytest.warns(ConvergenceWarning) as caught:
+        solver.solve(prog)
+    assert [w.filename for w in caught] == [__file__] * len(caught)
+
+
 def test_warnings_of_a_solve_in_the_targets_units_say_so():
     """A solve stopped early in the targets' units warns with its own figures and says
     in which units they are."""

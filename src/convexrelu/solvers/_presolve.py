@@ -54,14 +54,15 @@ def on_live_groups(solve):
         start = time.perf_counter()
         parts = program_parts(program)
         solve_scaled = in_target_units(solve, stacklevel=3)  # (warnings at the line that called this wrapper)
-        if parts is None:
-            sol = solve_scaled(self, program, init)
+        if parts is None:  # (the solver called from this line: its warnings' stack levels count on it)
+            sol = (solve if program.target_unit() == 1.0 else solve_scaled)(self, program, init)
             return dataclasses.replace(sol, info={**sol.info, "dead_groups": 0})
         if parts[0][1] is None:  # one part: the live groups
             groups = parts[0][0]
             part, blocks = program.restrict(groups)
             # (max_time less the time the restriction took)
-            sol = solve_scaled(_time_share(self, start, 1), part, _restrict_init(program, init, groups, blocks))
+            sol = (solve if part.target_unit() == 1.0 else solve_scaled)(
+                _time_share(self, start, 1), part, _restrict_init(program, init, groups, blocks))
             return _extend(program, sol, groups, time.perf_counter() - start)
         sols = []
         for i, (groups, output) in enumerate(parts):
