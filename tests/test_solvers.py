@@ -296,6 +296,37 @@ def test_agreement_with_cvxpy_and_recovery(name, cls, loss):
     np.testing.assert_allclose(net.predict(X), pred, rtol=1e-6, atol=1e-7 * np.abs(pred).max())
 
 
+@pytest.mark.parametrize("factor", [1.0, 1.01, 1e200])
+@pytest.mark.parametrize("name", ["fista", "auglag", "admm", "ipm", "auto"])
+@pytest.mark.parametrize("cls", PROGRAMS)
+def test_beta_at_the_zero_threshold_or_above_gives_the_certified_zero_network(name, cls, factor):
+    """``beta >= zero_threshold()``: the zero network, at once, certified optimal (lower
+    bound = objective = l(0) = ||y||^2 / 2), with zero multipliers of the constraints'
+    shapes. At beta = 1e200 the interior point had raised 'Newton matrix is not positive
+    definite'."""
+    base = program(cls, "squared")
+    prog = base.with_beta(factor * base.zero_threshold())
+    if name == "fista" and prog.has_constraints:
+        return
+    sol = make_solver(name).solve(prog)
+    assert sol.converged and sol.status == "optimal" and sol.iterations == 0
+    assert not np.any(sol.weights)
+    assert sol.objective == pytest.approx(0.5 * np.sum(prog.Y_np**2), rel=1e-14)
+    assert sol.lower_bound == sol.objective
+    assert [m.shape for m in sol.multipliers] == list(prog.operator.constraint_shapes)
+    assert sol.info["zero_threshold"] == base.zero_threshold()
+
+
+def test_beta_just_below_the_zero_threshold_is_solved():
+    """Below the threshold of the unconstrained (gated) program the zero network is not
+    optimal: the solvers iterate and find a better one."""
+    base = program(GatedReLUProgram, "squared")
+    prog = base.with_beta(0.99 * base.zero_threshold())
+    sol = make_solver("ipm").solve(prog)
+    assert sol.iterations >= 1 and np.any(sol.weights)
+    assert sol.objective < 0.5 * np.sum(prog.Y_np**2)
+
+
 def scaled_program(cls, c):
     """:func:`small_program` (squared loss) with targets and beta times ``c``: the same
     patterns, its solution ``c`` times, its objective ``c^2`` times."""

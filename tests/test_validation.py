@@ -57,3 +57,21 @@ def test_check_count_refuses(value):
     with pytest.raises(ValueError, match=r"^max_iter: expected an integer >= 1, got "):
         check_count(value, "max_iter")
     assert check_count(None, "max_iter", none_ok=True) is None
+
+
+def test_data_whose_squares_overflow_is_refused_naming_it():
+    """Entries above 1e150 in magnitude: a clear error naming the argument (features times
+    1e160 had ended in a bare LinAlgError inside the interior point)."""
+    from convexrelu import ConvexReLURegressor, TwoLayerReLUProgram
+    from convexrelu._validation import check_matrix, check_vector_or_matrix
+
+    X = np.random.default_rng(0).standard_normal((20, 2))
+    assert check_matrix(X * 1e150 / np.abs(X).max()).shape == (20, 2)
+    with pytest.raises(ValueError, match=r"X: expected entries of magnitude at most 1e\+150 .* got 2\.33e\+160; rescale the data"):
+        check_matrix(X * 1e160)
+    with pytest.raises(ValueError, match=r"y: expected entries of magnitude at most 1e\+150"):
+        check_vector_or_matrix(np.full(20, -1e151), "y", 20)
+    with pytest.raises(ValueError, match="X: expected entries of magnitude"):
+        TwoLayerReLUProgram(X * 1e160, X[:, 0], 4)
+    with pytest.raises(ValueError, match="y: expected entries of magnitude"):
+        ConvexReLURegressor().fit(X, X[:, 0] * 1e200)

@@ -11,6 +11,19 @@ import numbers
 import numpy as np
 
 
+#: Largest magnitude of a data entry: the programs square the data (losses, Gram
+#: matrices), and float64 overflows past 1.8e308.
+MAX_ENTRY = 1e150
+
+
+def check_magnitude(arr: np.ndarray, name: str) -> None:
+    """ValueError naming ``name`` where an entry of ``arr`` exceeds :data:`MAX_ENTRY` in magnitude."""
+    big = float(np.max(np.abs(arr))) if arr.size else 0.0
+    if big > MAX_ENTRY:
+        raise ValueError(f"{name}: expected entries of magnitude at most {MAX_ENTRY:g} (the programs square them, "
+                         f"and float64 overflows), got {big:.3g}; rescale the data")
+
+
 def check_matrix(X, name: str = "X", *, min_rows: int = 1) -> np.ndarray:
     """Return ``X`` as a finite float64 array of shape (n, d) or raise ``ValueError``."""
     try:
@@ -38,6 +51,7 @@ def check_matrix(X, name: str = "X", *, min_rows: int = 1) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name}: expected finite values, got {bad} NaN or infinite entr{'y' if bad == 1 else 'ies'}")
+    check_magnitude(arr, name)
     return arr
 
 
@@ -56,6 +70,7 @@ def check_vector_or_matrix(y, name: str, n: int) -> np.ndarray:
         raise ValueError(f"{name}: expected {n} rows to match X, got {arr.shape[0]}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: expected finite values, got NaN or infinite entries")
+    check_magnitude(arr, name)
     return arr
 
 

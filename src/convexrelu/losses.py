@@ -21,6 +21,8 @@ import cvxpy as cp
 import numpy as np
 import torch
 
+from ._validation import check_magnitude
+
 __all__ = ["Loss", "SquaredLoss", "LogisticLoss", "SoftmaxLoss", "get_loss"]
 
 
@@ -167,6 +169,7 @@ class SquaredLoss(Loss):
             raise ValueError(f"y: expected shape (n,) or (n, k) for the squared loss, got {y.shape}")
         if not np.all(np.isfinite(y)):
             raise ValueError("y: expected finite values, got NaN or infinite entries")
+        check_magnitude(y, "y")
         return y
 
     def value(self, Z, Y):

@@ -1,5 +1,8 @@
 """Presolve shared by the solvers: dead groups fixed at zero, independent outputs apart.
 
+Where ``beta`` is at least the program's :meth:`ConvexProgram.zero_threshold`, the zero
+network is optimal and is returned at once, with its certificate.
+
 A group whose part of the model is identically zero (:meth:`BlockOperator.live_groups`:
 a three-layer pattern whose second layer is off wherever its first-layer blocks are on,
 an all-zero first-layer pattern) enters the program only through ``beta ||q_g||`` and
@@ -38,6 +41,7 @@ import warnings
 import numpy as np
 import torch
 
+from ..duality import dual_lower_bound
 from .base import Solution, SolverError, frozen, init_weights, time_left
 
 __all__ = ["in_target_units", "live_part", "on_live_groups", "outputs_apart", "program_parts"]
@@ -52,6 +56,9 @@ def on_live_groups(solve):
     @functools.wraps(solve)
     def wrapper(self, program, init=None) -> Solution:
         start = time.perf_counter()
+        threshold = program.zero_threshold()
+        if program.beta >= threshold:  # (also where a solver's arithmetic would overflow: beta = 1e200)
+            return _zero_solution(program, self.name, threshold, start)
         parts = program_parts(program)
         solve_scaled = in_target_units(solve, stacklevel=3)  # (warnings at the line that called this wrapper)
         if parts is None:  # (the solver called from this line: its warnings' stack levels count on it)
@@ -129,6 +136,22 @@ def _scaled_init(program, init, factor: float):
     if isinstance(init, Solution):
         return dataclasses.replace(init, weights=W.cpu().numpy(), multipliers=tuple(m * factor for m in init.multipliers))
     return W
+
+
+def _zero_solution(program, solver: str, threshold: float, start: float) -> Solution:
+    """The zero network, optimal where ``beta`` is at least the program's
+    :meth:`~ConvexProgram.zero_threshold` (theory.md, "Duality and certificates": the dual
+    point ``grad l(0)`` with zero multipliers is feasible and certifies ``l(0)``), with
+    that certificate; no iteration."""
+    op = program.operator
+    Q = op.zeros()
+    multipliers = tuple(np.zeros(shape) for shape in op.constraint_shapes)
+    objective = program.objective(Q)
+    lower, _ = dual_lower_bound(program, Q, multipliers)
+    return Solution(weights=np.zeros(op.shape), objective=objective, converged=True, status="optimal",
+                    iterations=0, time=time.perf_counter() - start, history=(objective,),
+                    constraint_violation=0.0, multipliers=multipliers, lower_bound=min(lower, objective),
+                    solver=solver, info={"zero_threshold": threshold, "dead_groups": op.n_groups})
 
 
 def _time_share(solver, start: float, parts_left: int):
