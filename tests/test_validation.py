@@ -75,3 +75,43 @@ def test_data_whose_squares_overflow_is_refused_naming_it():
         TwoLayerReLUProgram(X * 1e160, X[:, 0], 4)
     with pytest.raises(ValueError, match="y: expected entries of magnitude"):
         ConvexReLURegressor().fit(X, X[:, 0] * 1e200)
+
+
+@pytest.mark.parametrize("given, expected", [("float32", "float32"), ("float", "float32"), ("double", "float64"),
+                                             ("float64", "float64")])
+def test_check_dtype_takes_names_and_torch_dtypes(given, expected):
+    import torch
+
+    from convexrelu._validation import check_dtype
+
+    assert check_dtype(given) is getattr(torch, expected) and check_dtype(getattr(torch, expected)) is getattr(torch, expected)
+
+
+def test_programs_check_their_dtype_and_device_naming_them():
+    """The programs (and their operators) check dtype and device as the estimators do: a
+    float16 or integer dtype, or cuda on a CPU build, had failed deep inside torch or a
+    solver (or CVXPY returned a half-precision objective)."""
+    import torch
+
+    from convexrelu import TwoLayerReLUProgram
+    from convexrelu._validation import check_device, check_dtype
+
+    X = np.random.default_rng(0).standard_normal((20, 2))
+    for bad in (torch.float16, torch.int64, "float16", None):
+        with pytest.raises(ValueError, match=r"dtype: expected 'float64' or 'float32'"):
+            check_dtype(bad)
+    with pytest.raises(ValueError, match=r"dtype: expected .* got torch\.float16"):
+        TwoLayerReLUProgram(X, X[:, 0], 4, dtype=torch.float16)
+    assert TwoLayerReLUProgram(X, X[:, 0], 4, dtype="float32").dtype is torch.float32
+    prog = TwoLayerReLUProgram(X, X[:, 0], 4)
+    with pytest.raises(ValueError, match=r"dtype: expected"):
+        prog.to(dtype=torch.int64)
+    for bad in ("gpu", "meta"):
+        with pytest.raises(ValueError, match=r"device: expected"):
+            check_device(bad)
+        with pytest.raises(ValueError, match=r"device: expected"):
+            prog.to(device=bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"device: 'cuda' requested, but torch\.cuda\.is_available\(\) is False"):
+            TwoLayerReLUProgram(X, X[:, 0], 4, device="cuda")
+    assert check_device("cpu") == torch.device("cpu")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+import torch
 
 
 #: Largest magnitude of a data entry: the programs square the data (losses, Gram
@@ -153,3 +154,34 @@ def check_max_time(value) -> float | None:
 def add_intercept(X: np.ndarray) -> np.ndarray:
     """Append a column of ones (the intercept) to ``X`` of shape (n, d) -> (n, d + 1)."""
     return np.hstack([X, np.ones((X.shape[0], 1), dtype=X.dtype)])
+
+
+#: The dtypes the programs compute in, by name.
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "double": torch.float64, "float": torch.float32}
+
+
+def check_dtype(dtype) -> torch.dtype:
+    """``torch.float32`` or ``torch.float64``, or one of their names (:data:`DTYPES`):
+    the torch dtype; ValueError naming ``dtype`` otherwise."""
+    if isinstance(dtype, torch.dtype) and dtype in (torch.float32, torch.float64):
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ValueError(f"dtype: expected 'float64' or 'float32' (or torch.float64, torch.float32), got {dtype!r}")
+
+
+def check_device(device) -> torch.device:
+    """A torch device of type cpu, cuda or mps that this torch can use (ValueError naming
+    ``device`` otherwise: a CPU build asked for cuda says so)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device: expected a torch device such as 'cpu' or 'cuda', got {device!r}") from exc
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device: expected a 'cpu', 'cuda' or 'mps' device, got {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} requested, but torch.cuda.is_available() is False "
+                         f"(torch {torch.__version__}: a CPU build, or no GPU visible)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device: {device!r} requested, but torch.backends.mps.is_available() is False")
+    return dev

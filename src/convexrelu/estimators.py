@@ -32,7 +32,10 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from ._progress import log_to_stream
-from ._validation import add_intercept, check_beta, check_count, check_max_time, check_number, check_positive_int, plain
+from ._validation import (
+    add_intercept, check_beta, check_count, check_device, check_dtype, check_max_time, check_number, check_positive_int,
+    plain,
+)
 from .losses import LogisticLoss, SoftmaxLoss
 from .patterns import sample_three_layer, sample_two_layer
 from .programs import GatedReLUProgram, ThreeLayerReLUProgram, TwoLayerReLUProgram
@@ -50,7 +53,6 @@ _STRATEGY_NAMES = ("seeded", "pursuit", "seeded+pursuit")
 #: ``patterns="exact"`` with ``depth=3`` stops with an error beyond this many patterns
 #: (the enumeration grows like ``n^(hidden rank)``: theory.md, "How many patterns").
 EXACT_MAX_THREE_LAYER_PATTERNS = 5000
-_DTYPES = {"float64": torch.float64, "float32": torch.float32, "double": torch.float64, "float": torch.float32}
 
 
 # ---------------------------------------------------------------------- helpers
@@ -202,21 +204,8 @@ class _ConvexReLUBase(BaseEstimator):
             p["verbose"] = int(self.verbose)
         else:
             raise ValueError(f"verbose: expected a non-negative integer or bool, got {self.verbose!r}")
-        p["dtype"] = self._torch_dtype()
-        try:
-            p["device"] = torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device: expected a torch device such as 'cpu' or 'cuda', got {self.device!r}") from exc
-        kind = p["device"].type
-        if kind not in ("cpu", "cuda", "mps"):
-            raise ValueError(f"device: expected a 'cpu', 'cuda' or 'mps' device, got {self.device!r}")
-        if kind == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"device: {self.device!r} requested, but torch.cuda.is_available() is False "
-                f"(torch {torch.__version__}: a CPU build, or no GPU visible)"
-            )
-        if kind == "mps" and not torch.backends.mps.is_available():
-            raise ValueError(f"device: {self.device!r} requested, but torch.backends.mps.is_available() is False")
+        p["dtype"] = check_dtype(self.dtype)
+        p["device"] = check_device(self.device)
         try:
             check_random_state(self.random_state)
         except (TypeError, ValueError) as exc:
@@ -227,13 +216,6 @@ class _ConvexReLUBase(BaseEstimator):
         if p["max_time"] is not None:
             p["solver"].with_max_time(p["max_time"])  # a solver without a time limit: a ValueError now
         return p
-
-    def _torch_dtype(self) -> torch.dtype:
-        if isinstance(self.dtype, torch.dtype) and self.dtype in (torch.float32, torch.float64):
-            return self.dtype
-        if isinstance(self.dtype, str) and self.dtype in _DTYPES:
-            return _DTYPES[self.dtype]
-        raise ValueError(f"dtype: expected 'float64' or 'float32', got {self.dtype!r}")
 
     def _make_solver(self, p: dict) -> Solver:
         if isinstance(self.solver, Solver):

@@ -54,6 +54,7 @@ import scipy.sparse as sp
 import torch
 
 from . import _kernels
+from ._validation import check_device, check_dtype
 
 __all__ = ["BlockOperator", "NormalSolver", "Workspace", "largest_violation"]
 
@@ -212,8 +213,8 @@ class BlockOperator:
         # every output fed by no block or by at least d blocks (:attr:`_coefficient_products`)
         counts = self.blocks_per_output()
         self._wide_outputs = bool(np.all((counts == 0) | (counts >= self.X_np.shape[1])))
-        self.dtype = dtype
-        self.device = torch.device(device)
+        self.dtype = check_dtype(dtype)
+        self.device = check_device(device)
         self._build_tensors()
 
     # ------------------------------------------------------------------ set-up
@@ -284,8 +285,8 @@ class BlockOperator:
         """A copy computing on ``device`` in ``dtype``."""
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
-        new.device = torch.device(device) if device is not None else self.device
-        new.dtype = dtype if dtype is not None else self.dtype
+        new.device = check_device(device) if device is not None else self.device
+        new.dtype = check_dtype(dtype) if dtype is not None else self.dtype
         new._build_tensors()
         return new
 
