@@ -511,10 +511,13 @@ def test_beta_above_the_zero_threshold_gives_the_empty_network(depth):
     assert model.objective_ == pytest.approx(0.5 * float(np.sum(y**2)), rel=1e-9)
 
 
-def test_missing_labels_are_named():
+@pytest.mark.parametrize("missing", [None, np.nan, float("nan"), np.float32("nan")])
+def test_missing_labels_are_named(missing):
+    """None, and the NaN of an object array of labels (a pandas column with a gap), are
+    missing labels: the NaN had given "'<' not supported between 'float' and 'str'"."""
     X, _ = planted_regression(n=12, d=2)
-    y = np.array(["a", "b"] * 5 + [None, "a"], dtype=object)
-    with pytest.raises(ValueError, match="y: 1 missing labels \\(None\\), first at row 10"):
+    y = np.array(["a", "b"] * 5 + [missing, "a"], dtype=object)
+    with pytest.raises(ValueError, match="y: 1 missing labels \\(None, NaN or NA\\), first at row 10"):
         ConvexReLUClassifier(**SMALL).fit(X, y)
 
 

@@ -624,6 +624,15 @@ def _has_proba(estimator) -> bool:
     return True
 
 
+def _is_missing(label) -> bool:
+    """Whether a class label is a missing value: None, a float NaN, pandas' NA or NaT."""
+    if label is None:
+        return True
+    if isinstance(label, (float, np.floating)):
+        return bool(np.isnan(label))
+    return type(label).__name__ in ("NAType", "NaTType")
+
+
 class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
     """ReLU network classification trained to the optimum of its convex program.
 
@@ -668,9 +677,9 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
         X = self._validate_X(X, reset=True)
         try:
             y = column_or_1d(y, warn=True)
-            missing = np.flatnonzero([v is None for v in y]) if y.dtype == object else ()
+            missing = np.flatnonzero([_is_missing(v) for v in y]) if y.dtype == object else ()
             if len(missing):
-                raise ValueError(f"y: {len(missing)} missing labels (None), first at row {missing[0]}")
+                raise ValueError(f"y: {len(missing)} missing labels (None, NaN or NA), first at row {missing[0]}")
             check_classification_targets(y)
         except TypeError as exc:
             raise TypeError(_name_argument("y", exc)) from exc
