@@ -429,7 +429,7 @@ X_OK, Y_OK = planted_regression(n=12, d=2)
         (dict(solver=3), TypeError, "solver"),
         (dict(random_state=-1), ValueError, "random_state: expected None, an int"),
         (dict(random_state="abc"), ValueError, "random_state: expected None, an int"),
-        (dict(device="meta"), ValueError, "device: expected a 'cpu', 'cuda' or 'mps' device"),
+        (dict(device="meta"), ValueError, "device: expected a device of type 'cpu' or 'cuda' or 'mps', got 'meta'"),
     ],
 )
 def test_parameter_validation(kw, exc, match):

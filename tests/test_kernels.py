@@ -182,3 +182,27 @@ def test_without_numba_the_torch_operations_evaluate(monkeypatch):
     assert part.blocks is not None and part.kernels is None
     Q = _random(prog.shape, 3, torch.float64)
     assert part.value(part.state(Q)) == pytest.approx(whole.value(whole.state(Q)), rel=1e-12)
+
+
+@needs_numba
+def test_kernels_leave_numbas_thread_setting_as_they_found_it():
+    """The kernels run on torch's threads and restore numba's setting after (a fit had
+    left numba at torch's 2 threads where its caller had set 1)."""
+    import numba
+
+    from convexrelu.operators import Workspace
+
+    X = torch.tensor([[2.0, -1.0]], dtype=torch.float64)
+    kern = _kernels.PenaltyKernels(X, torch.tensor([[-1]], dtype=torch.int8), torch.tensor([0.5], dtype=torch.float64),
+                                   None, torch.tensor([1.0], dtype=torch.float64))
+    lam, cons = (torch.tensor([[2.0]], dtype=torch.float64),), (torch.empty((1, 1), dtype=torch.float64),)
+    before, threads = numba.get_num_threads(), torch.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        torch.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        kern.state(torch.tensor([[1.0], [3.0]], dtype=torch.float64), lam, 0.5, cons, Workspace())
+        kern.gradient(torch.tensor([[4.0]], dtype=torch.float64), lam, 0.5, cons, work=Workspace())
+        assert numba.get_num_threads() == 1
+    finally:
+        numba.set_num_threads(before)
+        torch.set_num_threads(threads)

@@ -106,12 +106,53 @@ def test_programs_check_their_dtype_and_device_naming_them():
     prog = TwoLayerReLUProgram(X, X[:, 0], 4)
     with pytest.raises(ValueError, match=r"dtype: expected"):
         prog.to(dtype=torch.int64)
-    for bad in ("gpu", "meta"):
-        with pytest.raises(ValueError, match=r"device: expected"):
-            check_device(bad)
-        with pytest.raises(ValueError, match=r"device: expected"):
-            prog.to(device=bad)
+    with pytest.raises(ValueError, match=r"device: expected a device of type 'cpu' or 'cuda' or 'mps', got 'meta'"):
+        check_device("meta")
+    assert prog.to(device="meta").device.type == "meta"  # (the operators take any torch device)
+    with pytest.raises(ValueError, match=r"device: expected a torch device such as 'cpu' or 'cuda', got 'gpu'"):
+        prog.to(device="gpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match=r"device: 'cuda' requested, but torch\.cuda\.is_available\(\) is False"):
             TwoLayerReLUProgram(X, X[:, 0], 4, device="cuda")
     assert check_device("cpu") == torch.device("cpu")
+
+
+def test_make_rng_seeds_as_scikit_learn_and_never_touches_numpys_global_generator():
+    """An int gives ``RandomState(int)``'s draws; a RandomState or Generator is used as it
+    is; None draws fresh entropy without advancing numpy's global generator (it had:
+    two unseeded fits after ``np.random.seed(123)`` were identical); bools, negative or
+    too large ints and other objects are refused naming ``random_state``."""
+    from convexrelu import ConvexReLURegressor, sample_two_layer
+    from convexrelu._validation import make_rng
+
+    assert make_rng(7).standard_normal(3).tolist() == np.random.RandomState(7).standard_normal(3).tolist()
+    rs, gen = np.random.RandomState(1), np.random.default_rng(1)
+    assert make_rng(rs) is rs and make_rng(gen) is gen
+    state = np.random.get_state()[1].copy()
+    X = np.random.default_rng(0).standard_normal((30, 2))
+    first = make_rng(None).standard_normal(4)
+    assert not np.array_equal(first, make_rng(None).standard_normal(4))
+    sample_two_layer(X, 5)
+    ConvexReLURegressor(depth=2, n_patterns=4, patterns="sample").fit(X, X[:, 0])
+    assert np.array_equal(np.random.get_state()[1], state)
+    for bad in (True, -1, 2**32, "abc", 1.5):
+        with pytest.raises(ValueError, match=r"random_state: expected None, an int in \[0, 2\*\*32 - 1\], a numpy "
+                                             r"RandomState or Generator, got"):
+            make_rng(bad)
+    with pytest.raises(ValueError, match=r"a numpy RandomState, got Generator"):
+        make_rng(gen, generator_ok=False)
+    with pytest.raises(ValueError, match=r"random_state: expected None, an int .* a numpy RandomState, got True"):
+        ConvexReLURegressor(random_state=True).fit(X, X[:, 0])
+
+
+def test_sampling_takes_a_numpy_generator_as_documented():
+    """``random_state`` of the sampling functions (and of the programs that sample) may be
+    a numpy Generator, as their docstrings say (scikit-learn's check had refused it)."""
+    from convexrelu import TwoLayerReLUProgram, sample_three_layer, sample_two_layer
+
+    X = np.random.default_rng(0).standard_normal((30, 3))
+    a = sample_two_layer(X, 5, np.random.default_rng(3))
+    b = sample_two_layer(X, 5, np.random.default_rng(3))
+    assert np.array_equal(a.masks, b.masks) and np.array_equal(a.generators, b.generators)
+    assert len(sample_three_layer(X, 5, 2, np.random.default_rng(3))) >= 1
+    assert len(TwoLayerReLUProgram(X, X[:, 0], 5, random_state=np.random.default_rng(3)).patterns) == len(a)

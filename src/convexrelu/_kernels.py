@@ -31,6 +31,7 @@ is the ``j``-th of group ``g``, :mod:`convexrelu.operators`); the operator decid
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
@@ -98,11 +99,18 @@ def _in(T: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(T.detach().numpy())
 
 
-def _threads() -> None:
-    """The kernels use as many threads as torch (numba's setting is per calling thread)."""
+@contextlib.contextmanager
+def _threads():
+    """The kernels use as many threads as torch while they run (numba's setting is per
+    calling thread); the caller's setting is restored after."""
     import numba
 
+    before = numba.get_num_threads()
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def _np(T: torch.Tensor) -> np.ndarray:
@@ -148,8 +156,7 @@ class PenaltyKernels:
         z = np.empty(self.n, dtype=self._dtype)
         sq = np.empty(self.n, dtype=np.float64)
         rho = self._dtype.type(rho)
-        with _LOCK:
-            _threads()
+        with _LOCK, _threads():
             _compiled().state(_np(XQ), self._s1, self._hs, _in(lam[0]), rho, _np(cons[0]), self.cone2, self._s2,
                               self._w, self._second(lam), self._second(cons, read=False), _np(H), z, sq)
         return torch.from_numpy(z)[:, None], float(sq.sum())
@@ -167,8 +174,7 @@ class PenaltyKernels:
         new = old if new is None else new
         dt = self._dtype.type
         sq = np.empty(self.n, dtype=np.float64)
-        with _LOCK:
-            _threads()
+        with _LOCK, _threads():
             _compiled().gradient(_in(old[0]), _in(new[0]), dt(a if lazy else 0.0), lazy, self._s1, self._hs,
                                  _in(lam[0]), dt(rho), self.cone2, self._second(old), self._second(new), self._s2,
                                  self._w, self._second(lam), r, _np(Tg), _np(T), want, sq)

@@ -170,18 +170,37 @@ def check_dtype(dtype) -> torch.dtype:
     raise ValueError(f"dtype: expected 'float64' or 'float32' (or torch.float64, torch.float32), got {dtype!r}")
 
 
-def check_device(device) -> torch.device:
-    """A torch device of type cpu, cuda or mps that this torch can use (ValueError naming
-    ``device`` otherwise: a CPU build asked for cuda says so)."""
+def check_device(device, kinds: tuple | None = ("cpu", "cuda", "mps")) -> torch.device:
+    """A torch device of one of the types ``kinds`` (None: any torch knows, e.g. "meta"),
+    cuda and mps only where this torch can use them (ValueError naming ``device``
+    otherwise: a CPU build asked for cuda says so)."""
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device: expected a torch device such as 'cpu' or 'cuda', got {device!r}") from exc
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device: expected a 'cpu', 'cuda' or 'mps' device, got {device!r}")
+    if kinds is not None and dev.type not in kinds:
+        raise ValueError(f"device: expected a device of type {' or '.join(map(repr, kinds))}, got {device!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: {device!r} requested, but torch.cuda.is_available() is False "
                          f"(torch {torch.__version__}: a CPU build, or no GPU visible)")
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device: {device!r} requested, but torch.backends.mps.is_available() is False")
     return dev
+
+
+def make_rng(random_state, *, generator_ok: bool = True):
+    """The random generator of an entry point: a ``np.random.RandomState`` from None
+    (fresh entropy from the operating system, never numpy's global generator) or an int
+    in [0, 2**32 - 1] (scikit-learn's seeding: the same int, the same draws); a
+    ``RandomState``, or a ``np.random.Generator`` where ``generator_ok``, used as it is.
+    ValueError naming ``random_state`` otherwise (booleans included)."""
+    if random_state is None:
+        return np.random.RandomState(np.random.SeedSequence().generate_state(1)[0])
+    if isinstance(random_state, np.random.RandomState) or (
+            generator_ok and isinstance(random_state, np.random.Generator)):
+        return random_state
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool) and (
+            0 <= random_state < 2**32):
+        return np.random.RandomState(int(random_state))
+    kinds = "an int in [0, 2**32 - 1], a numpy RandomState" + (" or Generator" if generator_ok else "")
+    raise ValueError(f"random_state: expected None, {kinds}, got {random_state!r}")

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
@@ -34,7 +33,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 from ._progress import log_to_stream
 from ._validation import (
     add_intercept, check_beta, check_count, check_device, check_dtype, check_max_time, check_number, check_positive_int,
-    plain,
+    make_rng, plain,
 )
 from .losses import LogisticLoss, SoftmaxLoss
 from .patterns import sample_three_layer, sample_two_layer
@@ -206,12 +205,7 @@ class _ConvexReLUBase(BaseEstimator):
             raise ValueError(f"verbose: expected a non-negative integer or bool, got {self.verbose!r}")
         p["dtype"] = check_dtype(self.dtype)
         p["device"] = check_device(self.device)
-        try:
-            check_random_state(self.random_state)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"random_state: expected None, an int in [0, 2**32 - 1] or a numpy RandomState, got {self.random_state!r}"
-            ) from exc
+        make_rng(self.random_state, generator_ok=False)  # (checked; drawn from in _fit_encoded)
         p["solver"] = self._make_solver(p)
         if p["max_time"] is not None:
             p["solver"].with_max_time(p["max_time"])  # a solver without a time limit: a ValueError now
@@ -268,7 +262,7 @@ class _ConvexReLUBase(BaseEstimator):
     def _fit_encoded(self, X: np.ndarray, Y: np.ndarray, p: dict) -> None:
         """Build the program for encoded targets ``Y``, solve it, set fitted attributes."""
         start = time.perf_counter()
-        rng = check_random_state(self.random_state)
+        rng = make_rng(self.random_state, generator_ok=False)
         X = np.require(X, dtype=np.float64, requirements=["C", "W"])  # torch wants writable arrays
         Y = np.require(Y, dtype=np.float64, requirements=["C", "W"])
         design = add_intercept(X) if p["fit_intercept"] else X
@@ -531,7 +525,8 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         machine's speed as well as on ``random_state`` (where the training and the solves
         stop).
     random_state : int, RandomState or None, default None
-        Seed of the pattern sampling (and of the strategies).
+        Seed of the pattern sampling (and of the strategies). None: fresh entropy from the
+        operating system (numpy's global generator is never used).
     verbose : int, default 0
         1: print progress messages on stderr; 2: also the solver's own output.
     device : str, default "cpu"

@@ -214,7 +214,7 @@ class BlockOperator:
         counts = self.blocks_per_output()
         self._wide_outputs = bool(np.all((counts == 0) | (counts >= self.X_np.shape[1])))
         self.dtype = check_dtype(dtype)
-        self.device = check_device(device)
+        self.device = check_device(device, kinds=None)
         self._build_tensors()
 
     # ------------------------------------------------------------------ set-up
@@ -285,7 +285,7 @@ class BlockOperator:
         """A copy computing on ``device`` in ``dtype``."""
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
-        new.device = check_device(device) if device is not None else self.device
+        new.device = check_device(device, kinds=None) if device is not None else self.device
         new.dtype = check_dtype(dtype) if dtype is not None else self.dtype
         new._build_tensors()
         return new

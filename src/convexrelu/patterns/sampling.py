@@ -5,10 +5,8 @@ layers, Gaussian ``(W_1, w_2)`` for three layers; keep the distinct patterns).
 from __future__ import annotations
 
 import numpy as np
-from sklearn.utils import check_random_state
 
-from .._validation import check_positive_int
-from .._validation import check_matrix
+from .._validation import check_matrix, check_positive_int, make_rng
 from ._sets import ThreeLayerPatterns, TwoLayerPatterns, _key, _ThreeLayerBuilder
 
 __all__ = ["sample_two_layer", "sample_three_layer", "three_layer_activations", "three_layer_patterns_of"]
@@ -25,6 +23,7 @@ def sample_two_layer(X: np.ndarray, n_patterns: int, random_state=None, *, max_d
         Number of distinct patterns wanted; fewer are returned if ``max_draws``
         Gaussian draws (default ``20 * n_patterns``) do not find that many.
     random_state : int, Generator, RandomState or None
+        None: fresh entropy (numpy's global generator is never used).
 
     Returns
     -------
@@ -32,7 +31,7 @@ def sample_two_layer(X: np.ndarray, n_patterns: int, random_state=None, *, max_d
     """
     X = check_matrix(X, "X")
     n_patterns = check_positive_int(n_patterns, "n_patterns")
-    rng = check_random_state(random_state)
+    rng = make_rng(random_state)
     max_draws = 20 * n_patterns if max_draws is None else check_positive_int(max_draws, "max_draws")
     d = X.shape[1]
     seen: set[bytes] = set()
@@ -113,7 +112,7 @@ def sample_three_layer(
     n_patterns = check_positive_int(n_patterns, "n_patterns")
     hidden = check_positive_int(hidden, "hidden")
     X = check_matrix(X, "X")
-    rng = check_random_state(random_state)
+    rng = make_rng(random_state)
     max_draws = 20 * n_patterns if max_draws is None else check_positive_int(max_draws, "max_draws")
     d = X.shape[1]
     builder = _ThreeLayerBuilder()
