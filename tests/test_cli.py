@@ -74,6 +74,11 @@ def data(tmp_path_factory):
 
 
 # ---------------------------------------------------------------------- success paths
+def test_python_dash_m_convexrelu_runs_the_command():
+    done = subprocess.run([sys.executable, "-m", "convexrelu", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "usage: convexrelu" in done.stdout and "fit" in done.stdout
+
+
 def test_help_everywhere():
     top = run_cli("--help")
     assert top.returncode == 0 and "fit" in top.stdout and "demo" in top.stdout
@@ -259,7 +264,9 @@ def test_failure_cases_through_subprocess(data, bad, tmp_path):
         (("fit", "{bad}/binary.csv", "-t", "y"), "binary.csv", 1),
         (("fit", "{bad}/one.csv", "-t", "y", "--task", "classification"), "only one class", 1),
         (("fit", "{bad}", "-t", "y"), "is a directory", 1),
-        (("fit", "{data}/reg.csv", "-t", "y", "--beta", "-1"), "beta", 1),
+        (("fit", "{data}/reg.csv", "-t", "y", "--beta", "-1"), "error: --beta: expected a finite real number >= 0", 1),
+        (("fit", "{data}/reg.csv", "-t", "y", "--seed", "-1"), "error: --seed: expected None, an int in [0, 2**32 - 1]", 1),
+        (("fit", "{data}/reg.csv", "-t", "y", "--max-iter", "0"), "error: --max-iter: expected an integer >= 1", 1),
         (("fit", "{data}/reg.csv", "-t", "y", "--max-time", "-1"), "--max-time: expected a positive number of seconds, got '-1'", 2),
         (("fit", "{data}/reg.csv", "-t", "y", "--max-time", "soon"), "--max-time: expected a positive number", 2),
         (("fit", "{data}/reg.csv", "-t", "y", "--gated"), "gated", 1),

@@ -646,12 +646,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.traceback:
             raise
-        message = _first_line(exc)
+        message = _as_option(_first_line(exc))
         if isinstance(exc, (CLIError, ValueError, TypeError, FileNotFoundError)):
             print(f"error: {message}", file=sys.stderr)
         else:
             print(f"error: {type(exc).__name__}: {message} (run with --traceback for details)", file=sys.stderr)
         return 1
+
+
+#: The estimators' parameters that the options of ``fit`` set under another name.
+_OPTION_NAMES = {"random_state": "--seed"}
+_OPTIONS = ("beta", "n_patterns", "patterns", "loss", "max_iter", "tol", "max_time", "device", "dtype", "depth",
+            "hidden", "solver")
+
+
+def _as_option(message: str) -> str:
+    """An error message that names an estimator's parameter (``"max_iter: expected ..."``)
+    naming the command's option instead (``"--max-iter: expected ..."``)."""
+    name, sep, rest = message.partition(": ")
+    if sep and name in _OPTION_NAMES:
+        return f"{_OPTION_NAMES[name]}: {rest}"
+    if sep and name in _OPTIONS:
+        return f"--{name.replace('_', '-')}: {rest}"
+    return message
 
 
 if __name__ == "__main__":
