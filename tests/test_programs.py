@@ -142,6 +142,16 @@ def test_patterns_wrong_size_rejected():
         TwoLayerReLUProgram(X[:10], y[:10], prog.patterns)
 
 
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, GatedReLUProgram])
+def test_patterns_drawn_on_another_design_are_rejected(cls):
+    """Gates drawn on the design with its intercept, given to a program without one: the
+    gated program had taken them and failed only at recovery ('gates: expected shape')."""
+    prog, X, y = _program(cls, "squared")  # (with intercept: generators of 4 rows)
+    with pytest.raises(ValueError, match=r"patterns: expected generators with one row per column of the design \(3\), "
+                                         r"got 4"):
+        cls(X, y, prog.patterns, fit_intercept=False)
+
+
 def test_float32_program_solves_consistently():
     prog, X, y = _program(ThreeLayerReLUProgram, "squared")
     sol = CVXPYSolver().solve(prog)

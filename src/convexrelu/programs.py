@@ -263,6 +263,10 @@ class TwoLayerReLUProgram(_DataProgram):
             raise ValueError(f"patterns: expected patterns on {design.shape[0]} samples, got {patterns.n_samples}")
         if self.gated and patterns.generators is None:
             raise ValueError("patterns: a gated ReLU program needs gate vectors (patterns.generators)")
+        if patterns.generators is not None and patterns.generators.shape[0] != design.shape[1]:
+            raise ValueError(
+                f"patterns: expected generators with one row per column of the design ({design.shape[1]}"
+                f"{', the intercept included' if fit_intercept else ''}), got {patterns.generators.shape[0]}")
         self.patterns = patterns
         C = Y.shape[1]
         P = len(patterns)
