@@ -95,6 +95,12 @@ def warn_infeasible(solver: str, violation: float, knob: str) -> None:
     )
 
 
+#: A converged cone solve whose certified relative duality gap exceeds this warns that its
+#: objective may be that far above the optimum (converged solves usually certify 1e-5 to
+#: 2e-3: the bound of a first-order point is loose to first order in its error).
+LOOSE_GAP = 1e-2
+
+
 def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, label: str, knob: str,
                          converged: bool, stop: str | None, residuals: str, iterations: int, start: float,
                          history: list, info: dict, lower_bound: float = -math.inf) -> Solution:
@@ -137,6 +143,17 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
             f"more than {REPAIR_COST:g} x tol = {REPAIR_COST * info['tol']:.1e}); lower {knob} for an accurate network",
             ConvergenceWarning,
             stacklevel=4,  # the user's call: solve's decorator (on_live_groups), solve, here
+        )
+    elif converged and obj - lower > LOOSE_GAP * max(abs(obj), 1e-300):
+        # the stopping rule is on residuals; a point that meets it can still be far from the
+        # optimum where the program is ill-conditioned (float32 at beta = 1e-3: 1.8e-3 above
+        # it, with a certified gap of 40 %)
+        warnings.warn(
+            f"{label}: converged ({residuals}), but the duality gap certified at its point is {obj - lower:.3e} "
+            f"(relative {(obj - lower) / max(abs(obj), 1e-300):.1e}): the objective {obj:.10g} may lie up to that far "
+            f"above the optimum; lower tol (float32 floors it at 1.2e-04), or use solver='ipm'",
+            ConvergenceWarning,
+            stacklevel=4,
         )
     elif not converged:
         warnings.warn(
