@@ -32,8 +32,8 @@ from convexrelu.solvers import (
     SolverError,
     get_solver,
 )
-from convexrelu.solvers.auglag import LOOSE_GAP, constraint_scale, relative_violation, restore_feasibility
-from convexrelu.solvers.base import frozen
+from convexrelu.solvers.auglag import constraint_scale, relative_violation, restore_feasibility
+from convexrelu.solvers.base import LOOSE_GAP, frozen
 from convexrelu.solvers.fista import ALPart, LossPart
 from conftest import planted_regression, small_program, targets_for
 

@@ -156,3 +156,17 @@ def test_sampling_takes_a_numpy_generator_as_documented():
     assert np.array_equal(a.masks, b.masks) and np.array_equal(a.generators, b.generators)
     assert len(sample_three_layer(X, 5, 2, np.random.default_rng(3))) >= 1
     assert len(TwoLayerReLUProgram(X, X[:, 0], 5, random_state=np.random.default_rng(3)).patterns) == len(a)
+
+
+@pytest.mark.parametrize("objective, lower, expected", [(4.0, 3.0, 0.25), (-4.0, -5.0, 0.25), (2e-16, 1e-16, 0.5),
+                                                        (0.0, 0.0, 0.0), (0.0, -1.0, math.inf), (3.0, -math.inf, math.inf),
+                                                        (1.0, 1.0, 0.0)])
+def test_relative_gap_has_no_floor(objective, lower, expected):
+    """``(objective - lower) / |objective|``: tiny objectives (targets of size 1e-8) are as
+    relative as others (a floor of 1e-12 had printed 1e-4 for a gap of half the objective)."""
+    from convexrelu import Solution
+    from convexrelu._validation import relative_gap
+
+    assert relative_gap(objective, lower) == expected
+    sol = Solution(weights=np.zeros((1, 1)), objective=objective, converged=True, status="optimal", lower_bound=lower)
+    assert sol.relative_gap == expected

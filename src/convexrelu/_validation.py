@@ -6,6 +6,7 @@ never reaches a solver.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -204,3 +205,13 @@ def make_rng(random_state, *, generator_ok: bool = True):
         return np.random.RandomState(int(random_state))
     kinds = "an int in [0, 2**32 - 1], a numpy RandomState" + (" or Generator" if generator_ok else "")
     raise ValueError(f"random_state: expected None, {kinds}, got {random_state!r}")
+
+
+def relative_gap(objective: float, lower: float) -> float:
+    """``(objective - lower) / |objective|``: 0 where both are equal (the zero network of
+    all-zero targets included), ``inf`` where the objective is 0 and the bound below it.
+    No floor: objectives of tiny targets (1e-16) are as relative as any others."""
+    gap = objective - lower
+    if gap == 0 or math.isnan(gap):
+        return 0.0 if gap == 0 else math.nan
+    return gap / abs(objective) if objective != 0 else math.inf

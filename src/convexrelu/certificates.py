@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ._validation import relative_gap
 from .duality import _best_scale, dual_lower_bound
 from .search import architecture_of, exact_atom_max, program_hidden, search_program
 from .strategies import _design_network, network_objective
@@ -112,7 +113,7 @@ class Certificate:
 
     @property
     def relative_gap(self) -> float | None:
-        return None if self.gap is None else self.gap / max(abs(self.upper), 1e-12)
+        return None if self.gap is None else relative_gap(self.upper, self.lower_global)
 
     def __str__(self) -> str:
         def num(x):
@@ -121,7 +122,7 @@ class Certificate:
         def rel(x):
             if x is None or not math.isfinite(x):
                 return ""
-            return f"{(self.upper - x) / max(abs(self.upper), 1e-12):.2e}"
+            return f"{relative_gap(self.upper, x):.2e}"
 
         rows = [
             ("upper: objective of the returned network", num(self.upper), "", "attained"),

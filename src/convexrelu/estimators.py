@@ -33,7 +33,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 from ._progress import log_to_stream
 from ._validation import (
     add_intercept, check_beta, check_count, check_device, check_dtype, check_max_time, check_number, check_positive_int,
-    make_rng, plain,
+    make_rng, plain, relative_gap,
 )
 from .losses import LogisticLoss, SoftmaxLoss
 from .patterns import sample_three_layer, sample_two_layer
@@ -301,7 +301,7 @@ class _ConvexReLUBase(BaseEstimator):
             "constraint_violation": _finite_or_none(solution.constraint_violation),
             "lower_bound": lower,
             "gap": None if lower is None else float(solution.objective - lower),
-            "relative_gap": None if lower is None else float((solution.objective - lower) / max(abs(solution.objective), 1e-12)),
+            "relative_gap": None if lower is None else float(relative_gap(solution.objective, lower)),
             "network_objective": float(network.objective(X, program.Y_np, p["loss"], p["beta"])),
             "patterns": p["patterns"],
         }

@@ -10,11 +10,11 @@ import warnings
 import cvxpy as cp
 import numpy as np
 
-from .._validation import check_count, check_max_time, check_number
+from .._validation import check_count, check_max_time, check_number, relative_gap
 from ..duality import dual_lower_bound
 from .auglag import FEASIBLE, relative_violation, repaired
 from ._presolve import in_target_units
-from .base import ConvergenceWarning, Solution, Solver, SolverError, time_left
+from .base import LOOSE_GAP, ConvergenceWarning, Solution, Solver, SolverError, time_left
 
 __all__ = ["CVXPYSolver", "LIMIT_OPTIONS", "TIME_OPTIONS"]
 
@@ -32,11 +32,6 @@ LIMIT_OPTIONS = {
 #: Option name of ``max_time`` (seconds) for the CVXPY backends that
 #: :class:`CVXPYSolver` translates it for.
 TIME_OPTIONS = {"CLARABEL": "time_limit", "SCS": "time_limit_secs", "OSQP": "time_limit"}
-
-
-#: Largest certified relative duality gap of a point the backend calls optimal that is
-#: reported as optimal (or 100 times ``tol``, where larger).
-UNCERTIFIED_GAP = 1e-4
 
 
 class CVXPYSolver(Solver):
@@ -186,8 +181,8 @@ class CVXPYSolver(Solver):
         violation = relative_violation(program.operator, program.as_tensor(weights)) if program.has_constraints else 0.0
         if violation > FEASIBLE:  # its objective bounds nothing: no gap claimed
             info["dual_bound"], lower = lower, -math.inf
-        limit = max(UNCERTIFIED_GAP, 100 * (self.tol or 0.0))
-        if status == cp.OPTIMAL and lower > -math.inf and obj - lower > limit * max(abs(obj), 1e-300):
+        limit = max(LOOSE_GAP, 100 * (self.tol or 0.0))
+        if status == cp.OPTIMAL and lower > -math.inf and relative_gap(obj, lower) > limit:
             # the backend's tolerances are absolute in part: on data far from unit size its
             # "optimal" can be far from the optimum (features times 1e-6: 15 % above it)
             status = cp.OPTIMAL_INACCURATE
@@ -195,7 +190,7 @@ class CVXPYSolver(Solver):
             sizes = np.sqrt(np.mean(np.square(program.operator.X_np), axis=0))
             warnings.warn(
                 f"CVXPY solver {solver} returned status 'optimal', but the duality gap certified at its point is "
-                f"{obj - lower:.3e} (relative {(obj - lower) / max(abs(obj), 1e-300):.1e}, more than {limit:.0e}): "
+                f"{obj - lower:.3e} (relative {relative_gap(obj, lower):.1e}, more than {limit:.0e}): "
                 f"reported as {status!r}. Its tolerances are partly absolute: features far from unit size (root mean "
                 f"squares of the design's columns from {float(np.min(sizes)):.2g} to {float(np.max(sizes)):.2g}) are a "
                 "likely cause; standardise them, or use solver='ipm'", ConvergenceWarning, stacklevel=3)
