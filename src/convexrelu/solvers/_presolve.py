@@ -44,7 +44,7 @@ import torch
 from ..duality import dual_lower_bound
 from .base import Solution, SolverError, frozen, init_weights, time_left
 
-__all__ = ["in_target_units", "live_part", "on_live_groups", "outputs_apart", "program_parts"]
+__all__ = ["in_target_units", "live_part", "on_live_groups", "outputs_apart", "program_parts", "zero_solution"]
 
 
 def on_live_groups(solve):
@@ -56,9 +56,9 @@ def on_live_groups(solve):
     @functools.wraps(solve)
     def wrapper(self, program, init=None) -> Solution:
         start = time.perf_counter()
-        threshold = program.zero_threshold()
-        if program.beta >= threshold:  # (also where a solver's arithmetic would overflow: beta = 1e200)
-            return _zero_solution(program, self.name, threshold, start)
+        zero = zero_solution(program, self.name, start)
+        if zero is not None:
+            return zero
         parts = program_parts(program)
         solve_scaled = in_target_units(solve, stacklevel=3)  # (warnings at the line that called this wrapper)
         if parts is None:  # (the solver called from this line: its warnings' stack levels count on it)
@@ -90,8 +90,10 @@ def on_live_groups(solve):
     return wrapper
 
 
-#: ``info`` entries that are values of the objective (scaled by ``scale^2`` back).
-_OBJECTIVE_VALUES = ("dual_bound", "objective_before_repair")
+#: ``info`` entries in the units of the objective (multiplied back by ``s^2``) and of the
+#: weights' gradient (by ``s``); the others are relative, counts or settings.
+_OBJECTIVE_VALUES = ("dual_bound", "objective_before_repair", "mu")
+_GRADIENT_VALUES = ("gradient_scale",)
 
 
 def in_target_units(solve, stacklevel: int = 2):
@@ -99,9 +101,10 @@ def in_target_units(solve, stacklevel: int = 2):
     (:meth:`ConvexProgram.target_unit` ``s``; the program as it is where ``s = 1``).
 
     The solver gets :meth:`ConvexProgram.in_units` ``(s)`` and the warm start divided by
-    ``s`` (weights and multipliers); its solution is multiplied back: weights, multipliers
-    and the constraint violation by ``s``, the objective, its history, the lower bound and
-    the objective values of ``info`` by ``s^2`` (exact: ``s`` is a power of two), and
+    ``s`` (weights and multipliers); its solution is multiplied back: weights, multipliers,
+    the constraint violation and ``info["gradient_scale"]`` by ``s``, the objective, its
+    history, the lower bound and the objective values of ``info`` (``dual_bound``,
+    ``objective_before_repair``, ``mu``) by ``s^2`` (exact: ``s`` is a power of two), and
     ``info["target_scale"] = s``. Its warnings are passed on with a note of the units their
     figures are in, at ``stacklevel`` from the wrapper (2: its caller's line)."""
 
@@ -116,7 +119,8 @@ def in_target_units(solve, stacklevel: int = 2):
         for w in caught:
             warnings.warn(f"{w.message} (solved with the targets and beta divided by {s:g}: the objective values "
                           f"above are the program's divided by {s * s:g})", w.category, stacklevel=stacklevel)
-        info = {key: value * s * s if key in _OBJECTIVE_VALUES and isinstance(value, float) else value
+        factor = {**dict.fromkeys(_OBJECTIVE_VALUES, s * s), **dict.fromkeys(_GRADIENT_VALUES, s)}
+        info = {key: value * factor[key] if key in factor and isinstance(value, float) else value
                 for key, value in sol.info.items()}
         info["target_scale"] = s
         return dataclasses.replace(
@@ -138,11 +142,15 @@ def _scaled_init(program, init, factor: float):
     return W
 
 
-def _zero_solution(program, solver: str, threshold: float, start: float) -> Solution:
-    """The zero network, optimal where ``beta`` is at least the program's
-    :meth:`~ConvexProgram.zero_threshold` (theory.md, "Duality and certificates": the dual
-    point ``grad l(0)`` with zero multipliers is feasible and certifies ``l(0)``), with
-    that certificate; no iteration."""
+def zero_solution(program, solver: str, start: float) -> Solution | None:
+    """The zero network where ``beta`` is at least the program's
+    :meth:`~ConvexProgram.zero_threshold`, where it is optimal (theory.md, "Duality and
+    certificates": the dual point ``grad l(0)`` with zero multipliers is feasible and
+    certifies ``l(0)``), with that certificate and no iteration; None elsewhere. Every
+    solver returns it (beta = 1e200 had overflowed the interior point's arithmetic)."""
+    threshold = program.zero_threshold()
+    if not program.beta >= threshold:
+        return None
     op = program.operator
     Q = op.zeros()
     multipliers = tuple(np.zeros(shape) for shape in op.constraint_shapes)

@@ -26,11 +26,11 @@ import warnings
 import numpy as np
 import torch
 
-from .._validation import check_count, check_max_time, check_number, relative_gap
+from .._validation import check_count, check_max_time, check_number
 from ..duality import dual_lower_bound
 from ..operators import largest_violation
 from . import _steps
-from .base import LOOSE_GAP, ConvergenceWarning, Solution, Solver, frozen
+from .base import ConvergenceWarning, Solution, Solver, frozen, warn_loose_gap
 from ._presolve import on_live_groups
 from ._projection import project_groups
 from .fista import (_RESTARTS, ALPart, _dtype_tol, _initial_point, _out_of_time, fista_minimize, gradient_scale,
@@ -138,17 +138,12 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
             ConvergenceWarning,
             stacklevel=4,  # the user's call: solve's decorator (on_live_groups), solve, here
         )
-    elif converged and relative_gap(obj, lower) > LOOSE_GAP:
+    elif converged:
         # the stopping rule is on residuals; a point that meets it can still be far from the
         # optimum where the program is ill-conditioned (float32 at beta = 1e-3: 1.8e-3 above
         # it, with a certified gap of 40 %)
-        warnings.warn(
-            f"{label}: converged ({residuals}), but the duality gap certified at its point is {obj - lower:.3e} "
-            f"(relative {relative_gap(obj, lower):.1e}): the objective {obj:.10g} may lie up to that far "
-            f"above the optimum; lower tol (float32 floors it at 1.2e-04), or use solver='ipm'",
-            ConvergenceWarning,
-            stacklevel=4,
-        )
+        warn_loose_gap(program, label, residuals, obj, lower, "lower tol" + (
+            "" if solver == "ipm" else " (float32 floors it at 1.2e-04), or use solver='ipm'"), stacklevel=4)
     elif not converged:
         warnings.warn(
             f"{label}: stopped at {stop} {residuals}; objective {obj:.10g}, "

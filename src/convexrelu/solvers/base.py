@@ -10,6 +10,7 @@ import abc
 import copy
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -18,7 +19,7 @@ import numpy as np
 from .._validation import check_max_time, relative_gap
 
 __all__ = ["Solution", "Solver", "SolverError", "ConvergenceWarning", "frozen", "init_weights", "time_left", "LOOSE_GAP",
-           "MIN_TIME_LIMIT"]
+           "MIN_TIME_LIMIT", "loose_gap", "warn_loose_gap"]
 
 #: Seconds a solve (or a training) gets when its caller's time limit is already spent:
 #: it stops at its first check, with its warning.
@@ -30,6 +31,28 @@ MIN_TIME_LIMIT = 1e-3
 #: certify 1e-9 to 2e-3 (the bound of a first-order point is loose to first order in its
 #: error; CVXPY's exponential cones are accurate to about 1e-4).
 LOOSE_GAP = 1e-2
+
+
+def loose_gap(program, objective: float, lower: float) -> bool:
+    """Whether a point of ``program`` that met a solver's stopping rule certifies a
+    relative duality gap above :data:`LOOSE_GAP`. Never at ``beta = 0``: there the dual
+    point of the bound is scaled to zero (no atom is below beta), and the bound says
+    nothing of the point's accuracy."""
+    return program.beta > 0 and relative_gap(objective, lower) > LOOSE_GAP
+
+
+def warn_loose_gap(program, label: str, residuals: str, objective: float, lower: float, advice: str,
+                   stacklevel: int) -> None:
+    """A :class:`ConvergenceWarning` where a solve that met its stopping rule (on its
+    residuals, described by ``residuals``) certifies a loose gap (:func:`loose_gap`): its
+    objective may lie that far above the optimum. ``stacklevel`` as the caller would give
+    it to ``warnings.warn``."""
+    if loose_gap(program, objective, lower):
+        rel = relative_gap(objective, lower)
+        warnings.warn(
+            f"{label}: converged ({residuals}), but the duality gap certified at its point is {objective - lower:.3e} "
+            f"(relative {rel:.1e}): the objective {objective:.10g} may lie up to that far above the optimum; {advice}",
+            ConvergenceWarning, stacklevel=stacklevel + 1)
 
 
 def time_left(deadline: float) -> float:
@@ -64,7 +87,14 @@ def frozen(a, copy: bool = True) -> np.ndarray:
 
 class ReadOnlyInfo(dict):
     """A dict that refuses changes: :attr:`Solution.info`. It reads, compares, copies
-    (``dict(info)`` gives a writable one) and pickles as a dict does."""
+    (``dict(info)`` gives a writable one) and pickles as a dict does. The dicts it holds,
+    directly or in tuples and lists (e.g. ``output_parts``), are read-only too (lists
+    become tuples)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        for key, value in dict(*args, **kwargs).items():
+            dict.__setitem__(self, key, _read_only(value))
 
     def _refuse(self, *args, **kwargs):
         raise TypeError("Solution.info is read-only (a record of the solve); copy it with dict(info) to change it")
@@ -74,6 +104,15 @@ class ReadOnlyInfo(dict):
 
     def __reduce__(self):
         return (type(self), (dict(self),))
+
+
+def _read_only(value):
+    """``value`` with the dicts in it (nested in tuples and lists) as :class:`ReadOnlyInfo`."""
+    if isinstance(value, dict):
+        return value if isinstance(value, ReadOnlyInfo) else ReadOnlyInfo(value)
+    if isinstance(value, (tuple, list)):
+        return tuple(_read_only(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import numpy as np
 from .._validation import check_count, check_max_time, check_number, relative_gap
 from ..duality import dual_lower_bound
 from .auglag import FEASIBLE, relative_violation, repaired
-from ._presolve import in_target_units
-from .base import LOOSE_GAP, ConvergenceWarning, Solution, Solver, SolverError, time_left
+from ._presolve import in_target_units, zero_solution
+from .base import LOOSE_GAP, ConvergenceWarning, Solution, Solver, SolverError, loose_gap, time_left
 
 __all__ = ["CVXPYSolver", "LIMIT_OPTIONS", "TIME_OPTIONS"]
 
@@ -130,6 +130,9 @@ class CVXPYSolver(Solver):
         if solver not in cp.installed_solvers():
             raise ValueError(f"solver: expected one of the installed CVXPY solvers {cp.installed_solvers()}, got {self.solver!r}")
         start = time.perf_counter()
+        zero = zero_solution(program, self.name, start)
+        if zero is not None:
+            return zero
         op = program.operator
         Q = cp.Variable(op.shape)
         Z, cons_exprs = op.cvxpy(Q)
@@ -182,7 +185,7 @@ class CVXPYSolver(Solver):
         if violation > FEASIBLE:  # its objective bounds nothing: no gap claimed
             info["dual_bound"], lower = lower, -math.inf
         limit = max(LOOSE_GAP, 100 * (self.tol or 0.0))
-        if status == cp.OPTIMAL and lower > -math.inf and relative_gap(obj, lower) > limit:
+        if status == cp.OPTIMAL and lower > -math.inf and loose_gap(program, obj, lower) and relative_gap(obj, lower) > limit:
             # the backend's tolerances are absolute in part: on data far from unit size its
             # "optimal" can be far from the optimum (features times 1e-6: 15 % above it)
             status = cp.OPTIMAL_INACCURATE
