@@ -1661,11 +1661,16 @@ def test_interior_point_stall_names_its_cause(monkeypatch):
 
 
 def test_interior_point_relative_gap_closed_form():
-    from convexrelu.solvers.ipm import _relative_gap
+    """Relative to the objective down to the floor (GAP_FLOOR times the zero network's
+    objective), absolute below it; an objective below 1 is no longer a floor."""
+    from convexrelu.solvers.ipm import GAP_FLOOR, _gap_floor, _relative_gap
 
-    assert _relative_gap(10.0, 9.0) == pytest.approx(0.1)
-    assert _relative_gap(0.5, 0.25) == pytest.approx(0.25)  # |objective| < 1: the absolute gap
-    assert _relative_gap(-4.0, -6.0) == pytest.approx(0.5)
+    assert _relative_gap(10.0, 9.0, 1e-9) == pytest.approx(0.1)
+    assert _relative_gap(0.5, 0.25, 1e-9) == pytest.approx(0.5)  # (the floor of 1 had given 0.25)
+    assert _relative_gap(-4.0, -6.0, 1e-9) == pytest.approx(0.5)
+    assert _relative_gap(1e-12, 0.0, 1e-9) == pytest.approx(1e-3)  # below the floor: gap / floor
+    prog = program(TwoLayerReLUProgram, "squared")
+    assert _gap_floor(prog) == pytest.approx(GAP_FLOOR * 0.5 * np.sum(prog.Y_np**2), rel=1e-14)
 
 
 def test_the_interior_point_keeps_an_optimum_of_small_objective():
