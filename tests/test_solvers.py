@@ -413,6 +413,30 @@ def test_fista_stopped_on_its_residual_with_a_loose_certificate_says_so():
     assert sol.objective > CVXPYSolver().solve(prog).objective * (1 + 1e-2)
 
 
+def test_auto_falls_back_to_cvxpy_where_the_interior_point_stalls():
+    """Separable classes, logistic loss, beta = 1e-4: the interior point stalled 77 % above
+    the optimum (with a warning) and ``auto`` returned that. It now solves with CVXPY too
+    and keeps the better answer, without the first solve's warning; where the interior
+    point converges, nothing changes."""
+    rng = np.random.RandomState(2)
+    X = rng.randn(60, 2)
+    y = np.where(X[:, 0] > 0, 1.0, -1.0)
+    prog = TwoLayerReLUProgram(X, y, 10, loss="logistic", beta=1e-4, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stalled = InteriorPoint().solve(prog)
+    assert not stalled.converged and caught
+    ref = CVXPYSolver().solve(prog)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sol = AutoSolver().solve(prog)
+    assert sol.info["fallback"].startswith("ipm stalled") and sol.solver == ref.solver
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-9) and sol.objective < 0.7 * stalled.objective
+    assert sol.lower_bound >= ref.lower_bound and sol.converged
+    easy = AutoSolver().solve(prog.with_beta(1e-2))
+    assert easy.solver == "ipm" and "fallback" not in easy.info
+
+
 def test_warnings_of_a_solve_in_the_targets_units_say_so():
     """A solve stopped early in the targets' units warns with its own figures and says
     in which units they are."""

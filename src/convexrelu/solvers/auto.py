@@ -39,15 +39,18 @@ cone-constrained programs at ``n * B = 1e5``).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import logging
+import time
+import warnings
 
 import torch
 
 from .auglag import AugmentedLagrangian
 from ._presolve import outputs_apart
 from .._validation import check_count, check_max_time
-from .base import Solution, Solver, smaller_limit
+from .base import Solution, Solver, SolverError, loose_gap, smaller_limit, time_left
 from .cvxpy_solver import CVXPYSolver
 from .fista import FISTA
 from .ipm import InteriorPoint
@@ -184,17 +187,22 @@ class AutoSolver(Solver):
                                    "max_time": smaller_limit(self.hyperparameters.get("max_time"), seconds)}
         return limited
 
-    def choose(self, program) -> Solver:
-        """The solver :meth:`solve` uses for ``program``."""
-        op = program.operator
-        n = op.n_samples
-        B, rank = _largest_part(program)
+    def _cvxpy_fits(self, program) -> bool:
+        """Whether ``program`` is small enough for CVXPY (``n_samples * n_blocks`` at most
+        ``cvxpy_max_size`` or its default)."""
         limit = self.cvxpy_max_size
         if limit is None:
             limit = CVXPY_MAX_SIZE_CONSTRAINED if program.has_constraints else CVXPY_MAX_SIZE_UNCONSTRAINED
+        return program.operator.n_samples * program.operator.n_blocks <= limit
+
+    def choose(self, program) -> Solver:
+        """The solver :meth:`solve` uses first for ``program``."""
+        op = program.operator
+        n = op.n_samples
+        B, rank = _largest_part(program)
         if self.ipm and program.beta > 0 and ipm_fits(n, B, op.n_features, op.device, rank=rank):
             cls = InteriorPoint
-        elif n * op.n_blocks <= limit:
+        elif self._cvxpy_fits(program):
             cls = CVXPYSolver
         elif program.has_constraints:
             cls = AugmentedLagrangian
@@ -215,4 +223,46 @@ class AutoSolver(Solver):
                     "; a first-order solve of this size may take long: give max_time to bound it"
                     if isinstance(solver, (AugmentedLagrangian, FISTA)) and getattr(solver, "max_time", None) is None
                     else "")
-        return solver.solve(program, init)
+        if not (isinstance(solver, InteriorPoint) and self._cvxpy_fits(program)):
+            return solver.solve(program, init)
+        return self._with_fallback(solver, program, init)
+
+    def _with_fallback(self, solver, program, init) -> Solution:
+        """The interior point's solve; where it did not converge or certifies a loose gap
+        (:func:`.base.loose_gap`: on separable classification data at beta = 1e-4 it
+        stalled 77 % above the optimum), CVXPY's too, in the time left: the solution of
+        the smaller objective, with the larger of the two certified bounds, and its own
+        warnings only (``info["fallback"]`` says what happened)."""
+        start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            first = solver.solve(program, init)
+        if first.converged and not loose_gap(program, first.objective, first.lower_bound):
+            _reemit(caught)
+            return first
+        fallback = CVXPYSolver(**_accepted(CVXPYSolver, self.hyperparameters))
+        if fallback.max_time is not None:
+            fallback = fallback.with_max_time(time_left(start + fallback.max_time))
+        logger.info("auto: the interior point stopped %s (relative gap %.1e); solving with CVXPY too",
+                    first.status, first.relative_gap)
+        with warnings.catch_warnings(record=True) as caught_cvxpy:
+            warnings.simplefilter("always")
+            try:
+                second = fallback.solve(program)
+            except SolverError as exc:
+                _reemit(caught)
+                return dataclasses.replace(first, info={**first.info, "fallback": f"cvxpy failed: {exc}"})
+        best, other, said = (second, first, caught_cvxpy) if second.objective < first.objective else (
+            first, second, caught)
+        _reemit(said)
+        return dataclasses.replace(
+            best, lower_bound=min(max(best.lower_bound, other.lower_bound), best.objective),
+            info={**best.info, "fallback": f"ipm {first.status} (relative gap {first.relative_gap:.1e}), then cvxpy "
+                                          f"{second.status}: kept {best.solver}"})
+
+
+def _reemit(caught) -> None:
+    """Warnings recorded by ``catch_warnings(record=True)``, raised again at the caller of
+    :meth:`AutoSolver.solve`."""
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=4)
