@@ -485,10 +485,13 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         ``benchmarks/RESULTS.md`` (section Patterns) on every problem. "sample" uses
         Gaussian-sampled patterns only (fastest, far from optimal on real data).
         "exact" enumerates all of them (small, low-rank data only; with ``depth=3`` an
-        error beyond ``EXACT_MAX_THREE_LAYER_PATTERNS`` = 5,000 patterns); it gives the
-        global optimum (of gated networks: over the gates off the hyperplanes of the
-        samples, all of them with an intercept; without one ``certificate_`` also
-        covers the gates on them). "pursuit" and "seeded+pursuit" add patterns by column generation on
+        error beyond ``EXACT_MAX_THREE_LAYER_PATTERNS`` = 5,000 patterns); with one output
+        it gives the global optimum (of gated networks: over the gates off the
+        hyperplanes of the samples, all of them with an intercept; without one
+        ``certificate_`` also covers the gates on them); with several (softmax, more
+        than two classes, several targets) the global optimum over networks whose
+        hidden units each feed one output, which can be well above that of networks
+        whose units feed every output (README, "Honest limits"). "pursuit" and "seeded+pursuit" add patterns by column generation on
         the dual (:mod:`convexrelu.strategies`).
     gated : bool, default False
         Gated ReLU network (two layers only): the group-lasso relaxation.

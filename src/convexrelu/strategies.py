@@ -41,6 +41,7 @@ import dataclasses
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -463,6 +464,14 @@ def _seed(program, solver, *, width, n_starts, seed_starts, seed, hidden, train_
                         max_violation=None, added=added, time=time.perf_counter() - start))
     log("seeded: +%d patterns, convex objective %.8g (trained %.8g), %.2fs",
         added, solution.objective, trained, history[-1]["time"])
+    outputs = program.operator.n_outputs
+    if outputs > 1 and trained < solution.objective:
+        warnings.warn(
+            f"seeded: the trained network's objective {trained:.8g} is below the convex optimum over its patterns, "
+            f"{float(solution.objective):.8g}: with {outputs} outputs the convex program's networks give each hidden "
+            "unit one output, and a network whose units feed every output can do better (README, 'Honest limits')"
+            + ("; with two classes the squared or logistic loss has one output" if outputs == 2 else ""),
+            UserWarning, stacklevel=2)
     return grown, solution, trained, history
 
 
