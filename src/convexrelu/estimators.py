@@ -737,7 +737,9 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
 
     @available_if(_has_proba)
     def predict_log_proba(self, X) -> np.ndarray:
-        """Logarithm of :meth:`predict_proba`."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.log(self.predict_proba(X))
+        """Logarithm of :meth:`predict_proba`, computed as such (finite where a
+        probability rounds to 0)."""
+        Z = self._decision(X)
+        if self.loss == "logistic":
+            return LogisticLoss.log_proba(Z)
+        return SoftmaxLoss.log_proba(Z)
