@@ -1687,12 +1687,13 @@ def test_interior_point_stall_names_its_cause(monkeypatch):
 def test_interior_point_relative_gap_closed_form():
     """Relative to the objective down to the floor (GAP_FLOOR times the zero network's
     objective), absolute below it; an objective below 1 is no longer a floor."""
-    from convexrelu.solvers.ipm import GAP_FLOOR, _gap_floor, _relative_gap
+    from convexrelu._validation import relative_gap
+    from convexrelu.solvers.ipm import GAP_FLOOR, _gap_floor
 
-    assert _relative_gap(10.0, 9.0, 1e-9) == pytest.approx(0.1)
-    assert _relative_gap(0.5, 0.25, 1e-9) == pytest.approx(0.5)  # (the floor of 1 had given 0.25)
-    assert _relative_gap(-4.0, -6.0, 1e-9) == pytest.approx(0.5)
-    assert _relative_gap(1e-12, 0.0, 1e-9) == pytest.approx(1e-3)  # below the floor: gap / floor
+    assert relative_gap(10.0, 9.0, 1e-9) == pytest.approx(0.1)
+    assert relative_gap(0.5, 0.25, 1e-9) == pytest.approx(0.5)  # (the floor of 1 had given 0.25)
+    assert relative_gap(-4.0, -6.0, 1e-9) == pytest.approx(0.5)
+    assert relative_gap(1e-12, 0.0, 1e-9) == pytest.approx(1e-3)  # below the floor: gap / floor
     prog = program(TwoLayerReLUProgram, "squared")
     assert _gap_floor(prog) == pytest.approx(GAP_FLOOR * 0.5 * np.sum(prog.Y_np**2), rel=1e-14)
 

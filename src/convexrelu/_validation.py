@@ -207,11 +207,13 @@ def make_rng(random_state, *, generator_ok: bool = True):
     raise ValueError(f"random_state: expected None, {kinds}, got {random_state!r}")
 
 
-def relative_gap(objective: float, lower: float) -> float:
-    """``(objective - lower) / |objective|``: 0 where both are equal (the zero network of
-    all-zero targets included), ``inf`` where the objective is 0 and the bound below it.
-    No floor: objectives of tiny targets (1e-16) are as relative as any others."""
+def relative_gap(objective: float, lower: float, floor: float = 0.0) -> float:
+    """``(objective - lower) / max(|objective|, floor)``: 0 where both are equal (the zero
+    network of all-zero targets included), ``inf`` where that denominator is 0 and the
+    bound below the objective. No floor by default: objectives of tiny targets (1e-16)
+    are as relative as any others."""
     gap = objective - lower
     if gap == 0 or math.isnan(gap):
         return 0.0 if gap == 0 else math.nan
-    return gap / abs(objective) if objective != 0 else math.inf
+    scale = max(abs(objective), floor)
+    return gap / scale if scale > 0 else math.inf

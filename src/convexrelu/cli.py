@@ -329,7 +329,7 @@ def _cmd_fit(args) -> int:
 
     params = dict(depth=args.depth, hidden=args.hidden, solver=args.solver, random_state=args.seed,
                   verbose=1 if args.verbose else 0)
-    for key in ("beta", "n_patterns", "patterns", "loss", "max_iter", "tol", "max_time", "device", "dtype"):
+    for key in _PASSED_IF_GIVEN:
         value = getattr(args, key)
         if value is not None:
             params[key] = value
@@ -656,8 +656,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 #: The estimators' parameters that the options of ``fit`` set under another name.
 _OPTION_NAMES = {"random_state": "--seed"}
-_OPTIONS = ("beta", "n_patterns", "patterns", "loss", "max_iter", "tol", "max_time", "device", "dtype", "depth",
-            "hidden", "solver")
+#: Those that ``fit`` passes where its option of the same name (``_`` as ``-``) is given.
+_PASSED_IF_GIVEN = ("beta", "n_patterns", "patterns", "loss", "max_iter", "tol", "max_time", "device", "dtype")
+_OPTIONS = _PASSED_IF_GIVEN + ("depth", "hidden", "solver")
 
 
 def _as_option(message: str) -> str:

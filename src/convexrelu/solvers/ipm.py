@@ -87,7 +87,7 @@ import time
 
 import torch
 
-from .._validation import check_count, check_max_time, check_number
+from .._validation import check_count, check_max_time, check_number, relative_gap
 from . import _steps
 from ._presolve import on_live_groups
 from .auglag import constrained_solution, constraint_scale, relative_violation, repaired
@@ -434,11 +434,6 @@ def _gap_floor(program) -> float:
     return max(GAP_FLOOR * abs(program.objective(program.operator.zeros())), sys.float_info.min)
 
 
-def _relative_gap(objective: float, lower: float, floor: float) -> float:
-    """``(objective - lower) / max(|objective|, floor)``: the certified gap the interior
-    point stops on and reports (``floor``: :func:`_gap_floor`)."""
-    return (objective - lower) / max(abs(objective), floor)
-
 
 class InteriorPoint(Solver):
     """Primal-dual interior-point solver (Mehrotra predictor-corrector) of every program.
@@ -535,7 +530,7 @@ class InteriorPoint(Solver):
         Q, z, run = self._rounds(program, Q, tol, start)
         res, it = run["res"], run["iterations"]
         lower = dual_lower_bound(program, Q, z)[0]  # before the clean-up below moves Q slightly
-        stall_gap = _relative_gap(program.objective(Q), lower, _gap_floor(program)) if run["stalled"] else None
+        stall_gap = relative_gap(program.objective(Q), lower, _gap_floor(program)) if run["stalled"] else None
         info = dict(res)
         info["system"] = run["system"]
         info["row_rounds"], info["kept_rows"] = run["row_rounds"], run["kept_rows"]
@@ -664,7 +659,7 @@ class InteriorPoint(Solver):
             if max(res["primal_residual"], res["gap_residual"]) <= tol:
                 # the certified gap of the multipliers (what the solution reports) decides
                 lower, _ = dual_lower_bound(program, Q, z)
-                res["certified_gap"] = _relative_gap(obj, lower, gap_floor)
+                res["certified_gap"] = relative_gap(obj, lower, gap_floor)
                 if self.verbose:
                     logger.info("IPM it %d: certified relative gap %.2e", it, res["certified_gap"])
                 if res["dual_residual"] <= tol or res["certified_gap"] <= tol:
