@@ -437,6 +437,26 @@ def test_auto_falls_back_to_cvxpy_where_the_interior_point_stalls():
     assert easy.solver == "ipm" and "fallback" not in easy.info
 
 
+def test_auto_does_not_fall_back_after_its_time_limit_and_keeps_the_warnings_of_a_failure(monkeypatch):
+    """An interior point stopped by ``max_time`` is returned as it is (CVXPY's set-up
+    cannot be interrupted: a fallback had taken the fit from 1.03 s to 1.78 s with
+    ``max_time=1``); a failing interior point's warnings reach the caller with its error."""
+    rng = np.random.RandomState(2)
+    X = rng.randn(60, 2)
+    prog = TwoLayerReLUProgram(X, np.where(X[:, 0] > 0, 1.0, -1.0), 10, loss="logistic", beta=1e-4, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="max_time"):
+        sol = AutoSolver(max_time=1e-3).solve(prog)
+    assert sol.status == "max_time" and sol.solver == "ipm" and "fallback" not in sol.info
+
+    def failing(self, program, init=None):
+        warnings.warn("said before failing", ConvergenceWarning)
+        raise SolverError("the Newton matrix is not positive definite")
+
+    monkeypatch.setattr(InteriorPoint, "solve", failing)
+    with pytest.warns(ConvergenceWarning, match="said before failing"), pytest.raises(SolverError, match="Newton"):
+        AutoSolver().solve(prog)
+
+
 def test_warnings_of_a_solve_in_the_targets_units_say_so():
     """A solve stopped early in the targets' units warns with its own figures and says
     in which units they are."""

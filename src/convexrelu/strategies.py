@@ -465,13 +465,14 @@ def _seed(program, solver, *, width, n_starts, seed_starts, seed, hidden, train_
     log("seeded: +%d patterns, convex objective %.8g (trained %.8g), %.2fs",
         added, solution.objective, trained, history[-1]["time"])
     outputs = program.operator.n_outputs
-    if outputs > 1 and trained < solution.objective:
+    if outputs > 1 and trained < solution.lower_bound:  # (certified: below the optimum, not a stopped solve's point)
         warnings.warn(
-            f"seeded: the trained network's objective {trained:.8g} is below the convex optimum over its patterns, "
-            f"{float(solution.objective):.8g}: with {outputs} outputs the convex program's networks give each hidden "
+            f"seeded: the trained network's objective {trained:.8g} is below the convex optimum over its patterns "
+            f"(certified at least {float(solution.lower_bound):.8g}): with {outputs} outputs the convex program's "
+            "networks give each hidden "
             "unit one output, and a network whose units feed every output can do better (README, 'Honest limits')"
             + ("; with two classes the squared or logistic loss has one output" if outputs == 2 else ""),
-            UserWarning, stacklevel=2)
+            UserWarning, stacklevel=3)  # (the caller of run_strategy)
     return grown, solution, trained, history
 
 

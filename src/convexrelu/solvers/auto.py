@@ -50,7 +50,7 @@ import torch
 from .auglag import AugmentedLagrangian
 from ._presolve import outputs_apart
 from .._validation import check_count, check_max_time
-from .base import Solution, Solver, SolverError, loose_gap, smaller_limit, time_left
+from .base import MIN_TIME_LIMIT, Solution, Solver, SolverError, loose_gap, smaller_limit, time_left
 from .cvxpy_solver import CVXPYSolver
 from .fista import FISTA
 from .ipm import InteriorPoint
@@ -232,17 +232,27 @@ class AutoSolver(Solver):
         (:func:`.base.loose_gap`: on separable classification data at beta = 1e-4 it
         stalled 77 % above the optimum), CVXPY's too, in the time left: the solution of
         the smaller objective, with the larger of the two certified bounds, and its own
-        warnings only (``info["fallback"]`` says what happened)."""
+        warnings only (``info["fallback"]`` says what happened; ``time`` and ``iterations``
+        are the kept solve's). No fallback after the time limit: CVXPY's set-up cannot be
+        interrupted."""
         start = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            first = solver.solve(program, init)
-        if first.converged and not loose_gap(program, first.objective, first.lower_bound):
+        caught: list = []
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                first = solver.solve(program, init)
+        except Exception:
+            _reemit(caught)  # (what the solve said before it failed)
+            raise
+        budget = self.hyperparameters.get("max_time")
+        out_of_time = first.status == "max_time" or (
+            budget is not None and time_left(start + budget) <= MIN_TIME_LIMIT)
+        if out_of_time or (first.converged and not loose_gap(program, first.objective, first.lower_bound)):
             _reemit(caught)
             return first
         fallback = CVXPYSolver(**_accepted(CVXPYSolver, self.hyperparameters))
-        if fallback.max_time is not None:
-            fallback = fallback.with_max_time(time_left(start + fallback.max_time))
+        if budget is not None:
+            fallback = fallback.with_max_time(time_left(start + budget))
         logger.info("auto: the interior point stopped %s (relative gap %.1e); solving with CVXPY too",
                     first.status, first.relative_gap)
         with warnings.catch_warnings(record=True) as caught_cvxpy:
