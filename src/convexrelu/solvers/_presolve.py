@@ -304,7 +304,7 @@ def _assemble(program, sols: list[Solution], parts, elapsed: float) -> Solution:
              objective=sol.objective, lower_bound=sol.lower_bound, info=dict(sol.info))
         for sol, (groups, output) in zip(sols, parts))
     converged = all(sol.converged for sol in sols)
-    worst = max(sols, key=lambda sol: (sol.objective - sol.lower_bound) / max(1.0, abs(sol.objective)))
+    worst = max(sols, key=lambda sol: sol.relative_gap)
     return Solution(
         weights=frozen(W.numpy(), copy=False),  # (new arrays: not copied again)
         objective=program.objective(W),

@@ -200,7 +200,7 @@ class CVXPYSolver(Solver):
         if status != cp.OPTIMAL and "backend_status" not in info:
             limits = (f" (a limit stopped it: max_iter={self.max_iter}, max_time={self.max_time})"
                       if status == cp.USER_LIMIT else "")
-            gap = (f"duality gap {obj - lower:.3e} (relative {(obj - lower) / max(1.0, abs(obj)):.1e})"
+            gap = (f"duality gap {obj - lower:.3e} (relative {relative_gap(obj, lower):.1e})"
                    if lower > -math.inf else "no duality gap (the point is not feasible)")
             warnings.warn(f"CVXPY solver {solver} returned status {status!r}{limits}; objective {obj:.10g}, {gap}, "
                           f"relative cone violation {violation:.1e}", ConvergenceWarning,
