@@ -152,6 +152,19 @@ def test_patterns_drawn_on_another_design_are_rejected(cls):
         cls(X, y, prog.patterns, fit_intercept=False)
 
 
+@pytest.mark.parametrize("cls", PROGRAMS)
+def test_recovery_checks_the_shape_of_the_weights(cls):
+    """A wrong-shaped ``Q`` is refused naming it (recovery had taken it and built a
+    network of another size, or failed deep in numpy)."""
+    prog, _, _ = _program(cls, "squared")
+    d, B = prog.shape
+    for bad in (np.zeros((d, B + 1)), np.zeros((d + 1, B)), np.zeros(d * B)):
+        with pytest.raises(ValueError, match=rf"Q: expected shape \({d}, {B}\), got"):
+            prog.recover(bad)
+        with pytest.raises(ValueError, match="Q: expected shape"):
+            prog.n_active(bad)
+
+
 def test_float32_program_solves_consistently():
     prog, X, y = _program(ThreeLayerReLUProgram, "squared")
     sol = CVXPYSolver().solve(prog)

@@ -174,8 +174,15 @@ class ConvexProgram:
         """The non-convex network of a solution ``Q`` (subclasses)."""
         raise TypeError(f"{type(self).__name__} does not define a network recovery")
 
+    def weights_np(self, Q) -> np.ndarray:
+        """``Q`` (array or tensor) as a float64 numpy array, checked for shape (d, B)."""
+        Q = _as_numpy(Q)
+        if Q.shape != self.shape:
+            raise ValueError(f"Q: expected shape {self.shape}, got {Q.shape}")
+        return Q
+
     def block_norms(self, Q) -> np.ndarray:
-        return np.linalg.norm(_as_numpy(Q), axis=0)
+        return np.linalg.norm(self.weights_np(Q), axis=0)
 
     def n_active(self, Q, tol: float = 1e-10) -> int:
         """Number of non-zero groups (sub-networks or neurons) of ``Q``."""
@@ -287,7 +294,7 @@ class TwoLayerReLUProgram(_DataProgram):
 
         Blocks with ``||q|| <= tol * max_b ||q_b||`` are pruned.
         """
-        Q = _as_numpy(Q)
+        Q = self.weights_np(Q)
         norms = np.linalg.norm(Q, axis=0)
         keep = np.flatnonzero(norms > tol * norms.max()) if norms.size and norms.max() > 0 else np.array([], int)
         root = np.sqrt(norms[keep])
@@ -396,7 +403,7 @@ class ThreeLayerReLUProgram(_DataProgram):
         ``w3 = sigma sqrt(t) e_k``. Sub-networks with fewer pairs than the widest get
         zero columns.
         """
-        Q = _as_numpy(Q)
+        Q = self.weights_np(Q)
         op = self.operator
         norms = np.linalg.norm(Q, axis=0)
         t_all = np.bincount(op.group_np, weights=norms, minlength=op.n_groups)
