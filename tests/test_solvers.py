@@ -11,6 +11,7 @@ import importlib.util
 import math
 import pickle
 import re
+import sys
 import warnings
 
 import numpy as np
@@ -1715,7 +1716,9 @@ def test_interior_point_relative_gap_closed_form():
     assert relative_gap(-4.0, -6.0, 1e-9) == pytest.approx(0.5)
     assert relative_gap(1e-12, 0.0, 1e-9) == pytest.approx(1e-3)  # below the floor: gap / floor
     prog = program(TwoLayerReLUProgram, "squared")
-    assert _gap_floor(prog) == pytest.approx(GAP_FLOOR * 0.5 * np.sum(prog.Y_np**2), rel=1e-14)
+    assert _gap_floor(prog.objective(np.zeros(prog.shape))) == pytest.approx(GAP_FLOOR * 0.5 * np.sum(prog.Y_np**2),
+                                                                             rel=1e-14)
+    assert _gap_floor(0.0) == sys.float_info.min > 0
 
 
 def test_the_interior_point_keeps_an_optimum_of_small_objective():

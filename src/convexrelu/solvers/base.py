@@ -33,12 +33,12 @@ MIN_TIME_LIMIT = 1e-3
 LOOSE_GAP = 1e-2
 
 
-def loose_gap(program, objective: float, lower: float) -> bool:
+def loose_gap(program, objective: float, lower: float, limit: float = LOOSE_GAP) -> bool:
     """Whether a point of ``program`` that met a solver's stopping rule certifies a
-    relative duality gap above :data:`LOOSE_GAP`. Never at ``beta = 0``: there the dual
-    point of the bound is scaled to zero (no atom is below beta), and the bound says
-    nothing of the point's accuracy."""
-    return program.beta > 0 and relative_gap(objective, lower) > LOOSE_GAP
+    relative duality gap above ``limit`` (:data:`LOOSE_GAP`). Never at ``beta = 0``:
+    there the dual point of the bound is scaled to zero (no atom is below beta), and the
+    bound says nothing of the point's accuracy."""
+    return program.beta > 0 and relative_gap(objective, lower) > limit
 
 
 def warn_loose_gap(program, label: str, residuals: str, objective: float, lower: float, advice: str,

@@ -185,7 +185,7 @@ class CVXPYSolver(Solver):
         if violation > FEASIBLE:  # its objective bounds nothing: no gap claimed
             info["dual_bound"], lower = lower, -math.inf
         limit = max(LOOSE_GAP, 100 * (self.tol or 0.0))
-        if status == cp.OPTIMAL and lower > -math.inf and loose_gap(program, obj, lower) and relative_gap(obj, lower) > limit:
+        if status == cp.OPTIMAL and lower > -math.inf and loose_gap(program, obj, lower, limit):
             # the backend's tolerances are absolute in part: on data far from unit size its
             # "optimal" can be far from the optimum (features times 1e-6: 15 % above it)
             status = cp.OPTIMAL_INACCURATE

@@ -428,10 +428,10 @@ def _lowrank_gram(U: torch.Tensor, cls: torch.Tensor, sign: torch.Tensor, G: int
 GAP_FLOOR = 1e-10
 
 
-def _gap_floor(program) -> float:
-    """:data:`GAP_FLOOR` times the objective of the zero network (at least the smallest
-    normal float)."""
-    return max(GAP_FLOOR * abs(program.objective(program.operator.zeros())), sys.float_info.min)
+def _gap_floor(loss_at_zero: float) -> float:
+    """:data:`GAP_FLOOR` times the objective of the zero network, ``l(0)`` (at least the
+    smallest normal float)."""
+    return max(GAP_FLOOR * abs(loss_at_zero), sys.float_info.min)
 
 
 
@@ -530,7 +530,7 @@ class InteriorPoint(Solver):
         Q, z, run = self._rounds(program, Q, tol, start)
         res, it = run["res"], run["iterations"]
         lower = dual_lower_bound(program, Q, z)[0]  # before the clean-up below moves Q slightly
-        stall_gap = relative_gap(program.objective(Q), lower, _gap_floor(program)) if run["stalled"] else None
+        stall_gap = relative_gap(program.objective(Q), lower, run["gap_floor"]) if run["stalled"] else None
         info = dict(res)
         info["system"] = run["system"]
         info["row_rounds"], info["kept_rows"] = run["row_rounds"], run["kept_rows"]
@@ -623,9 +623,10 @@ class InteriorPoint(Solver):
         s = tuple(torch.clamp(c, min=1.0) for c in cons)
         z = tuple(mask.clone() for mask in support)
         n_pairs = sum(float(mask.sum()) for mask in support) + B
-        g0 = op.adjoint(loss.grad(op.matvec(torch.zeros_like(Q)), Y))
+        Z0 = op.matvec(torch.zeros_like(Q))  # the zero network's output: the scales of the residuals
+        g0 = op.adjoint(loss.grad(Z0, Y))
         dual_scale = max(1.0, float(torch.max(torch.abs(g0))), beta)
-        gap_floor = _gap_floor(program)
+        gap_floor = _gap_floor(float(loss.value(Z0, Y)))
         tau = self.step_fraction
         history: list = []
         converged = timed_out = False
@@ -787,6 +788,7 @@ class InteriorPoint(Solver):
             y0 = y0 + alpha * dy0
             y1 = y1 + alpha * dy1
         run = {"res": res, "iterations": it, "history": history, "converged": converged, "timed_out": timed_out,
+               "gap_floor": gap_floor,
                "stalled": stalled >= self.max_stall, "stall_reason": why,
                "system": None if system is None else ("woodbury" if system.woodbury else "dense")}
         return Q, z, run
