@@ -262,9 +262,11 @@ def _command(args) -> str:
     return " ".join(words)
 
 
-def _kernels_note() -> str:
+def _kernels_note(device: str = "cpu") -> str:
     from convexrelu import _kernels
 
+    if torch.device(device).type != "cpu":
+        return "the compiled kernels are the CPU's: torch operations on the device"
     if not _kernels.available():
         return "numba not installed: the torch operations everywhere"
     import numba
@@ -347,7 +349,7 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
             else:
                 L.append(f"| {kind} | {s.get('error', 'failed')} | | | | | | | | |")
     L += _table("Floor (4): time per inner iteration / time of `X @ Q` (into an existing array) + `X.T @ T` (target <= 2; "
-                "each the median of 3 alternate measurements; " + _kernels_note() + ")",
+                "each the median of 3 alternate measurements; " + _kernels_note(args.device) + ")",
                 ["program", "n", "d", "blocks", "dtype", "ms / iteration", "ms two GEMMs", "ratio",
                  "torch only: ms / iteration", "ratio"])
     for f in floors:
@@ -356,8 +358,8 @@ def render(info, args, r3, r2, s2, floors, scales, printed, ipm_floors=()) -> st
                  f"{1e3 * f['two_gemms']:.3f} | {f['ratio']:.2f} | "
                  + ("| |" if plain is None else f"{1e3 * plain:.3f} | {f['ratio_torch']:.2f} |"))
     if ipm_floors:
-        L += _table("Floor (4) of the interior point: time per Newton iteration (16 iterations less 4, over 12: "
-                    "the one-off costs of a solve cancel) / time of its Woodbury product `V^T V` (lower block triangle)",
+        L += _table("Floor (4) of the interior point: time per Newton iteration (16 iterations less 4, over 12, "
+                    "the median of 3 alternate measurements: the one-off costs of a solve cancel) / time of its Woodbury product `V^T V` (lower block triangle)",
                     ["program", "n", "d", "blocks", "rows of V", "threads", "ms / iteration", "one-off ms",
                      "ms V^T V", "ratio"])
         for f in ipm_floors:

@@ -1,7 +1,12 @@
 """Shared fixtures: small deterministic data sets."""
 
+import cvxpy as cp
 import numpy as np
 import pytest
+
+#: SCS comes with CVXPY from PyPI, but an environment can lack it (CVXPY then lists the
+#: solvers it has): the tests that name it need it
+needs_scs = pytest.mark.skipif("SCS" not in cp.installed_solvers(), reason="the CVXPY solver SCS is not installed")
 
 
 @pytest.fixture

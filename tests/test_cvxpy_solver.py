@@ -5,7 +5,7 @@ import pytest
 
 from convexrelu import CVXPYSolver, ConvergenceWarning, SolverError, ThreeLayerReLUProgram
 from convexrelu.solvers import get_solver
-from conftest import planted_regression
+from conftest import needs_scs, planted_regression
 
 
 @pytest.fixture(scope="module")
@@ -14,6 +14,7 @@ def program():
     return ThreeLayerReLUProgram(X, y, 10, hidden=2, beta=0.1, random_state=0)
 
 
+@needs_scs
 def test_scs_agrees_with_clarabel(program):
     ref = CVXPYSolver().solve(program)
     scs = get_solver("scs", options={"eps_abs": 1e-9, "eps_rel": 1e-9}).solve(program)
@@ -28,6 +29,7 @@ def test_unknown_backend(program):
         get_solver("nope")
 
 
+@needs_scs
 def test_inaccurate_warns(program):
     with pytest.warns(ConvergenceWarning, match="optimal_inaccurate"):
         sol = CVXPYSolver("SCS", options={"max_iters": 5}).solve(program)
@@ -95,6 +97,7 @@ def test_max_time_stops_clarabel(program):
     assert sol.status == "user_limit" and not sol.converged and sol.iterations <= 1
 
 
+@needs_scs
 def test_scs_stops_at_max_iter(program):
     with pytest.warns(ConvergenceWarning):
         sol = get_solver("scs", max_iter=5).solve(program)

@@ -15,7 +15,7 @@ from sklearn.utils.estimator_checks import check_estimator
 from convexrelu import ConvexReLUClassifier, ConvexReLURegressor, ThreeLayerNetwork, TwoLayerNetwork
 from convexrelu.estimators import PATTERN_STRATEGIES, resolve_solver_name
 from convexrelu.solvers import SOLVERS, ConvergenceWarning, CVXPYSolver, Solver
-from conftest import planted_regression
+from conftest import needs_scs, planted_regression
 
 SMALL = dict(n_patterns=6, patterns="sample", random_state=0)
 
@@ -179,6 +179,11 @@ def test_max_iter_tol_verbose_reach_the_solver(capsys):
         assert est.solver_info_["status"] == "user_limit" and est.solver_info_["iterations"] <= 2
         assert not est.solver_info_["converged"]
     assert "[convexrelu]" in capsys.readouterr().err  # verbose=1 prints progress lines on stderr
+
+
+@needs_scs
+def test_max_iter_reaches_a_named_cvxpy_backend():
+    X, y = planted_regression(n=20, d=2)
     est = ConvexReLURegressor(depth=2, beta=0.1, solver="scs", max_iter=5, **SMALL)
     with pytest.warns(ConvergenceWarning):
         est.fit(X, y)

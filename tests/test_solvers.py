@@ -756,7 +756,7 @@ def test_a_converged_cone_solve_with_a_loose_certificate_says_so():
     X = rng.standard_normal((30, 3))
     prog = TwoLayerReLUProgram(X, X[:, 0] ** 2, 5, beta=1e-3, random_state=0, dtype=torch.float32)
     with pytest.warns(ConvergenceWarning, match=r"AugmentedLagrangian: converged \(.*\), but the duality gap certified "
-                                                r"at its point is .* \(relative 4\.0e-01\): the objective .* may lie"):
+                                                r"at its point is .* \(relative [0-9.]+e-01\): the objective .* may lie"):
         sol = AugmentedLagrangian().solve(prog)
     assert sol.converged and sol.status == "optimal" and sol.relative_gap > LOOSE_GAP
     ref = CVXPYSolver().solve(prog.to(dtype=torch.float64))

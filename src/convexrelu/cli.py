@@ -160,7 +160,9 @@ def read_table(path: str | os.PathLike, *, use_pandas: bool | None = None) -> Ta
         return _table_from_frame(path_s, frame)
     if pd is not None:
         try:
-            frame = pd.read_csv(p)
+            # round_trip: correctly rounded floats, as float() reads them without pandas (its
+            # default parser can be one unit in the last place off)
+            frame = pd.read_csv(p, float_precision="round_trip")
         except pd.errors.EmptyDataError:
             raise CLIError(f"{path_s}: file is empty (no header row)") from None
         except UnicodeDecodeError as exc:
