@@ -649,7 +649,7 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
     ----------
     classes_ : ndarray
         The class labels, sorted.
-    network_, objective_, n_patterns_, n_active_, solver_info_, certificate_,
+    network_, objective_, n_patterns_, n_active_, n_iter_, solver_info_, certificate_,
     n_features_in_, feature_names_in_ :
         As for :class:`ConvexReLURegressor`.
 

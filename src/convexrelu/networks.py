@@ -51,7 +51,7 @@ class TwoLayerNetwork:
     fit_intercept : bool
         Whether a ones column is appended to the input before the first layer.
 
-    The non-convex objective (P2 of theory.md) is
+    The non-convex objective (theory.md, "Two-layer networks") is
     ``l(f(X), y) + (beta / 2) (||W1||_F^2 + ||W2||_F^2)``.
     """
 

@@ -396,7 +396,8 @@ class ThreeLayerReLUProgram(_DataProgram):
         super().__init__(operator, loss, Y, beta)
 
     def recover(self, Q, tol: float = 1e-10) -> ThreeLayerNetwork:
-        """Sub-networks of the non-zero groups (theory.md, "Recovery", weight-decay form).
+        """Sub-networks of the non-zero groups (theory.md, "Three-layer parallel networks",
+        its Recovery item; weight-decay form).
 
         For a group with ``t = sum_j ||q_j|| > tol * max``: ``qh_j = q_j / t``,
         ``w1_j = qh_j / sqrt(||qh_j||)``, ``w2_j = s_j sqrt(||qh_j||) sqrt(t)``,

@@ -425,6 +425,8 @@ def search_atoms(
         warm starts ``init``), the rest Gaussian.
     n_iter : int
         Ascent steps (cosine-decayed learning rate ``lr``).
+    lr : float, default 0.05
+        Initial learning rate of the projected ascent.
     init : array (d, m) or tuple (W1 (K, d, m1), w2 (K, m1)) or None
         Warm starts: neurons (two layers) or sub-networks (three layers), e.g. those of
         the current solution; rescaled into the feasible set.
@@ -629,6 +631,10 @@ def exact_atom_max(program, V, *, chunk: int = 1500, solver: str = "CLARABEL") -
     ----------
     program : ConvexProgram (two-layer, gated or three-layer)
     V : array (n, C) or (n,)
+    chunk : int, default 1500
+        Groups per SOCP solve.
+    solver : str, default "CLARABEL"
+        CVXPY solver of the SOCPs.
 
     Returns
     -------

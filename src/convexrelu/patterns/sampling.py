@@ -21,9 +21,11 @@ def sample_two_layer(X: np.ndarray, n_patterns: int, random_state=None, *, max_d
         Design matrix, intercept column included if any.
     n_patterns : int >= 1
         Number of distinct patterns wanted; fewer are returned if ``max_draws``
-        Gaussian draws (default ``20 * n_patterns``) do not find that many.
+        Gaussian draws do not find that many.
     random_state : int, Generator, RandomState or None
         None: fresh entropy (numpy's global generator is never used).
+    max_draws : int >= 1 or None, default None
+        Gaussian draws at most (None: ``20 * n_patterns``).
 
     Returns
     -------
@@ -104,6 +106,20 @@ def sample_three_layer(
     ``W_1`` in R^{d x hidden} and ``w_2`` in R^{hidden} have i.i.d. standard normal
     entries; each draw gives ``D_1j = 1[X w_1j >= 0]``, ``s_j = sign(w_2j)`` and
     ``D2 = 1[(X W_1)_+ w_2 >= 0]`` (theory.md, "Three-layer parallel networks").
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        Design matrix, intercept column included if any.
+    n_patterns : int >= 1
+        Number of distinct patterns wanted; fewer are returned if ``max_draws`` draws
+        do not find that many.
+    hidden : int >= 1
+        First-layer neurons per sub-network (``m1``).
+    random_state : int, Generator, RandomState or None
+        None: fresh entropy (numpy's global generator is never used).
+    max_draws : int >= 1 or None, default None
+        Draws of ``(W_1, w_2)`` at most (None: ``20 * n_patterns``).
 
     Returns
     -------

@@ -8,7 +8,8 @@
 - ``"auglag"``: :class:`AugmentedLagrangian`, method of multipliers with inner FISTA
   for cone-constrained programs;
 - ``"admm"``: :class:`ADMM`, splitting with a factored linear system, every program
-  (fastest for n up to a few thousand);
+  (fast on the gated program; on the cone-constrained ones, slower than the interior
+  point at n=500: ``benchmarks/RESULTS.md``, section Solvers);
 - ``"ipm"``: :class:`InteriorPoint`, primal-dual interior point with structured Newton
   systems, every program (fastest and most accurate for n up to a few thousand);
 - ``"auto"``: :class:`AutoSolver`, the interior point where its Newton systems fit, else

@@ -22,16 +22,15 @@ of its loss's Hessian, whether its loss separates over the outputs, and its devi
 
 Measured on a 2-core machine (``benchmarks/RESULTS.md``, sections Solvers and Interior
 point: robustness): the interior-point method reaches the CVXPY (Clarabel) optimum to
-1e-7 on every program and loss tried (n = 300 to 500), a median 7 times faster than
-Clarabel over 27 programs (2.1x to 220x; Clarabel failed on 8 of them), 38 to 48 times
-on the two-layer and 21 to 25 times on the three-layer n = 500 benchmarks (19.8 and 19.1
-in two runs on a slowed machine); its cost per
+1e-7 on every program and loss tried (n = 300 to 500), a median 5.38 times faster than
+Clarabel over 27 programs (1.42x to 276.66x; Clarabel failed on 9 of them), 51.18 times
+on the two-layer ReLU and 25.50 times on the three-layer n = 500 benchmarks; its cost per
 iteration grows as ``n^2 B d`` (one Woodbury matrix, of order ``n r``), hence the
 limits. On an NVIDIA H200 (section "Scale: interior point (device: cuda)") it solved the
-three-layer program with n = 10,000, d = 50, 500 patterns in 48 s (188 iterations, 18 GB
-of device memory) and took 0.8 s per iteration at n = 20,000 (40 GB), while the
-augmented Lagrangian had not converged after 45 s at n = 20,000 - hence the larger
-device limits. The CVXPY threshold is where the first-order path stops being slower than
+three-layer program with n = 20,000, d = 50, 500 patterns to a certified relative gap of
+1.0e-07 in 112.5 s (137 iterations of 762 ms, 38.74 GB of device memory), while the
+augmented Lagrangian had not converged after 45 s at n = 20,000 (section "Solvers
+(device: cuda)") - hence the larger device limits. The CVXPY threshold is where the first-order path stops being slower than
 Clarabel (the gated program, n = 500, 100 patterns, ``n * B = 5e4``; the
 cone-constrained programs at ``n * B = 1e5``).
 """

@@ -452,28 +452,29 @@ class InteriorPoint(Solver):
 
     Parameters
     ----------
-    tol : float in (0, 1)
+    tol : float in (0, 1), default 1e-7
         Relative tolerance (floored at ``1000 eps`` of float64).
-    max_iter : int
+    max_iter : int, default 300
         Newton iterations at most (each: one factorisation, two or three solves), over
         all the rounds of ``row_fraction``. The count grows with the program: 36 on the
         three-layer benchmark (n=500; 57 with every cone row), and with every row 100 at
-        n=4,000 (d=10, 100 patterns), 188 at n=10,000 (d=50, 500 patterns; on a GPU).
-    step_fraction : float in (0, 1)
+        n=4,000 (d=10, 100 patterns), 101 at n=10,000 and 137 at n=20,000 (d=50, 500
+        patterns; on a GPU).
+    step_fraction : float in (0, 1), default 0.99
         Fraction of the step to the boundary of the cones taken at most.
-    correctors : int
-        Gondzio centrality correctors tried per iteration (0, the default: plain Mehrotra).
+    correctors : int, default 0
+        Gondzio centrality correctors tried per iteration (0: plain Mehrotra).
         Each costs one more solve and step computation; here they save fewer iterations
         than they cost (over the 27 programs of ``benchmarks/bench_ipm_robustness.py``:
         673 iterations in 10.2 s with one, 731 in 9.7 s without).
-    max_stall : int
+    max_stall : int, default 5
         Stop (with a ConvergenceWarning, status "stalled") when, with the complementarity
         and primal residuals below ``tol``, the certified gap has not halved in this many
         iterations, or when this many steps in a row are shorter than 1e-3 (rounding near
         the boundary of the cones: the point is kept, with its certified gap).
-    max_time : float or None
+    max_time : float or None, default None
         Wall-time budget in seconds (the solve stops unconverged, with a warning).
-    row_fraction : float or None
+    row_fraction : float or None, default 0.5
         Cone rows the barrier keeps (:mod:`._facets`): in every block's cone the rows whose
         leverage at the cone's analytic centre is at least this fraction of the mean; the
         others are likely redundant (implied by the rest), and a barrier term of a redundant
@@ -486,7 +487,7 @@ class InteriorPoint(Solver):
         :data:`FACETS_SAMPLES_PER_UNKNOWN`: the Newton matrix itself is factored, at a cost
         that does not grow with the rows, and the selection's does: on 40,000 samples it
         took 12.7 s and saved 9 of 66 iterations).
-    verbose : bool
+    verbose : bool, default False
         Log every iteration (``logging.getLogger("convexrelu.solvers.ipm")``).
 
     Notes
