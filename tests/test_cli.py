@@ -150,22 +150,134 @@ def test_fit_predict_evaluate_classification(data, capsys):
     assert accuracy >= 0.8 and "log loss" in ev
 
 
-def test_fit_in_process_without_pandas(data, tmp_path, monkeypatch, capsys):
-    """The CSV path works without pandas: same table, same model."""
+def test_csv_is_read_the_same_with_or_without_pandas(data, tmp_path, monkeypatch, capsys):
+    """CSV is read by the csv module whether pandas is importable or not: pandas' reader
+    had given numbers one unit in the last place off (on another machine), shifted every
+    column left on rows ending with a comma, and renamed repeated columns."""
     import convexrelu.cli as cli
 
-    with_pd = read_table(data / "clf.csv")
-    monkeypatch.setattr(cli, "_pandas", lambda: None)
-    without = read_table(data / "clf.csv")
-    assert with_pd.columns == without.columns == ["id", "x1", "x2", "label"]
-    for c in ("x1", "x2"):
-        np.testing.assert_array_equal(with_pd.numeric(c), without.numeric(c))
-    assert list(with_pd.column("label")) == list(without.column("label"))
+    monkeypatch.setattr(cli, "_pandas", lambda: pytest.fail("pandas used to read a CSV"))
+    table = read_table(data / "clf.csv")
+    assert table.columns == ["id", "x1", "x2", "label"]
+    with open(data / "clf.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    np.testing.assert_array_equal(table.numeric("x1"), [float(r["x1"]) for r in rows])  # correctly rounded
+    assert list(table.column("label")) == [r["label"] for r in rows]
     code = main(["fit", str(data / "reg.csv"), "--target", "y", "--depth", "2", "--no-standardize", "--task",
                  "regression", *FAST, "-o", str(tmp_path / "m")])
     assert code == 0
     assert "standardised" not in capsys.readouterr().out
     assert load_model_file(tmp_path / "m").mean is None
+
+
+@pytest.mark.parametrize("text, match", [
+    ("a,b,y\n1,2,3,\n4,5,6,\n", "data row 1, line 2, has 4 fields, the header 3"),  # trailing commas
+    ("a,a,y\n1,2,3\n4,5,6\n", "the header names column 'a' more than once"),
+    (",a,y\n0,2,3\n1,5,6\n", "column 1 of the header has no name"),  # an index written with the data
+])
+def test_csv_headers_and_rows_that_would_misplace_columns_are_refused(tmp_path, text, match):
+    (tmp_path / "d.csv").write_text(text)
+    with pytest.raises(CLIError, match=match):
+        read_table(tmp_path / "d.csv")
+
+
+def test_csv_encoding_spaces_and_compression(tmp_path):
+    import gzip
+
+    (tmp_path / "bom.csv").write_bytes("\ufeffa , b,y\n1,2,3\n4,5,6\n".encode("utf-8"))
+    table = read_table(tmp_path / "bom.csv")
+    assert table.columns == ["a", "b", "y"]  # no byte-order mark, no spaces
+    with gzip.open(tmp_path / "d.csv.gz", "wt") as fh:
+        fh.write("a,y\n1.5,2\n3,4\n")
+    np.testing.assert_array_equal(read_table(tmp_path / "d.csv.gz").numeric("a"), [1.5, 3.0])
+    (tmp_path / "latin.csv").write_bytes("a,y\ncaf\xe9,1\n".encode("latin-1"))
+    with pytest.raises(CLIError, match=r"not UTF-8 text \(byte 0xe9 at position 7\); save it as UTF-8"):
+        read_table(tmp_path / "latin.csv")
+
+
+def test_class_labels_are_kept_exactly(tmp_path, capsys):
+    """Integer labels beyond 2^53 had been changed (9007199254740993 read as ...992, two
+    classes merged into one), beyond int64 turned into -9223372036854775808; booleans,
+    and numbers that are not integers, are labels too."""
+    from convexrelu.cli import _class_labels
+
+    big = [9007199254740993, 9007199254740992]
+    rows = [[i / 10, big[i % 2]] for i in range(12)]
+    path = _write_csv(tmp_path / "big.csv", ["a", "k"], rows)
+    assert main(["fit", str(path), "-t", "k", "--depth", "2", "--task", "classification", *FAST,
+                 "-o", str(tmp_path / "m")]) == 0
+    assert load_model_file(tmp_path / "m").model.classes_.tolist() == sorted(big)
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "m"), str(path)]) == 0
+    assert set(capsys.readouterr().out.split()[1:]) <= {str(v) for v in big}
+    for cells, labels in [
+        (["12345678901234567890", "1"], ["12345678901234567890", "1"]),  # beyond int64: text
+        (["True", "false", "TRUE"], ["True", "False", "True"]),
+        (["0.5", "1.50"], ["0.5", "1.5"]),
+        (["1.0", "2"], [1, 2]),
+        (["cat", "1"], ["cat", "1"]),
+    ]:
+        (tmp_path / "c.csv").write_text("k\n" + "\n".join(cells) + "\n")
+        assert _class_labels(read_table(tmp_path / "c.csv"), "k").tolist() == labels
+
+
+def test_booleans_are_features_and_halves_are_classes(tmp_path, capsys):
+    rows = [[i / 10, ["True", "False"][i % 2], [0.5, 1.5][i % 3 == 0]] for i in range(12)]
+    path = _write_csv(tmp_path / "d.csv", ["a", "flag", "kind"], rows)
+    assert main(["fit", str(path), "-t", "kind", "--depth", "2", "--task", "classification", *FAST,
+                 "-o", str(tmp_path / "m")]) == 0
+    mf = load_model_file(tmp_path / "m")
+    assert mf.extra["cli"]["features"] == ["a", "flag"] and mf.model.classes_.tolist() == ["0.5", "1.5"]
+
+
+def test_errors_name_the_columns_and_options(tmp_path, capsys):
+    path = _write_csv(tmp_path / "huge.csv", ["a", "big", "y"], [[i, 1e307 * (i % 2), i] for i in range(8)])
+    assert main(["fit", str(path), "-t", "y", "--depth", "2", *FAST, "-o", str(tmp_path / "m")]) == 1
+    err = capsys.readouterr().err
+    assert "column 'big' holds 1e+307 on line 3" in err and "rescale the column" in err and "warning" not in err
+    path = _write_csv(tmp_path / "d.csv", ["a", "y"], [[i, i % 2] for i in range(8)])
+    assert main(["fit", str(path), "-t", "y", "--depth", "3", "--gated", *FAST, "-o", str(tmp_path / "m")]) == 1
+    assert capsys.readouterr().err.startswith("error: --gated: ")
+    assert main(["fit", str(path), "-t", "y", "--task", "regression", "--depth", "2", *FAST,
+                 "-o", str(tmp_path / "r")]) == 0
+    words = _write_csv(tmp_path / "w.csv", ["a", "y"], [[i, "cat"] for i in range(8)])
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "r"), str(words)]) == 1
+    err = capsys.readouterr().err
+    assert "the model is a regressor: its targets are numbers" in err and "--task" not in err
+
+
+def test_evaluate_scores_the_stored_targets_in_their_order(tmp_path, capsys):
+    path = _write_csv(tmp_path / "d.csv", ["a", "y", "z"], [[i / 10, (i / 10) ** 2, -i / 10] for i in range(12)])
+    assert main(["fit", str(path), "-t", "y", "-t", "z", "--depth", "2", *FAST, "-o", str(tmp_path / "m")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "m"), str(path)]) == 0
+    default = capsys.readouterr().out
+    assert main(["evaluate", str(tmp_path / "m"), str(path), "-t", "y", "-t", "z"]) == 0
+    assert capsys.readouterr().out == default
+    assert main(["evaluate", str(tmp_path / "m"), str(path), "-t", "z", "-t", "y"]) == 1  # had scored 'z' as 'y'
+    assert "--target: the model was fitted on 'y', 'z' (in that order); got 'z', 'y'" in capsys.readouterr().err
+
+
+def test_predict_into_a_closed_pipe_stops_quietly(data, tmp_path):
+    """``convexrelu predict ... | head -1`` had ended with "error: BrokenPipeError"."""
+    assert main(["fit", str(data / "reg.csv"), "-t", "y", "--depth", "2", *FAST, "-o", str(tmp_path / "m")]) == 0
+    rows = [[float(i % 7), float(i % 5)] for i in range(20000)]
+    big = _write_csv(tmp_path / "big.csv", ["x1", "x2"], rows)
+    proc = subprocess.Popen([sys.executable, "-m", "convexrelu.cli", "predict", str(tmp_path / "m"), str(big)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"prediction"
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141 and "error" not in err, err
+
+
+def test_predict_output_is_checked_first(data, bad, tmp_path, capsys):
+    assert main(["predict", str(bad / "good.model"), str(data / "clf.csv"), "-o", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: -o/--output: ") and "is a directory" in err
+    assert main(["predict", str(bad / "good.model"), str(data / "clf.csv"), "-o", str(tmp_path / "no" / "p.csv")]) == 1
+    assert "the folder" in capsys.readouterr().err
 
 
 def test_fit_device_dtype_and_max_time_reach_the_estimator(data, tmp_path, capsys):
@@ -232,6 +344,7 @@ def bad(data, tmp_path_factory):
     (d / "ragged.csv").write_text("x,y\n1,2\n3,4,5,6\n")
     (d / "binary.csv").write_bytes(b"\xff\xfe\x00\x81garbage\x00\xff")
     (d / "bad.model").write_text("this is not a model")
+    _write_csv(d / "otherlabels.csv", ["x1", "x2", "label"], [[1.0, 2.0, "emu"], [3.0, 4.0, "yak"]])
     assert main(["fit", str(data / "clf.csv"), "-t", "label", "--ignore", "id", "--depth", "2", *FAST,
                  "-o", str(d / "good.model")]) == 0
     return d
@@ -265,7 +378,8 @@ def test_failure_cases_through_subprocess(data, bad, tmp_path):
         (("fit", "{bad}/one.csv", "-t", "y", "--task", "classification"), "only one class", 1),
         (("fit", "{bad}", "-t", "y"), "is a directory", 1),
         (("fit", "{data}/reg.csv", "-t", "y", "--beta", "-1"), "error: --beta: expected a finite real number >= 0", 1),
-        (("fit", "{data}/reg.csv", "-t", "y", "--seed", "-1"), "error: --seed: expected None, an int in [0, 2**32 - 1]", 1),
+        (("fit", "{data}/reg.csv", "-t", "y", "--seed", "-1"), "--seed: expected an integer from 0 to 4294967295, got '-1'", 2),
+        (("fit", "{data}/reg.csv", "-t", "y", "--seed", "99999999999999"), "--seed: expected an integer from 0", 2),
         (("fit", "{data}/reg.csv", "-t", "y", "--max-iter", "0"), "error: --max-iter: expected an integer >= 1", 1),
         (("fit", "{data}/reg.csv", "-t", "y", "--max-time", "-1"), "--max-time: expected a positive number of seconds, got '-1'", 2),
         (("fit", "{data}/reg.csv", "-t", "y", "--max-time", "soon"), "--max-time: expected a positive number", 2),
@@ -278,9 +392,11 @@ def test_failure_cases_through_subprocess(data, bad, tmp_path):
         (("predict", "{bad}/good.model", "{bad}/cols.csv"), "missing feature column", 1),
         (("predict", "{bad}/good.model", "{bad}/missing.csv"), "no such file", 1),
         (("predict", "{bad}/good.model"), "the following arguments are required: DATA", 2),
-        (("evaluate", "{bad}/good.model", "{data}/clf.csv", "-t", "nope"), "no column 'nope'", 1),
+        (("evaluate", "{bad}/good.model", "{data}/clf.csv", "-t", "nope"),
+         "--target: the model was fitted on 'label' (in that order); got 'nope'", 1),
+        (("evaluate", "{bad}/good.model", "{data}/reg.csv"), "no column 'label'", 1),
         (("evaluate", "{bad}/bad.model", "{data}/clf.csv", "-t", "label"), "not a convexrelu model file", 1),
-        (("evaluate", "{bad}/good.model", "{data}/reg.csv", "-t", "y"), "shares no value with the model's classes", 1),
+        (("evaluate", "{bad}/good.model", "{bad}/otherlabels.csv"), "shares no value with the model's classes ('cat', 'dog')", 1),
         ((), "the following arguments are required: COMMAND", 2),
         (("frobnicate",), "invalid choice", 2),
     ],

@@ -2,6 +2,8 @@
 clear ValueError; no pickle anywhere."""
 
 import json
+import os
+import warnings
 import zipfile
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 
 import convexrelu
 from convexrelu import ConvexReLUClassifier, ConvexReLURegressor, ThreeLayerNetwork, TwoLayerNetwork
-from convexrelu.io import FORMAT, FORMAT_VERSION, load, load_model_file, save
+from convexrelu.io import FORMAT, FORMAT_VERSION, check_output_path, load, load_model_file, save
 from conftest import planted_regression
 
 SMALL = dict(n_patterns=5, patterns="sample", random_state=0, beta=0.1)
@@ -262,3 +264,66 @@ def test_the_certificate_comes_back_as_a_certificate(tmp_path):
     assert not np.isfinite(cert0.max_violation) and back0.max_violation == cert0.max_violation
     assert str(back0) == str(cert0)
 
+
+
+def test_a_device_or_pipe_is_not_replaced(tmp_path):
+    """``convexrelu fit -o /dev/full`` (as root) had replaced the device with a model file:
+    save writes a new file and renames it over the old one."""
+    import os
+
+    with pytest.raises(ValueError, match="exists and is not a regular file"):
+        check_output_path(os.devnull)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        save(ConvexReLURegressor(), fifo)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+def test_a_folder_that_refuses_files_is_found_before_the_work(tmp_path):
+    with pytest.raises(ValueError, match="the folder '/proc' refuses new files"):
+        check_output_path("/proc/m.npz")
+
+
+def test_file_mode_follows_the_umask_or_the_replaced_file(fitted, tmp_path):
+    """Model files had been written 0o600 whatever the umask (mkstemp's mode)."""
+    import os
+
+    est, _ = fitted["reg3"]
+    old = os.umask(0o022)
+    try:
+        est.save(tmp_path / "m")
+        assert (tmp_path / "m").stat().st_mode & 0o777 == 0o644
+        os.chmod(tmp_path / "m", 0o640)
+        est.save(tmp_path / "m")
+        assert (tmp_path / "m").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
+
+
+def test_loading_a_standardised_model_warns(fitted, tmp_path):
+    est, X = fitted["reg3"]
+    save(est, tmp_path / "std", standardization=(np.zeros(X.shape[1]), np.full(X.shape[1], 2.0)))
+    with pytest.warns(UserWarning, match="stores a feature standardisation, which the returned model does not apply"):
+        load(tmp_path / "std")
+    with pytest.warns(UserWarning, match="load_model_file"):
+        ConvexReLURegressor.load(tmp_path / "std")
+    save(est, tmp_path / "plain")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load(tmp_path / "plain")
+
+
+def test_a_corrupt_member_is_named(fitted, tmp_path):
+    """A flipped byte inside a compressed member had raised zlib.error, unnamed."""
+    est, _ = fitted["reg3"]
+    est.save(tmp_path / "m")
+    raw = bytearray((tmp_path / "m").read_bytes())
+    with zipfile.ZipFile(tmp_path / "m") as zf:
+        info = max(zf.infolist(), key=lambda i: i.compress_size)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for k in range(start + 5, start + min(info.compress_size, 60)):
+        raw[k] ^= 0x5A
+    (tmp_path / "bad").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="not a convexrelu model file"):
+        load_model_file(tmp_path / "bad")

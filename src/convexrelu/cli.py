@@ -6,11 +6,13 @@
                    [--depth 2|3] [--hidden M] [--beta B] [--n-patterns P] [--patterns S]
                    [--solver NAME] [--seed S] [--no-standardize] -o MODEL
     convexrelu predict MODEL DATA.csv [-o OUT.csv]
-    convexrelu evaluate MODEL DATA.csv --target COL
+    convexrelu evaluate MODEL DATA.csv [--target COL]
     convexrelu demo [--quick] [--output-dir DIR]
 
-Data files are CSV with a header row (or Parquet, when pandas and a Parquet engine are
-installed). pandas is used when importable and is not required. Errors in the input
+Data files are CSV with a header row, UTF-8, possibly compressed (``.gz``, ``.bz2``,
+``.xz``), read by Python's ``csv`` module; or Parquet, when pandas and a Parquet engine
+are installed. Booleans count as 1 and 0 in features and as "True"/"False" in class
+labels; integer labels are kept exactly. Errors in the input
 (missing file or column, non-numeric or missing values, empty file, unreadable model)
 end the command with one ``error: ...`` line on stderr and exit status 1; usage errors
 exit with status 2.
@@ -23,10 +25,11 @@ import csv
 import logging
 import math
 import os
+import re
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -53,17 +56,48 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ---------------------------------------------------------------------- tables
+_TRUE, _FALSE = "true", "false"
+
+
+def _number(v) -> float:
+    """A cell as a float: numbers, booleans (1/0) and their spellings in text; a
+    ValueError or TypeError otherwise (missing cells are handled by the caller)."""
+    if isinstance(v, str):
+        text = v.strip().lower()
+        if text == _TRUE:
+            return 1.0
+        if text == _FALSE:
+            return 0.0
+    return float(v)
+
+
+def _is_missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (
+        isinstance(v, str) and v.strip().lower() in _MISSING)
+
+
 @dataclass
 class Table:
-    """Columns of a data file: numeric columns as float arrays, others as object arrays."""
+    """Columns of a data file: numeric columns as float arrays, others as object arrays.
+
+    ``raw`` keeps a column's cells as read (the text of a CSV cell; a Parquet file's
+    integers and booleans), for class labels that a float would change (integers beyond
+    2^53, booleans). ``rows`` says how messages count rows: ``"line"`` (CSV: the header
+    is line 1) or ``"row"`` (Parquet: the first row is row 1)."""
 
     path: str
     columns: list[str]
     data: dict[str, np.ndarray]
+    raw: dict[str, np.ndarray] = field(default_factory=dict)
+    rows: str = "line"
 
     @property
     def n_rows(self) -> int:
         return len(next(iter(self.data.values()))) if self.data else 0
+
+    def where(self, i: int) -> str:
+        """Where data row ``i`` (from 0) is, in the words of the file's kind."""
+        return f"line {i + 2}" if self.rows == "line" else f"row {i + 1}"
 
     def column(self, name: str) -> np.ndarray:
         if name not in self.data:
@@ -71,21 +105,26 @@ class Table:
             raise CLIError(f"{self.path}: no column {name!r} (columns: {shown})")
         return self.data[name]
 
+    def cells(self, name: str) -> np.ndarray:
+        """Column ``name`` as read (see ``raw``)."""
+        self.column(name)
+        return self.raw.get(name, self.data[name])
+
     def numeric(self, name: str, hint: str = "encode it as numbers or leave it out with --ignore") -> np.ndarray:
-        """Column ``name`` as finite float64, or a :class:`CLIError` naming the problem
-        (and ending with ``hint`` for a non-numeric value)."""
+        """Column ``name`` as finite float64 (booleans as 1 and 0), or a :class:`CLIError`
+        naming the problem (and ending with ``hint`` for a non-numeric value)."""
         col = self.column(name)
         if col.dtype == object:
             values = np.empty(len(col))
             for i, v in enumerate(col):
-                if v is None or (isinstance(v, str) and v.strip().lower() in _MISSING):
+                if _is_missing(v):
                     values[i] = np.nan
                     continue
                 try:
-                    values[i] = float(v)
+                    values[i] = _number(v)
                 except (TypeError, ValueError):
                     raise CLIError(
-                        f"{self.path}: column {name!r} is not numeric (value {v!r} on line {i + 2}); {hint}"
+                        f"{self.path}: column {name!r} is not numeric (value {v!r} on {self.where(i)}); {hint}"
                     ) from None
             col = values
         col = np.asarray(col, dtype=np.float64)
@@ -93,11 +132,11 @@ class Table:
         if bad.size:
             raise CLIError(
                 f"{self.path}: column {name!r} has {bad.size} missing or NaN value{'s' if bad.size > 1 else ''} "
-                f"(first on line {bad[0] + 2}); fill or drop them first"
+                f"(first on {self.where(bad[0])}); fill or drop them first"
             )
         bad = np.flatnonzero(~np.isfinite(col))
         if bad.size:
-            raise CLIError(f"{self.path}: column {name!r} has infinite values (first on line {bad[0] + 2})")
+            raise CLIError(f"{self.path}: column {name!r} has infinite values (first on {self.where(bad[0])})")
         return col
 
     def is_numeric(self, name: str) -> bool:
@@ -105,10 +144,10 @@ class Table:
         if col.dtype != object:
             return True
         for v in col:
-            if v is None or (isinstance(v, str) and v.strip().lower() in _MISSING):
+            if _is_missing(v):
                 continue
             try:
-                float(v)
+                _number(v)
             except (TypeError, ValueError):
                 return False
         return True
@@ -126,16 +165,21 @@ def _pandas():
 def read_table(path: str | os.PathLike, *, use_pandas: bool | None = None) -> Table:
     """Read a CSV (header row required) or Parquet file into a :class:`Table`.
 
+    CSV files (also compressed: ``.gz``, ``.bz2``, ``.xz``) are read by Python's ``csv``
+    module, with or without pandas, so that a file means the same everywhere: UTF-8 text
+    (a byte-order mark is skipped), comma-separated, names stripped of surrounding
+    spaces, every row as long as the header. Parquet needs pandas.
+
     Parameters
     ----------
     path : str or path-like
     use_pandas : bool or None
-        None: use pandas when it is importable.
+        For Parquet. None: use pandas when it is importable.
 
     Raises
     ------
     CLIError
-        Missing, empty or unparsable file.
+        Missing, empty or unparsable file; a header with an unnamed or repeated column.
     """
     path_s = str(path)
     p = Path(path)
@@ -145,10 +189,8 @@ def read_table(path: str | os.PathLike, *, use_pandas: bool | None = None) -> Ta
         raise CLIError(f"{path_s}: is a directory, not a data file")
     if p.stat().st_size == 0:
         raise CLIError(f"{path_s}: file is empty")
-    pd = _pandas() if use_pandas in (None, True) else None
-    if use_pandas and pd is None:
-        raise CLIError("pandas is not installed")
     if p.suffix.lower() in (".parquet", ".pq"):
+        pd = _pandas() if use_pandas in (None, True) else None
         if pd is None:
             raise CLIError(f"{path_s}: reading Parquet needs pandas (with pyarrow or fastparquet); use CSV instead")
         try:
@@ -158,18 +200,6 @@ def read_table(path: str | os.PathLike, *, use_pandas: bool | None = None) -> Ta
         except Exception as exc:
             raise CLIError(f"{path_s}: cannot read Parquet ({_first_line(exc)})") from None
         return _table_from_frame(path_s, frame)
-    if pd is not None:
-        try:
-            # round_trip: correctly rounded floats, as float() reads them without pandas (its
-            # default parser can be one unit in the last place off)
-            frame = pd.read_csv(p, float_precision="round_trip")
-        except pd.errors.EmptyDataError:
-            raise CLIError(f"{path_s}: file is empty (no header row)") from None
-        except UnicodeDecodeError as exc:
-            raise CLIError(f"{path_s}: not a text CSV file ({exc.reason})") from None
-        except (pd.errors.ParserError, ValueError) as exc:
-            raise CLIError(f"{path_s}: cannot parse CSV ({_first_line(exc)})") from None
-        return _table_from_frame(path_s, frame)
     return _read_csv_plain(path_s)
 
 
@@ -178,62 +208,155 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _check_header(path: str, header: list[str]) -> None:
+    """A CLIError for a column without a name or a name given twice: either would make a
+    feature ambiguous (and readers disagree on what to call it)."""
+    for j, name in enumerate(header):
+        if not name:
+            raise CLIError(f"{path}: column {j + 1} of the header has no name (an index written with the data?); "
+                           "name it, or remove it")
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise CLIError(f"{path}: the header names column {name!r} more than once; rename one of them")
+        seen.add(name)
+
+
 def _table_from_frame(path: str, frame) -> Table:
-    columns = [str(c) for c in frame.columns]
+    columns = [str(c).strip() for c in frame.columns]
     if not columns:
         raise CLIError(f"{path}: file is empty (no columns)")
+    _check_header(path, columns)
     if len(frame) == 0:
         raise CLIError(f"{path}: no data rows (only a header)")
-    data = {}
+    data, raw = {}, {}
     for name, col in zip(columns, frame.columns):
         values = frame[col].to_numpy()
-        if values.dtype.kind in "biuf":
+        if values.dtype.kind in "iuf":
             data[name] = values.astype(np.float64)
+            if values.dtype.kind in "iu":  # exact integers, for labels beyond 2^53
+                raw[name] = np.asarray(values.tolist(), dtype=object)
+        elif values.dtype.kind == "b":
+            data[name] = np.asarray(values.tolist(), dtype=object)  # Python booleans
         else:
             data[name] = np.asarray(values, dtype=object)
-    return Table(path, columns, data)
+    return Table(path, columns, data, raw, rows="row")
+
+
+def _open_text(path: str):
+    """The text of a CSV file, decompressed by its suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".gz":
+        import gzip
+
+        return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
+    if suffix == ".bz2":
+        import bz2
+
+        return bz2.open(path, "rt", newline="", encoding="utf-8-sig")
+    if suffix == ".xz":
+        import lzma
+
+        return lzma.open(path, "rt", newline="", encoding="utf-8-sig")
+    return open(path, newline="", encoding="utf-8-sig")
 
 
 def _read_csv_plain(path: str) -> Table:
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with _open_text(path) as fh:
             rows = [row for row in csv.reader(fh) if any(cell.strip() for cell in row)]
     except UnicodeDecodeError as exc:
-        raise CLIError(f"{path}: not a text CSV file ({exc.reason})") from None
+        raise CLIError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position {exc.start}); "
+                       "save it as UTF-8") from None
     except csv.Error as exc:
         raise CLIError(f"{path}: cannot parse CSV ({exc})") from None
+    except (OSError, EOFError) as exc:  # a damaged compressed file
+        raise CLIError(f"{path}: cannot read it ({exc})") from None
     if not rows:
         raise CLIError(f"{path}: file is empty (no header row)")
     header, body = [c.strip() for c in rows[0]], rows[1:]
+    _check_header(path, header)
     if not body:
         raise CLIError(f"{path}: no data rows (only a header)")
     for i, row in enumerate(body):
         if len(row) != len(header):
-            raise CLIError(f"{path}: cannot parse CSV (data row {i + 1} has {len(row)} fields, the header {len(header)})")
-    data = {}
+            raise CLIError(f"{path}: cannot parse CSV (data row {i + 1}, line {i + 2}, has {len(row)} fields, "
+                           f"the header {len(header)})")
+    data, raw = {}, {}
     for j, name in enumerate(header):
-        raw = [row[j].strip() for row in body]
+        cells = [row[j].strip() for row in body]
+        raw[name] = np.asarray(cells, dtype=object)
         try:
-            data[name] = np.asarray([np.nan if v.lower() in _MISSING else float(v) for v in raw])
+            data[name] = np.asarray([np.nan if v.lower() in _MISSING else float(v) for v in cells])
         except ValueError:
-            data[name] = np.asarray(raw, dtype=object)
-    return Table(path, header, data)
+            data[name] = raw[name]
+    return Table(path, header, data, raw)
+
+
+_INTEGER = re.compile(r"[+-]?\d+")
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _integer_label(v):
+    """``v`` as a Python int when it is an integer (an integer cell, an integer-valued
+    float exactly held), else None."""
+    if isinstance(v, (bool, np.bool_)):
+        return None
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, str):
+        text = v.strip()
+        if _INTEGER.fullmatch(text):
+            return int(text)
+        try:
+            v = float(text)
+        except ValueError:
+            return None
+    if isinstance(v, (float, np.floating)) and math.isfinite(v) and v == round(v) and abs(v) <= 2**53:
+        return int(v)
+    return None
+
+
+def _boolean_label(v):
+    """``v`` as a bool when it is one (a boolean cell, or the text true/false in any
+    case), else None."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, str) and v.strip().lower() in (_TRUE, _FALSE):
+        return v.strip().lower() == _TRUE
+    return None
+
+
+def _number_label(v):
+    """``v`` as a finite float when it is a number (not a boolean), else None."""
+    if _boolean_label(v) is not None:
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
 
 
 def _class_labels(table: Table, name: str) -> np.ndarray:
-    """Target column as class labels: integers when integer-valued, else strings."""
-    col = table.column(name)
-    if table.is_numeric(name):
-        values = table.numeric(name)
-        if np.all(values == np.round(values)):
-            return values.astype(np.int64)
-        return values
-    out = []
-    for i, v in enumerate(col):
-        if v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and v.strip().lower() in _MISSING):
-            raise CLIError(f"{table.path}: column {name!r} has missing values (first on line {i + 2})")
-        out.append(str(v).strip())
-    return np.asarray(out, dtype=object)
+    """Target column as class labels, exactly as written: integers (int64; text for
+    integers beyond int64) when every label is an integer, else text: numbers as Python
+    prints them when every label is a number ("0.50" and "0.5" are one class), booleans
+    as "True" and "False", anything else as written (stripped)."""
+    cells = table.cells(name)
+    for i, v in enumerate(cells):
+        if _is_missing(v):
+            raise CLIError(f"{table.path}: column {name!r} has missing values (first on {table.where(i)})")
+    ints = [_integer_label(v) for v in cells]
+    if all(k is not None for k in ints):
+        if all(_INT64[0] <= k <= _INT64[1] for k in ints):
+            return np.asarray(ints, dtype=np.int64)
+        return np.asarray([str(k) for k in ints], dtype=object)
+    numbers = [_number_label(v) for v in cells]
+    if all(x is not None for x in numbers):
+        return np.asarray([repr(x) for x in numbers], dtype=object)
+    bools = [_boolean_label(v) for v in cells]
+    return np.asarray([str(v).strip() if b is None else str(b) for v, b in zip(cells, bools)], dtype=object)
 
 
 # ---------------------------------------------------------------------- output
@@ -302,7 +425,7 @@ def _cmd_fit(args) -> int:
     features = [c for c in table.columns if c not in targets and c not in ignored]
     if not features:
         raise CLIError(f"{args.data}: no feature columns left besides the target")
-    X = np.column_stack([table.numeric(c) for c in features])
+    X = np.column_stack([_sized(table, c, table.numeric(c)) for c in features])
 
     task = args.task
     if task == "auto":
@@ -317,7 +440,7 @@ def _cmd_fit(args) -> int:
             raise CLIError(f"{args.data}: target column {targets[0]!r} has only one class ({plain(y[0])!r}); "
                            "need at least 2")
     else:
-        cols = [table.numeric(t, hint=_REGRESSION_TARGET_HINT) for t in targets]
+        cols = [_sized(table, t, table.numeric(t, hint=_REGRESSION_TARGET_HINT)) for t in targets]
         y = cols[0] if len(cols) == 1 else np.column_stack(cols)
 
     if args.no_standardize:
@@ -341,7 +464,16 @@ def _cmd_fit(args) -> int:
     model = cls(**params)
     start = time.perf_counter()
     with StatusLine(f"fitting {cls.__name__}", enabled=None if not args.verbose else False):
-        model.fit(Xs, y)
+        try:
+            model.fit(Xs, y)
+        except ValueError as exc:  # the estimator names its arguments X and y: name the columns
+            name, sep, rest = str(exc).partition(": ")
+            if sep and name == "y":
+                raise CLIError(f"{args.data}: target column{'s' if len(targets) > 1 else ''} "
+                               f"{', '.join(repr(t) for t in targets)}: {rest}") from None
+            if sep and name == "X":
+                raise CLIError(f"{args.data}: feature columns: {rest}") from None
+            raise
     elapsed = time.perf_counter() - start
     cert = None
     cert_time = 0.0
@@ -389,6 +521,19 @@ def _cmd_fit(args) -> int:
 
 
 _REGRESSION_TARGET_HINT = "a regression target must be numeric (for labels use --task classification)"
+
+
+def _sized(table: Table, name: str, values: np.ndarray) -> np.ndarray:
+    """``values`` of column ``name``, or a CLIError where one exceeds what the solvers
+    take (:data:`~convexrelu._validation.MAX_ENTRY`; standardising them would overflow)."""
+    from ._validation import MAX_ENTRY
+
+    big = float(np.max(np.abs(values))) if values.size else 0.0
+    if big > MAX_ENTRY:
+        i = int(np.argmax(np.abs(values)))
+        raise CLIError(f"{table.path}: column {name!r} holds {values[i]:.3g} on {table.where(i)}; values of "
+                       f"magnitude above {MAX_ENTRY:g} are out of range: rescale the column")
+    return values
 
 
 def _guess_task(table: Table, targets: list[str]) -> str:
@@ -447,6 +592,13 @@ def _model_inputs(mf, table: Table, exclude: Sequence[str] = ()) -> np.ndarray:
 
 
 def _cmd_predict(args) -> int:
+    if args.output:  # before the work (a device or a pipe is fine here: it is written, not replaced)
+        out = Path(args.output)
+        if out.is_dir():
+            raise CLIError(f"-o/--output: {args.output!r} is a directory; expected a file name such as out.csv")
+        folder = out.parent if str(out.parent) else Path(".")
+        if not folder.is_dir():
+            raise CLIError(f"-o/--output: cannot write {args.output!r}: the folder {str(folder)!r} does not exist")
     mf = _load_cli_model(args.model)
     table = read_table(args.data)
     X = _model_inputs(mf, table)
@@ -465,20 +617,41 @@ def _cmd_predict(args) -> int:
         header += [f"proba_{c}" for c in model.classes_]
         columns += [proba[:, k] for k in range(proba.shape[1])]
     if args.output:
-        with open(args.output, "w", newline="", encoding="utf-8") as fh:
-            _write_csv(header, columns, fh)
+        try:
+            with open(args.output, "w", newline="", encoding="utf-8") as fh:
+                _write_csv(header, columns, fh)
+        except OSError as exc:
+            raise CLIError(f"-o/--output: cannot write {args.output!r} ({exc.strerror or exc})") from None
         print(f"{len(pred)} predictions written to {args.output}", file=sys.stderr)
     else:
         _write_csv(header, columns, sys.stdout)
     return 0
 
 
+def _evaluation_targets(mf, given: Sequence[str] | None) -> list[str]:
+    """The target columns ``evaluate`` scores: ``--target``'s, which must be the model's
+    own, in its order, where the model file names them (``convexrelu fit`` stores them);
+    the stored ones when ``--target`` is not given."""
+    stored = (mf.extra.get("cli") or {}).get("targets")
+    given = list(dict.fromkeys(given)) if given else None
+    if given is None:
+        if not stored:
+            raise CLIError("--target: required (the model file names no target columns)")
+        return list(stored)
+    if stored and given != list(stored):
+        raise CLIError(f"--target: the model was fitted on {', '.join(repr(t) for t in stored)} (in that order); "
+                       f"got {', '.join(repr(t) for t in given)}")
+    return given
+
+
 def _cmd_evaluate(args) -> int:
     from sklearn.metrics import accuracy_score, log_loss, mean_absolute_error, mean_squared_error, r2_score
 
+    from ._validation import plain
+
     mf = _load_cli_model(args.model)
     table = read_table(args.data)
-    targets = list(dict.fromkeys(args.target))
+    targets = _evaluation_targets(mf, args.target)
     for t in targets:
         table.column(t)
     X = _model_inputs(mf, table, exclude=targets)
@@ -494,7 +667,7 @@ def _cmd_evaluate(args) -> int:
             y = np.asarray([str(v) for v in y], dtype=object)
         known = {str(c) for c in model.classes_}
         if not any(str(v) in known for v in np.unique(y)):
-            shown = ", ".join(repr(c) for c in list(model.classes_)[:5])
+            shown = ", ".join(repr(plain(c)) for c in list(model.classes_)[:5])
             raise CLIError(f"{args.data}: target column {targets[0]!r} shares no value with the model's classes ({shown})")
         pred = model.predict(X)
         rows.append(("accuracy", f"{accuracy_score(y, pred):.4f}"))
@@ -504,7 +677,7 @@ def _cmd_evaluate(args) -> int:
         if hasattr(model, "predict_proba") and not unseen:
             rows.append(("log loss", _fmt(log_loss(y, model.predict_proba(X), labels=model.classes_), 6)))
     else:
-        cols = [table.numeric(t, hint=_REGRESSION_TARGET_HINT) for t in targets]
+        cols = [table.numeric(t, hint="the model is a regressor: its targets are numbers") for t in targets]
         y = cols[0] if len(cols) == 1 else np.column_stack(cols)
         pred = model.predict(X)
         if np.shape(pred) != np.shape(y):
@@ -535,6 +708,17 @@ def _seconds(text: str) -> float:
         value = math.nan
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    """``--seed``'s type: an integer from 0 to 2^32 - 1 (what numpy's seeding takes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to {2**32 - 1}, got {text!r}")
     return value
 
 
@@ -584,7 +768,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--device", default=None, help="torch device of the solver, e.g. cuda (default cpu)")
     fit.add_argument("--dtype", choices=("float64", "float32"), default=None,
                      help="precision of the solver's computations (default float64)")
-    fit.add_argument("--seed", type=int, default=0, help="random seed of the pattern sampling and of the seeding network's training (default 0)")
+    fit.add_argument("--seed", type=_seed, default=0, help="random seed of the pattern sampling and of the seeding network's training (default 0)")
     fit.add_argument("--no-standardize", action="store_true", help="use the features as they are")
     fit.add_argument("--ignore", action="append", metavar="COL", help="a column that is not a feature (repeatable)")
     fit.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write")
@@ -605,7 +789,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Score MODEL on DATA: accuracy (and log loss) for classifiers, R^2, RMSE and MAE for regressors."))
     ev.add_argument("model", metavar="MODEL")
     ev.add_argument("data", metavar="DATA")
-    ev.add_argument("--target", "-t", required=True, action="append", metavar="COL", help="target column(s)")
+    ev.add_argument("--target", "-t", action="append", metavar="COL",
+                    help="target column(s) (default: those the model was fitted on, which it names)")
     ev.set_defaults(func=_cmd_evaluate)
 
     demo = sub.add_parser("demo", help="convex training vs Adam on the breast cancer data", description=(
@@ -614,7 +799,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="a smaller, faster run (seconds)")
     demo.add_argument("--output-dir", default="convexrelu-demo", metavar="DIR",
                       help="where to write the plot and results (default ./convexrelu-demo)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     demo.set_defaults(func=_cmd_demo)
     return parser
 
@@ -645,6 +830,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output went away (| head): stop quietly, as cat does
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # (Python's flush at exit would fail again)
+        except (OSError, ValueError):
+            pass
+        return 141
     except Exception as exc:
         if args.traceback:
             raise
@@ -660,7 +852,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 _OPTION_NAMES = {"random_state": "--seed"}
 #: Those that ``fit`` passes where its option of the same name (``_`` as ``-``) is given.
 _PASSED_IF_GIVEN = ("beta", "n_patterns", "patterns", "loss", "max_iter", "tol", "max_time", "device", "dtype")
-_OPTIONS = _PASSED_IF_GIVEN + ("depth", "hidden", "solver")
+_OPTIONS = _PASSED_IF_GIVEN + ("depth", "hidden", "solver", "gated")
 
 
 def _as_option(message: str) -> str:

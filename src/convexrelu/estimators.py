@@ -448,7 +448,11 @@ class _ConvexReLUBase(BaseEstimator):
         """
         from .io import load
 
-        model = load(path)
+        with warnings.catch_warnings(record=True) as caught:  # re-emitted at the caller's line
+            warnings.simplefilter("always")
+            model = load(path)
+        for w in caught:
+            warnings.warn(w.message, w.category, stacklevel=2)
         if not isinstance(model, cls):
             raise ValueError(f"{path}: holds a {type(model).__name__}, not a {cls.__name__}")
         return model

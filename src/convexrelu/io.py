@@ -32,6 +32,7 @@ import os
 import tempfile
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,14 +180,38 @@ def _library_version() -> str:
 # ---------------------------------------------------------------------- save
 def check_output_path(path: str | os.PathLike) -> Path:
     """``path`` as a Path, or a ValueError naming it when no file can be written there (a
-    directory, or a folder that does not exist); checked before any work is done."""
+    directory, something other than a regular file such as a device, a folder that does
+    not exist or cannot be written in); checked before any work is done."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"path: {str(path)!r} is a directory; expected a file name such as model.npz")
+    if path.exists() and not path.is_file():
+        # save() replaces the file atomically: a device or pipe would be replaced by a file
+        raise ValueError(f"path: {str(path)!r} exists and is not a regular file (a device or a pipe?); "
+                         "expected a file name such as model.npz")
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise ValueError(f"path: cannot write {str(path)!r}: the folder {str(directory)!r} does not exist")
+    try:  # the folder may exist and refuse files (permissions, a read-only or virtual file system)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=directory)
+    except OSError as exc:
+        raise ValueError(f"path: cannot write {str(path)!r}: the folder {str(directory)!r} refuses new files "
+                         f"({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
     return path
+
+
+def _file_mode(path: Path) -> int:
+    """The permission bits a file written at ``path`` gets: those of the file it replaces,
+    else what ``open`` would give a new file (0o666 less the process's umask)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        pass
+    mask = os.umask(0)  # read the umask (the only portable way), then put it back at once
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def save(
@@ -263,10 +288,12 @@ def save(
     buffer = _io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     directory = path.parent if str(path.parent) else Path(".")
+    mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(buffer.getvalue())
+        os.chmod(tmp, mode)  # mkstemp creates 0o600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -337,7 +364,7 @@ def load_model_file(path: str | os.PathLike) -> ModelFile:
             raise ValueError("a single .npy array, not an .npz archive")
         with archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError, zlib.error) as exc:
         raise ValueError(f"{path}: not a convexrelu model file (cannot read it as an .npz archive: {exc})") from exc
     if "metadata" not in arrays:
         raise ValueError(f"{path}: not a convexrelu model file (no 'metadata' entry)")
@@ -435,5 +462,19 @@ def load(path: str | os.PathLike):
     ------
     FileNotFoundError, ValueError
         See :func:`load_model_file`.
+
+    Warns
+    -----
+    UserWarning
+        When the file stores a feature standardisation (``convexrelu fit`` writes one
+        unless ``--no-standardize``): the returned model takes standardised features, and
+        only :func:`load_model_file` returns the standardisation
+        (``ModelFile.transform``).
     """
-    return load_model_file(path).model
+    mf = load_model_file(path)
+    if mf.mean is not None:
+        warnings.warn(
+            f"{path}: the file stores a feature standardisation, which the returned model does not apply: it "
+            "expects standardised features; use convexrelu.io.load_model_file(path), whose transform(X) applies "
+            "it, or its .model on transformed data", UserWarning, stacklevel=2)
+    return mf.model

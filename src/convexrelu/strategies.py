@@ -471,7 +471,8 @@ def _seed(program, solver, *, width, n_starts, seed_starts, seed, hidden, train_
             f"(certified at least {float(solution.lower_bound):.8g}): with {outputs} outputs the convex program's "
             "networks give each hidden "
             "unit one output, and a network whose units feed every output can do better (README, 'Honest limits')"
-            + ("; with two classes the squared or logistic loss has one output" if outputs == 2 else ""),
+            + ("; with two classes the squared or logistic loss has one output"
+               if outputs == 2 and program.loss.name == "softmax" else ""),
             UserWarning, stacklevel=3)  # (the caller of run_strategy)
     return grown, solution, trained, history
 
