@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from convexrelu import CVXPYSolver, ConvergenceWarning, SolverError, ThreeLayerReLUProgram
-from convexrelu.solvers import get_solver
+from convexrelu import CVXPYSolver, ConvergenceWarning, SolverError, ThreeLayerReLUProgram, TwoLayerReLUProgram
+from convexrelu.solvers import InteriorPoint, get_solver
 from conftest import needs_scs, planted_regression
 
 
@@ -199,3 +199,45 @@ def test_an_optimal_status_with_a_large_certified_gap_is_reported_inaccurate():
     unit = TwoLayerReLUProgram(X, y, 8, beta=1.0, random_state=0)
     sol = CVXPYSolver().solve(unit)
     assert sol.status == "optimal" and sol.converged and sol.relative_gap <= 1e-4
+
+
+def _sine_data(n, d, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    return X, np.sin(X @ rng.standard_normal(d)) + 0.1 * rng.standard_normal(n)
+
+
+@pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
+def test_a_loose_optimal_point_is_made_feasible(cls):
+    """With tol=1e-2 Clarabel's "optimal" point lay outside the cones (relative violation
+    1.8e-2 and 5.4e-2): its network predicted otherwise than the program and no bound was
+    claimed. It is now repaired, as stopped points are: the network reproduces it."""
+    X, y = _sine_data(60, 4)
+    kw = dict(hidden=2) if cls is ThreeLayerReLUProgram else {}
+    prog = cls(X, y, 10, beta=1e-3, random_state=0, **kw)
+    sol = CVXPYSolver(tol=1e-2).solve(prog)
+    assert sol.status == "optimal" and sol.info["violation_before_repair"] > 1e-6
+    assert prog.violation(sol.weights) <= 1e-9 * np.abs(np.concatenate(
+        [np.ravel(c) for c in prog.operator.constraints(prog.as_tensor(sol.weights))])).max()
+    net = prog.recover(sol.weights)
+    np.testing.assert_allclose(net.predict(X), prog.predict(sol.weights), atol=1e-10)
+    assert net.objective(X, y, beta=prog.beta) == pytest.approx(sol.objective, rel=1e-10)
+    assert -np.inf < sol.lower_bound <= InteriorPoint(tol=1e-9).solve(prog).objective
+
+
+def test_an_optimum_at_zero_keeps_its_certificate():
+    """beta = 10, below zero_threshold (27.4) but where the optimum is the zero network:
+    Clarabel's entries of 1e-11 failed their cone rows by 2.7e-12, relative to their own
+    size, so the (exact) bound was dropped. The zero network is returned instead."""
+    X, y = _sine_data(40, 3)
+    prog = ThreeLayerReLUProgram(X, y, 8, beta=10.0, random_state=0, hidden=2)
+    assert prog.beta < prog.zero_threshold()
+    sol = CVXPYSolver().solve(prog)
+    zero = prog.objective(np.zeros(prog.shape))
+    assert sol.info["zeroed"] and not np.any(sol.weights) and sol.objective == zero
+    assert sol.lower_bound == pytest.approx(zero, rel=1e-8)
+
+
+def test_init_is_checked_though_ignored(program):
+    with pytest.raises(ValueError, match=r"init: expected weights of the program's shape"):
+        CVXPYSolver().solve(program, init=np.zeros((2, 3)))

@@ -79,6 +79,30 @@ def _sq(T: torch.Tensor) -> float:
     return float(torch.dot(T, T))
 
 
+#: The residuals' denominators are at least this fraction of the sizes their terms take
+#: on the scale of the data (:func:`_residual_floors`).
+RESIDUAL_FLOOR = 1e-3
+
+
+def _residual_floors(op, loss, Y, zero_model, k: float, norm_k: float) -> dict:
+    """Smallest denominators of the relative residuals: :data:`RESIDUAL_FLOOR` times the
+    size each term takes on the scale of the data. The model ``A Q`` and its split ``z``:
+    ``||Y||``; the weights ``Q`` (with the weighted cone rows): ``||Y|| / ||A||``, the size
+    of weights whose model has the targets' size, times ``sqrt(1 + k ||K||^2)``; the
+    gradient ``rho_z u_z``: ``||grad l(0)||``; the group duals ``rho u_v``: ``||A||`` times
+    that (``zero_model``: the model of ``Q = 0``). Where the optimum is the zero network (``beta`` near ``zero_threshold``) the
+    terms tend to zero together and their ratio stays near 1; at ``beta = 0`` ``u_v`` is
+    zero: without the floors neither solve could stop."""
+    norm_a = op.norm_estimate(n_iter=15)
+    y = math.sqrt(_sq(Y))
+    g = math.sqrt(_sq(loss.grad(zero_model, Y)))
+    tiny = 1e-300
+    return {"model": max(RESIDUAL_FLOOR * y, tiny),
+            "weights": max(RESIDUAL_FLOOR * y / max(norm_a, tiny) * math.sqrt(1.0 + k * norm_k**2), tiny),
+            "gradient": max(RESIDUAL_FLOOR * g, tiny),
+            "groups": max(RESIDUAL_FLOOR * norm_a * g, tiny)}
+
+
 class ADMM(Solver):
     """Alternating direction method of multipliers with a factored linear system.
 
@@ -207,6 +231,7 @@ class ADMM(Solver):
         # split variables and scaled duals, from the starting point
         z, c = op.apply(Q)
         c = tuple(torch.clamp(ci, min=0) for ci in c)
+        floors = _residual_floors(op, loss, Y, torch.zeros_like(z), k, norm_k if op.has_constraints else 0.0)
         V = Q.clone()
         uz = loss.grad(z, Y) / rho_z
         if mults is not None and len(mults) == len(c) and all(m.shape == ci.shape for m, ci in zip(mults, c)):
@@ -243,13 +268,13 @@ class ADMM(Solver):
                 continue
             # residuals (Boyd et al. 2011, sec. 3.3), relative; the model split and the
             # (cone, group) splits separately: rho balances the latter
-            pz = math.sqrt(_sq(AQ - z)) / max(math.sqrt(max(_sq(AQ), _sq(z))), 1e-300)
-            dz = rho_z * math.sqrt(_sq(z - z_old)) / max(rho_z * math.sqrt(_sq(uz)), 1e-300)
+            pz = math.sqrt(_sq(AQ - z)) / max(math.sqrt(max(_sq(AQ), _sq(z))), floors["model"])
+            dz = rho_z * math.sqrt(_sq(z - z_old)) / max(rho_z * math.sqrt(_sq(uz)), floors["gradient"])
             pv = math.sqrt(k * sum(_sq(ki - ci) for ki, ci in zip(KQ, c)) + _sq(Q - V))
             pv /= max(math.sqrt(max(k * sum(_sq(ki) for ki in KQ) + _sq(Q), k * sum(_sq(ci) for ci in c) + _sq(V))),
-                      1e-300)
+                      floors["weights"])
             dv = rho * math.sqrt(k * sum(_sq(ci - co) for ci, co in zip(c, c_old)) + _sq(V - V_old))
-            dv /= max(rho * math.sqrt(_sq(uv)), beta, 1e-300)
+            dv /= max(rho * math.sqrt(_sq(uv)), beta, floors["groups"])
             r_rel, s_rel = max(pz, pv), max(dz, dv)
             F = float(loss.value(z, Y)) + beta * float(program.regularizer.value(V))
             if not math.isfinite(F) or not math.isfinite(r_rel + s_rel):

@@ -142,8 +142,9 @@ def constrained_solution(program, Q: torch.Tensor, multipliers, *, solver: str, 
         # the stopping rule is on residuals; a point that meets it can still be far from the
         # optimum where the program is ill-conditioned (float32 at beta = 1e-3: 1.8e-3 above
         # it, with a certified gap of 40 %)
-        warn_loose_gap(program, label, residuals, obj, lower, "lower tol" + (
-            "" if solver == "ipm" else " (float32 floors it at 1.2e-04), or use solver='ipm'"), stacklevel=4)
+        if warn_loose_gap(program, label, residuals, obj, lower, "lower tol" + (
+                "" if solver == "ipm" else " (float32 floors it at 1.2e-04), or use solver='ipm'"), stacklevel=4):
+            converged, status = False, "optimal_inaccurate"
     elif not converged:
         warnings.warn(
             f"{label}: stopped at {stop} {residuals}; objective {obj:.10g}, "

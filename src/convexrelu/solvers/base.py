@@ -42,17 +42,22 @@ def loose_gap(program, objective: float, lower: float, limit: float = LOOSE_GAP)
 
 
 def warn_loose_gap(program, label: str, residuals: str, objective: float, lower: float, advice: str,
-                   stacklevel: int) -> None:
-    """A :class:`ConvergenceWarning` where a solve that met its stopping rule (on its
-    residuals, described by ``residuals``) certifies a loose gap (:func:`loose_gap`): its
-    objective may lie that far above the optimum. ``stacklevel`` as the caller would give
-    it to ``warnings.warn``."""
-    if loose_gap(program, objective, lower):
-        rel = relative_gap(objective, lower)
-        warnings.warn(
-            f"{label}: converged ({residuals}), but the duality gap certified at its point is {objective - lower:.3e} "
-            f"(relative {rel:.1e}): the objective {objective:.10g} may lie up to that far above the optimum; {advice}",
-            ConvergenceWarning, stacklevel=stacklevel + 1)
+                   stacklevel: int) -> bool:
+    """Whether a solve that met its stopping rule (on its residuals, described by
+    ``residuals``) certifies a loose gap (:func:`loose_gap`), with a
+    :class:`ConvergenceWarning` when it does: its objective may lie that far above the
+    optimum, and the caller reports it as ``"optimal_inaccurate"``, not converged (as CVXPY's
+    "optimal" with such a gap is). ``stacklevel`` as the caller would give it to
+    ``warnings.warn``."""
+    if not loose_gap(program, objective, lower):
+        return False
+    rel = relative_gap(objective, lower)
+    warnings.warn(
+        f"{label}: met its stopping rule ({residuals}), but the duality gap certified at its point is "
+        f"{objective - lower:.3e} (relative {rel:.1e}): the objective {objective:.10g} may lie up to that far above "
+        f"the optimum; reported as 'optimal_inaccurate'; {advice}",
+        ConvergenceWarning, stacklevel=stacklevel + 1)
+    return True
 
 
 def time_left(deadline: float) -> float:

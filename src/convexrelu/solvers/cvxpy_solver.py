@@ -14,7 +14,7 @@ from .._validation import check_count, check_max_time, check_number, relative_ga
 from ..duality import dual_lower_bound
 from .auglag import FEASIBLE, relative_violation, repaired
 from ._presolve import in_target_units, zero_solution
-from .base import LOOSE_GAP, ConvergenceWarning, Solution, Solver, SolverError, loose_gap, time_left
+from .base import LOOSE_GAP, ConvergenceWarning, Solution, Solver, SolverError, init_weights, loose_gap, time_left
 
 __all__ = ["CVXPYSolver", "LIMIT_OPTIONS", "TIME_OPTIONS"]
 
@@ -32,6 +32,19 @@ LIMIT_OPTIONS = {
 #: Option name of ``max_time`` (seconds) for the CVXPY backends that
 #: :class:`CVXPYSolver` translates it for.
 TIME_OPTIONS = {"CLARABEL": "time_limit", "SCS": "time_limit_secs", "OSQP": "time_limit"}
+
+
+#: Relative margin within which the zero network counts as good as a backend's point.
+ZERO_MARGIN = 1e-8
+
+
+def at_zero(program, weights: np.ndarray) -> bool:
+    """Whether the zero network is as good as ``weights`` (objective no higher, up to
+    :data:`ZERO_MARGIN` relative): a backend's optimum at zero comes back as tiny entries
+    whose cone rows, relative to their own size, fail by rounding (a relative violation
+    of 1 at entries of 1e-12), and the zero network is exactly feasible."""
+    zero = program.objective(np.zeros_like(weights))
+    return zero <= program.objective(weights) + ZERO_MARGIN * max(1.0, abs(zero))
 
 
 class CVXPYSolver(Solver):
@@ -129,6 +142,8 @@ class CVXPYSolver(Solver):
         solver = str(self.solver).upper()
         if solver not in cp.installed_solvers():
             raise ValueError(f"solver: expected one of the installed CVXPY solvers {cp.installed_solvers()}, got {self.solver!r}")
+        if init is not None:
+            init_weights(program, init)  # ignored, but checked as the other solvers check it
         start = time.perf_counter()
         zero = zero_solution(program, self.name, start)
         if zero is not None:
@@ -172,12 +187,17 @@ class CVXPYSolver(Solver):
         weights = np.asarray(Q.value, dtype=np.float64)
         multipliers = tuple(np.maximum(np.asarray(c.dual_value, dtype=np.float64), 0.0) for c in constraints)
         info = {"cvxpy_objective": float(problem.value), "solve_time": getattr(problem.solver_stats, "solve_time", None)}
-        if status != cp.OPTIMAL and program.has_constraints:
-            # a point stopped early may lie well outside the cones, where its objective is not
-            # the network's: repaired as the other solvers' points are
+        if at_zero(program, weights):
+            weights = np.zeros_like(weights)  # exactly feasible, where tiny entries' rounding was not
+            info["zeroed"] = True
+        elif program.has_constraints:
+            # a point stopped early, or solved to a loose tolerance, may lie outside the cones,
+            # where its objective is not the network's: repaired as the other solvers' points are
             Qt = program.as_tensor(weights)
-            info["violation_before_repair"] = relative_violation(program.operator, Qt)
-            weights = repaired(program, Qt, info, self.max_time).cpu().numpy().astype(np.float64)
+            before = relative_violation(program.operator, Qt)
+            if status != cp.OPTIMAL or before > FEASIBLE:
+                info["violation_before_repair"] = before
+                weights = repaired(program, Qt, info, self.max_time).cpu().numpy().astype(np.float64)
         elapsed = time.perf_counter() - start
         obj = program.objective(weights)
         lower, _ = dual_lower_bound(program, weights, multipliers)

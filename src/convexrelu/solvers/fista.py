@@ -692,9 +692,11 @@ class FISTA(Solver):
             status = "max_time"
         else:
             status = "max_iter"
-        if res.converged:  # (stopped on its residual: the gated program at beta = 2e-4 11 % above the optimum)
-            warn_loose_gap(program, "FISTA", f"prox-gradient residual {res.residual:.3e}, tol {tol:.1e}", obj, lower,
-                           "lower tol, or use solver='ipm'", stacklevel=3)
+        converged = res.converged
+        if converged:  # (stopped on its residual: the gated program at beta = 2e-4 11 % above the optimum)
+            if warn_loose_gap(program, "FISTA", f"prox-gradient residual {res.residual:.3e}, tol {tol:.1e}", obj,
+                              lower, "lower tol, or use solver='ipm'", stacklevel=3):
+                converged, status = False, "optimal_inaccurate"
         else:
             why = ("stalled (the line search is lost in rounding)" if status == "stalled" else
                    f"stopped at max_time={self.max_time:g}" if status == "max_time" else
@@ -709,7 +711,7 @@ class FISTA(Solver):
         return Solution(
             weights=weights,
             objective=obj,
-            converged=res.converged,
+            converged=converged,
             status=status,
             iterations=res.iterations,
             time=elapsed,
