@@ -59,16 +59,21 @@ class _Parser(argparse.ArgumentParser):
 _TRUE, _FALSE = "true", "false"
 
 
+def _boolean_label(v):
+    """``v`` as a bool when it is one (a boolean cell, or the text true/false in any
+    case), else None."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, str) and v.strip().lower() in (_TRUE, _FALSE):
+        return v.strip().lower() == _TRUE
+    return None
+
+
 def _number(v) -> float:
     """A cell as a float: numbers, booleans (1/0) and their spellings in text; a
     ValueError or TypeError otherwise (missing cells are handled by the caller)."""
-    if isinstance(v, str):
-        text = v.strip().lower()
-        if text == _TRUE:
-            return 1.0
-        if text == _FALSE:
-            return 0.0
-    return float(v)
+    b = _boolean_label(v)
+    return float(v) if b is None else float(b)
 
 
 def _is_missing(v) -> bool:
@@ -314,16 +319,6 @@ def _integer_label(v):
             return None
     if isinstance(v, (float, np.floating)) and math.isfinite(v) and v == round(v) and abs(v) <= 2**53:
         return int(v)
-    return None
-
-
-def _boolean_label(v):
-    """``v`` as a bool when it is one (a boolean cell, or the text true/false in any
-    case), else None."""
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, str) and v.strip().lower() in (_TRUE, _FALSE):
-        return v.strip().lower() == _TRUE
     return None
 
 

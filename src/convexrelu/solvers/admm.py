@@ -89,10 +89,11 @@ def _residual_floors(op, loss, Y, zero_model, k: float, norm_k: float) -> dict:
     size each term takes on the scale of the data. The model ``A Q`` and its split ``z``:
     ``||Y||``; the weights ``Q`` (with the weighted cone rows): ``||Y|| / ||A||``, the size
     of weights whose model has the targets' size, times ``sqrt(1 + k ||K||^2)``; the
-    gradient ``rho_z u_z``: ``||grad l(0)||``; the group duals ``rho u_v``: ``||A||`` times
-    that (``zero_model``: the model of ``Q = 0``). Where the optimum is the zero network (``beta`` near ``zero_threshold``) the
-    terms tend to zero together and their ratio stays near 1; at ``beta = 0`` ``u_v`` is
-    zero: without the floors neither solve could stop."""
+    gradient ``rho_z u_z``: ``||grad l(0)||`` (``zero_model``: the model of ``Q = 0``); the
+    group duals ``rho u_v``: ``||A||`` times that. Where the optimum is the zero network
+    (``beta`` near ``zero_threshold``) the terms tend to zero together and their ratio
+    stays near 1; at ``beta = 0`` ``u_v`` is zero: without the floors neither solve could
+    stop."""
     norm_a = op.norm_estimate(n_iter=15)
     y = math.sqrt(_sq(Y))
     g = math.sqrt(_sq(loss.grad(zero_model, Y)))

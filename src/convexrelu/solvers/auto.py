@@ -30,8 +30,8 @@ limits. On an NVIDIA H200 (section "Scale: interior point (device: cuda)") it so
 three-layer program with n = 20,000, d = 50, 500 patterns to a certified relative gap of
 1.0e-07 in 112.5 s (137 iterations of 762 ms, 38.74 GB of device memory), while the
 augmented Lagrangian had not converged after 45 s at n = 20,000 (section "Solvers
-(device: cuda)") - hence the larger device limits. The CVXPY threshold is where the first-order path stops being slower than
-Clarabel (the gated program, n = 500, 100 patterns, ``n * B = 5e4``; the
+(device: cuda)") - hence the larger device limits. The CVXPY threshold is where the
+first-order path stops being slower than Clarabel (the gated program, n = 500, 100 patterns, ``n * B = 5e4``; the
 cone-constrained programs at ``n * B = 1e5``).
 """
 
