@@ -1802,3 +1802,20 @@ def test_admm_stops_at_beta_zero():
         sol = ADMM(max_iter=2000).solve(prog)
     assert sol.info["dual_residual"] < 1e-2
     assert sol.objective == pytest.approx(CVXPYSolver().solve(prog).objective, rel=1e-2)
+
+
+def test_admm_carries_its_penalties_to_a_nearby_beta_only():
+    """From an ADMM solution at beta = 0.1, a solve at 1e-4 with the carried penalties
+    had ended at 0.23868 where the optimum is 0.10196 (both at max_iter)."""
+    from convexrelu.solvers.admm import WARM_PENALTY_BETA_RATIO, _carries_penalties
+
+    info = {"rho": 2.0, "rho_model": 1.0, "beta": 0.1}
+    assert _carries_penalties(info, 0.1) and _carries_penalties(info, 0.08)
+    assert _carries_penalties(info, 0.1 * WARM_PENALTY_BETA_RATIO)
+    assert not _carries_penalties(info, 0.1 * WARM_PENALTY_BETA_RATIO * 1.01)
+    assert not _carries_penalties(info, 1e-4) and not _carries_penalties(info, 0.0)
+    assert not _carries_penalties({"rho": 2.0, "rho_model": 1.0}, 0.1)  # no beta: not an ADMM solution of now
+    assert _carries_penalties(dict(info, beta=0.0), 0.0)
+    prog = small_program(TwoLayerReLUProgram)
+    with pytest.warns(ConvergenceWarning):
+        assert ADMM(max_iter=20).solve(prog).info["beta"] == prog.beta
