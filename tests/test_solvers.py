@@ -1819,3 +1819,19 @@ def test_admm_carries_its_penalties_to_a_nearby_beta_only():
     prog = small_program(TwoLayerReLUProgram)
     with pytest.warns(ConvergenceWarning):
         assert ADMM(max_iter=20).solve(prog).info["beta"] == prog.beta
+
+
+def test_a_looser_augmented_lagrangian_tolerance_still_stops():
+    """tol=1e-2 had run 500 outer iterations to max_iter where tol=1e-3 stopped: its inner
+    solves end after a few iterations, too early for the fixed feas_tol of 1e-9. The
+    default feas_tol now follows tol (FEAS_PER_TOL)."""
+    from convexrelu.solvers.auglag import FEAS_PER_TOL
+
+    X, y = _sine_data(60, 4)
+    prog = TwoLayerReLUProgram(X, y, 10, beta=1e-3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # (its certificate is loose: optimal_inaccurate)
+        sol = AugmentedLagrangian(tol=1e-2).solve(prog)
+    assert sol.status in ("optimal", "optimal_inaccurate") and sol.info["outer_iterations"] < 100
+    assert sol.info["feas_tol"] == pytest.approx(FEAS_PER_TOL * 1e-2)
+    assert AugmentedLagrangian().solve(small_program(TwoLayerReLUProgram)).info["feas_tol"] == pytest.approx(1e-9)

@@ -51,6 +51,9 @@ def constraint_scale(cons) -> float:
 #: (status "infeasible", with a ConvergenceWarning): the repair did not reach it.
 FEASIBLE = 1e-6
 
+#: The augmented Lagrangian's default ``feas_tol`` is this times its ``tol``.
+FEAS_PER_TOL = 1e-4
+
 
 #: A converged solve whose repair raised the objective by more than this many times its
 #: tolerance (relative) warns that the tolerance was too loose for the network.
@@ -357,11 +360,14 @@ class AugmentedLagrangian(Solver):
         Stationarity: the prox-gradient residual of the inner problem at the end of an
         inner solve (the stationarity residual of the Lagrangian at the updated
         multipliers), relative to :func:`.fista.gradient_scale`.
-    feas_tol : float in (0, 1), default 1e-9
+    feas_tol : float in (0, 1) or None, default None
         Residual of the method of multipliers ``max |lam+ - lam| / rho`` (it bounds the
         violation ``max(0, -min K Q)`` and the complementarity), relative to ``max |K Q|``.
         The repair moves the objective by about this much, so keep it well below the
-        accuracy wanted. Floored at 100 machine epsilons (1.2e-5 in float32), ``tol`` at 1000.
+        accuracy wanted. None: :data:`FEAS_PER_TOL` times ``tol`` (1e-9 at the default
+        ``tol``; a fixed 1e-9 had made ``tol=1e-2`` fail where ``1e-3`` converged: its inner
+        solves stop after a few iterations, too early for such a multiplier residual).
+        Floored at 100 machine epsilons (1.2e-5 in float32), ``tol`` at 1000.
     inner_max_iter : int, default 1000
     inner_tol : float in (0, 1), default 1e-3
         Tolerance of the first inner solve; divided by ``inner_tol_decrease`` after every
@@ -422,7 +428,7 @@ class AugmentedLagrangian(Solver):
         self,
         max_iter: int = 500,
         tol: float = 1e-5,
-        feas_tol: float = 1e-9,
+        feas_tol: float | None = None,
         inner_max_iter: int = 1000,
         inner_tol: float = 1e-3,
         inner_tol_decrease: float = 10.0,
@@ -446,7 +452,7 @@ class AugmentedLagrangian(Solver):
             raise ValueError(f"restart: expected one of {_RESTARTS}, got {restart!r}")
         self.max_iter = check_count(max_iter, "max_iter")
         self.tol = check_number(tol, "tol", high=1.0)
-        self.feas_tol = check_number(feas_tol, "feas_tol", high=1.0)
+        self.feas_tol = check_number(feas_tol, "feas_tol", high=1.0, none_ok=True)
         self.inner_max_iter = check_count(inner_max_iter, "inner_max_iter")
         self.inner_tol = check_number(inner_tol, "inner_tol", high=1.0)
         self.inner_tol_decrease = check_number(inner_tol_decrease, "inner_tol_decrease", low=1.0, low_open=False)
@@ -475,7 +481,7 @@ class AugmentedLagrangian(Solver):
         dtype, device = program.dtype, program.device
         Q, mults, info0 = _initial_point(program, init)
         tol = _dtype_tol(self.tol, dtype)
-        feas_tol = _dtype_tol(self.feas_tol, dtype, floor=100)
+        feas_tol = _dtype_tol(FEAS_PER_TOL * self.tol if self.feas_tol is None else self.feas_tol, dtype, floor=100)
         scale = gradient_scale(program)
         shapes = op.constraint_shapes
         if mults is not None and len(mults) == len(shapes) and all(m.shape == s for m, s in zip(mults, shapes)):
