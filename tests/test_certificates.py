@@ -214,3 +214,40 @@ def test_has_constant_column():
     assert not has_constant_column(np.array([[1.0, 2.0], [3.0, 4.0]]))
     assert not has_constant_column(np.zeros((0, 2)))
 
+
+
+def test_a_program_with_every_pattern_gives_its_own_bound_as_the_global_one():
+    """patterns="exact" on 1-D data with targets near 1000: the program's bound 3.9166826
+    (the network at 3.9166827) was a global bound too, but lower_global said 3.7355413."""
+    from convexrelu import ConvexReLURegressor
+
+    rng = np.random.default_rng(11)
+    rng.normal(size=(6, 1))
+    X = np.sort(rng.uniform(-1, 1, (15, 1)), axis=0)
+    y = 1000 + 200 * np.sin(4 * X[:, 0])
+    cert = ConvexReLURegressor(depth=2, beta=1e-3, patterns="exact", random_state=0).fit(X, y).certificate_
+    assert cert.proven and cert.lower_global == pytest.approx(cert.lower_sampled, rel=1e-12)
+    assert (cert.upper - cert.lower_global) / cert.upper < 1e-6
+
+
+def test_exact_three_layer_patterns_are_proven_beyond_rank_two():
+    """A three-layer classifier on 2-D data with an intercept (rank 3) and patterns="exact":
+    the program held every pattern, but the certificate re-decided and refused to
+    enumerate (rank above 2): not proven."""
+    from convexrelu import ConvexReLUClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 2))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    y[:2] = [0, 1]
+    est = ConvexReLUClassifier(depth=3, hidden=2, loss="logistic", patterns="exact", beta=0.1, random_state=0)
+    cert = est.fit(X, y).certificate_
+    assert cert.proven and cert.lower_global <= cert.upper + 1e-9
+
+
+def test_an_input_of_rank_zero_is_enumerated():
+    """X = 0 without an intercept: the three-layer enumeration had failed inside numpy."""
+    prog = ThreeLayerReLUProgram(np.zeros((5, 1)), np.arange(5.0), 4, hidden=2, beta=0.1, fit_intercept=False,
+                                 random_state=0)
+    cert = certificate(prog, CVXPYSolver().solve(prog), exact=True, random_state=0)
+    assert cert.proven and cert.lower_global == pytest.approx(cert.upper)

@@ -369,3 +369,29 @@ def test_a_network_with_hyperplanes_through_samples_maps_to_its_own_patterns():
     grown = prog.with_patterns(prog.patterns.union(network_patterns(prog, net)))
     Q = network_weights(grown, net)  # (raised: a pattern of the network not in the program)
     np.testing.assert_allclose(grown.predict(Q)[:, 0], net.predict(Xd)[:, 0], atol=1e-9)
+
+
+def test_pursuit_does_not_claim_convergence_after_an_unfinished_solve():
+    """A solve stopped at max_iter=2: the search found atoms 412 times beta, all of patterns
+    the program had, and pursuit reported converged (the exact optimum is about 0.4, its
+    objective 19.24)."""
+    from convexrelu.solvers import ADMM
+
+    rng = np.random.default_rng(5)
+    X = np.sort(rng.uniform(-2, 2, (12, 1)), axis=0)
+    prog = TwoLayerReLUProgram(X, np.sin(3 * X[:, 0]), 20, beta=0.05, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = run_strategy("pursuit", prog, ADMM(max_iter=2), random_state=0)
+    assert res.history[-1]["max_violation"] > 10 and not res.converged
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(tol=float("nan")), "tol"), (dict(search_starts=0), "search_starts"), (dict(n_patterns=-1), "n_patterns"),
+    (dict(patterns_per_round=0), "patterns_per_round"), (dict(max_rounds=-1), "max_rounds"),
+    (dict(time_budget=-1.0), "time_budget"), (dict(hidden=0), "hidden"), (dict(random_state="x"), "random_state"),
+])
+def test_run_strategy_checks_its_settings(kwargs, match):
+    prog = TwoLayerReLUProgram(*planted_regression(n=12, d=1), 4, beta=0.1, random_state=0)
+    with pytest.raises((ValueError, TypeError), match=match):
+        run_strategy("pursuit", prog, CVXPYSolver(), **kwargs)

@@ -320,7 +320,12 @@ class _ConvexReLUBase(BaseEstimator):
             weights=solution.weights, multipliers=tuple(solution.multipliers),
         )
         # (the solver's bound for this program: the certificate's lower_sampled is at least it)
-        self._certificate_state = (program, point, int(rng.randint(0, 2**31 - 1)), lower)
+        # (patterns="exact": the program holds every pattern, which the certificate need not
+        # enumerate again - on three layers with an input of rank above 2 it would not; not
+        # for gated networks, whose gates on faces give patterns the regions do not)
+        every = p["patterns"] == "exact" and not (p["depth"] == 2 and p["gated"])
+        self._certificate_state = (program, point, int(rng.randint(0, 2**31 - 1)), lower,
+                                   program.patterns if every else None)
         logger.info(
             "done: objective %.6g, %d active, %d patterns, %.2fs", self.objective_, self.n_active_, self.n_patterns_, fit_time
         )
@@ -411,15 +416,16 @@ class _ConvexReLUBase(BaseEstimator):
         return state
 
     @staticmethod
-    def _compute_certificate(program, solution, seed: int, lower_bound: float | None = None):
+    def _compute_certificate(program, solution, seed: int, lower_bound: float | None = None, exact=None):
         """``certificates.certificate(program, solution)`` where that module exists, else None
-        (``lower_bound``: the solver's certified bound for ``program``, or None)."""
+        (``lower_bound``: the solver's certified bound for ``program``, or None; ``exact``:
+        the program's patterns where they are every pattern, ``patterns="exact"``)."""
         try:  # depends on convexrelu.certificates.certificate
             from .certificates import certificate
         except ImportError:
             return None
         try:
-            return certificate(program, solution, random_state=seed, lower_bound=lower_bound)
+            return certificate(program, solution, random_state=seed, lower_bound=lower_bound, exact=exact)
         except Exception as exc:  # a certificate is a bonus; never fail over it
             logger.warning("no certificate: %s", exc)
             return None

@@ -507,7 +507,8 @@ def enumerate_three_layer(X, hidden: int, *, max_patterns: int | None = None, to
     Yn = np.zeros_like(arr.Y)
     Yn[nz] = arr.Y[nz] / np.linalg.norm(arr.Y[nz], axis=1, keepdims=True)
     # witness of each first-layer region, scaled into the unit box
-    Yg = Yg / np.maximum(np.abs(Yg).max(axis=1, keepdims=True), np.finfo(float).tiny)
+    if Yg.shape[1]:  # (rank 0, X = 0: one region, no coordinates to scale)
+        Yg = Yg / np.maximum(np.abs(Yg).max(axis=1, keepdims=True), np.finfo(float).tiny)
     pairs = [(s, p) for p in range(masks.shape[1]) for s in (-1, 1)]
     items: list = []
     n_found = 0
