@@ -327,3 +327,16 @@ def test_a_corrupt_member_is_named(fitted, tmp_path):
     (tmp_path / "bad").write_bytes(bytes(raw))
     with pytest.raises(ValueError, match="not a convexrelu model file"):
         load_model_file(tmp_path / "bad")
+
+
+def test_a_standardised_model_file_as_one_pipeline(fitted, tmp_path):
+    import pickle
+
+    est, X = fitted["reg3"]
+    mean, scale = np.full(X.shape[1], 0.5), np.full(X.shape[1], 2.0)
+    save(est, tmp_path / "std", standardization=(mean, scale))
+    pipe = load_model_file(tmp_path / "std").pipeline()
+    np.testing.assert_array_equal(pipe.predict(X), est.predict((X - mean) / scale))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(pipe)).predict(X), pipe.predict(X))
+    save(est, tmp_path / "plain")
+    assert isinstance(load_model_file(tmp_path / "plain").pipeline(), ConvexReLURegressor)

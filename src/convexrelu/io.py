@@ -78,7 +78,27 @@ class ModelFile:
         X = np.asarray(X, dtype=np.float64)
         if self.mean is None:
             return X
-        return (X - self.mean) / self.scale
+        return _standardize(X, self.mean, self.scale)
+
+    def pipeline(self):
+        """The model as one scikit-learn estimator on raw features: a ``Pipeline`` of the
+        stored standardisation (a ``FunctionTransformer``) and the model, or the model
+        itself where the file stores none. ``load_model_file(path).pipeline().predict(X)``
+        predicts as ``convexrelu predict`` does."""
+        if self.mean is None:
+            return self.model
+        from functools import partial
+
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import FunctionTransformer
+
+        scaler = FunctionTransformer(partial(_standardize, mean=self.mean, scale=self.scale))
+        return make_pipeline(scaler.fit(np.zeros((1, self.mean.shape[0]))), self.model)
+
+
+def _standardize(X, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``(X - mean) / scale`` in float64 (module level: a pipeline holding it pickles)."""
+    return (np.asarray(X, dtype=np.float64) - mean) / scale
 
 
 # ---------------------------------------------------------------------- helpers
@@ -469,12 +489,12 @@ def load(path: str | os.PathLike):
         When the file stores a feature standardisation (``convexrelu fit`` writes one
         unless ``--no-standardize``): the returned model takes standardised features, and
         only :func:`load_model_file` returns the standardisation
-        (``ModelFile.transform``).
+        (``ModelFile.transform``, ``ModelFile.pipeline``).
     """
     mf = load_model_file(path)
     if mf.mean is not None:
         warnings.warn(
             f"{path}: the file stores a feature standardisation, which the returned model does not apply: it "
-            "expects standardised features; use convexrelu.io.load_model_file(path), whose transform(X) applies "
-            "it, or its .model on transformed data", UserWarning, stacklevel=2)
+            "expects standardised features; convexrelu.io.load_model_file(path).pipeline() applies it, or "
+            "load_model_file(path).transform(X) before predict", UserWarning, stacklevel=2)
     return mf.model
