@@ -452,13 +452,11 @@ class _ConvexReLUBase(BaseEstimator):
         ValueError
             If the file is not a convexrelu model file or holds another kind of model.
         """
-        from .io import load
+        from .io import load_model_file, warn_unapplied_standardization
 
-        with warnings.catch_warnings(record=True) as caught:  # re-emitted at the caller's line
-            warnings.simplefilter("always")
-            model = load(path)
-        for w in caught:
-            warnings.warn(w.message, w.category, stacklevel=2)
+        mf = load_model_file(path)
+        warn_unapplied_standardization(mf, path, stacklevel=3)  # (at the caller's line)
+        model = mf.model
         if not isinstance(model, cls):
             raise ValueError(f"{path}: holds a {type(model).__name__}, not a {cls.__name__}")
         return model

@@ -492,9 +492,16 @@ def load(path: str | os.PathLike):
         (``ModelFile.transform``, ``ModelFile.pipeline``).
     """
     mf = load_model_file(path)
+    warn_unapplied_standardization(mf, path, stacklevel=3)
+    return mf.model
+
+
+def warn_unapplied_standardization(mf: ModelFile, path, stacklevel: int) -> None:
+    """The UserWarning of :func:`load` where the file ``mf`` stores a standardisation that
+    the model returned alone does not apply (``stacklevel`` as ``warnings.warn`` takes it,
+    counted from this function)."""
     if mf.mean is not None:
         warnings.warn(
             f"{path}: the file stores a feature standardisation, which the returned model does not apply: it "
             "expects standardised features; convexrelu.io.load_model_file(path).pipeline() applies it, or "
-            "load_model_file(path).transform(X) before predict", UserWarning, stacklevel=2)
-    return mf.model
+            "load_model_file(path).transform(X) before predict", UserWarning, stacklevel=stacklevel)

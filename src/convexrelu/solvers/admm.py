@@ -102,17 +102,16 @@ def _sq(T: torch.Tensor) -> float:
 RESIDUAL_FLOOR = 1e-3
 
 
-def _residual_floors(op, loss, Y, zero_model, k: float, norm_k: float) -> dict:
+def _residual_floors(loss, Y, zero_model, norm_a: float, k: float, norm_k: float) -> dict:
     """Smallest denominators of the relative residuals: :data:`RESIDUAL_FLOOR` times the
     size each term takes on the scale of the data. The model ``A Q`` and its split ``z``:
     ``||Y||``; the weights ``Q`` (with the weighted cone rows): ``||Y|| / ||A||``, the size
     of weights whose model has the targets' size, times ``sqrt(1 + k ||K||^2)``; the
     gradient ``rho_z u_z``: ``||grad l(0)||`` (``zero_model``: the model of ``Q = 0``); the
-    group duals ``rho u_v``: ``||A||`` times that. Where the optimum is the zero network
+    group duals ``rho u_v``: ``||A||`` (``norm_a``) times that. Where the optimum is the zero network
     (``beta`` near ``zero_threshold``) the terms tend to zero together and their ratio
     stays near 1; at ``beta = 0`` ``u_v`` is zero: without the floors neither solve could
     stop."""
-    norm_a = op.norm_estimate(n_iter=15)
     y = math.sqrt(_sq(Y))
     g = math.sqrt(_sq(loss.grad(zero_model, Y)))
     tiny = 1e-300
@@ -239,11 +238,11 @@ class ADMM(Solver):
         solver = op.normal_solver(k)
         # a warm start from an ADMM solution at a nearby beta also reuses its penalties
         carried = _carries_penalties(info0, beta)
+        norm_a = op.norm_estimate(n_iter=15)  # (the default penalty and the residuals' floors)
         rho_z = float(self.rho_model or (info0["rho_model"] if carried else None) or loss.smoothness)
         if self.rho_init is not None or carried:
             rho = float(self.rho_init or info0["rho"])
         else:
-            norm_a = op.norm_estimate(n_iter=15)
             rho = self.rho_scale * rho_z * norm_a**2 / max(op.n_blocks, 1)
         rho0, rho_z0 = rho, rho_z
         delay = WARM_BALANCE_DELAY if init is not None and not carried else 0
@@ -251,7 +250,7 @@ class ADMM(Solver):
         # split variables and scaled duals, from the starting point
         z, c = op.apply(Q)
         c = tuple(torch.clamp(ci, min=0) for ci in c)
-        floors = _residual_floors(op, loss, Y, torch.zeros_like(z), k, norm_k if op.has_constraints else 0.0)
+        floors = _residual_floors(loss, Y, torch.zeros_like(z), norm_a, k, norm_k if op.has_constraints else 0.0)
         V = Q.clone()
         uz = loss.grad(z, Y) / rho_z
         if mults is not None and len(mults) == len(c) and all(m.shape == ci.shape for m, ci in zip(mults, c)):

@@ -38,13 +38,13 @@ TIME_OPTIONS = {"CLARABEL": "time_limit", "SCS": "time_limit_secs", "OSQP": "tim
 ZERO_MARGIN = 1e-8
 
 
-def at_zero(program, weights: np.ndarray) -> bool:
-    """Whether the zero network is as good as ``weights`` (objective no higher, up to
-    :data:`ZERO_MARGIN` relative): a backend's optimum at zero comes back as tiny entries
-    whose cone rows, relative to their own size, fail by rounding (a relative violation
-    of 1 at entries of 1e-12), and the zero network is exactly feasible."""
-    zero = program.objective(np.zeros_like(weights))
-    return zero <= program.objective(weights) + ZERO_MARGIN * max(1.0, abs(zero))
+def at_zero(zero: float, objective: float) -> bool:
+    """Whether the zero network's objective ``zero`` is as good as a backend's point's
+    ``objective`` (no higher, up to :data:`ZERO_MARGIN` relative): a backend's optimum at
+    zero comes back as tiny entries whose cone rows, relative to their own size, fail by
+    rounding (a relative violation of 1 at entries of 1e-12), and the zero network is
+    exactly feasible."""
+    return zero <= objective + ZERO_MARGIN * max(1.0, abs(zero))
 
 
 class CVXPYSolver(Solver):
@@ -187,21 +187,24 @@ class CVXPYSolver(Solver):
         weights = np.asarray(Q.value, dtype=np.float64)
         multipliers = tuple(np.maximum(np.asarray(c.dual_value, dtype=np.float64), 0.0) for c in constraints)
         info = {"cvxpy_objective": float(problem.value), "solve_time": getattr(problem.solver_stats, "solve_time", None)}
-        if at_zero(program, weights):
-            weights = np.zeros_like(weights)  # exactly feasible, where tiny entries' rounding was not
+        obj = program.objective(weights)
+        zero = program.objective(np.zeros_like(weights))
+        violation = 0.0
+        if at_zero(zero, obj):
+            weights, obj = np.zeros_like(weights), zero  # exactly feasible, where tiny entries' rounding was not
             info["zeroed"] = True
         elif program.has_constraints:
-            # a point stopped early, or solved to a loose tolerance, may lie outside the cones,
-            # where its objective is not the network's: repaired as the other solvers' points are
-            Qt = program.as_tensor(weights)
-            before = relative_violation(program.operator, Qt)
-            if status != cp.OPTIMAL or before > FEASIBLE:
-                info["violation_before_repair"] = before
-                weights = repaired(program, Qt, info, self.max_time).cpu().numpy().astype(np.float64)
+            violation = relative_violation(program.operator, program.as_tensor(weights))
+            if status != cp.OPTIMAL or violation > FEASIBLE:
+                # a point stopped early, or solved to a loose tolerance, may lie outside the cones,
+                # where its objective is not the network's: repaired as the other solvers' points are
+                info["violation_before_repair"] = violation
+                Qt = repaired(program, program.as_tensor(weights), info, self.max_time)
+                weights = Qt.cpu().numpy().astype(np.float64)
+                obj = program.objective(weights)
+                violation = relative_violation(program.operator, Qt)
         elapsed = time.perf_counter() - start
-        obj = program.objective(weights)
         lower, _ = dual_lower_bound(program, weights, multipliers)
-        violation = relative_violation(program.operator, program.as_tensor(weights)) if program.has_constraints else 0.0
         if violation > FEASIBLE:  # its objective bounds nothing: no gap claimed
             info["dual_bound"], lower = lower, -math.inf
         limit = max(LOOSE_GAP, 100 * (self.tol or 0.0))
