@@ -11,6 +11,7 @@ from convexrelu import ThreeLayerReLUProgram, TwoLayerReLUProgram
 from convexrelu.operators import BlockOperator
 from convexrelu.solvers import ConvergenceWarning, InteriorPoint, _facets
 from convexrelu.solvers import ipm as ipm_module
+from convexrelu.solvers.auglag import relative_violation
 from conftest import planted_regression
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -183,19 +184,19 @@ def test_the_rounds_share_max_iter(monkeypatch):
     assert sol.iterations == cap and not sol.converged
 
 
-def test_with_many_more_samples_than_unknowns_every_row_is_kept():
-    """n r > 4 G m (d + 1): the interior point factors the Newton matrix itself, and keeps
-    every row (the selection would cost more than it saves); with more samples than
-    unknowns but fewer than four times as many it factors the Newton matrix and selects."""
-    from convexrelu.solvers.ipm import FACETS_SAMPLES_PER_UNKNOWN
-
+def test_with_many_more_samples_than_unknowns_the_facets_are_selected_too():
+    """Whatever the samples per unknown (here 6.7 and 1.25: the interior point factors the
+    Newton matrix itself), the barrier covers the likely facets only, and the answer is
+    that of the barrier on every row (``row_fraction=None``)."""
     X, y = planted_regression(n=200, d=3, seed=4)
-    for patterns, keeps_all in ((3, True), (16, False)):
+    for patterns in (3, 16):
         prog = TwoLayerReLUProgram(X, y, patterns, beta=0.1, random_state=0)
         op = prog.operator
         G, m = op.padded_groups().shape
-        per_unknown = op.n_samples / (G * m * (op.n_features + 1))
-        assert 1 < per_unknown and (per_unknown > FACETS_SAMPLES_PER_UNKNOWN) == keeps_all
+        assert op.n_samples > 4 * G * m * (op.n_features + 1) or patterns == 16
         sol = InteriorPoint().solve(prog)
-        assert sol.info["system"] == "dense" and sol.converged
-        assert (sol.info["kept_rows"] == 1.0) == keeps_all and sol.info["row_rounds"] == 1
+        every = InteriorPoint(row_fraction=None).solve(prog)
+        assert sol.info["system"] == "dense" and sol.converged and every.converged
+        assert sol.info["kept_rows"] < 1.0 and every.info["kept_rows"] == 1.0
+        assert abs(sol.objective - every.objective) <= 1e-6 * abs(every.objective)
+        assert relative_violation(op, prog.as_tensor(np.asarray(sol.weights))) <= 1e-10

@@ -51,11 +51,17 @@ with few patterns) the Newton matrix itself is factored instead: its loss part `
 costs ``O(n (B d)^2 / 4)`` flops (once for a quadratic loss, whose Hessian is constant:
 :func:`_lowrank_gram`), its factorisation ``O((B d)^3)``, so that ``n`` may be tens of
 thousands when ``B d`` is a few thousand.
-It reaches ``1e-7`` relative accuracy in 10 to 60 iterations whatever the conditioning
-(up to about 270 at a small ``beta`` with many samples); the returned point is
-feasible (``K Q >= 0`` to rounding: the slacks stay positive and the infeasibility
-``K Q - s`` vanishes geometrically, then :func:`~.auglag.restore_feasibility` removes
-what rounding left).
+It reaches ``1e-7`` relative accuracy in 10 to 60 iterations on most programs; at a small
+``beta`` against many samples it needs more and may stop short of it
+(``benchmarks/bench_ipm_small_beta.py``: Friedman's problem, three-layer, 50 patterns,
+``beta = 1``: 154 iterations at 5,000 samples, 88 at 20,000; at 40,000 it stopped
+"stalled" after 99, at a certified relative gap of 5.7e-05). Near such an optimum the
+Newton matrices are singular to rounding (in one of them, on standardised features at
+40,000 samples, 103 of 2,028 directions had eigenvalues below 1e-12 of the diagonally
+scaled matrix) and conjugate gradients cannot refine a direction; the solve then warns
+with its residuals and certified gap. The returned point is feasible (``K Q >= 0`` to
+rounding: the slacks stay positive and the infeasibility ``K Q - s`` vanishes
+geometrically, then :func:`~.auglag.restore_feasibility` removes what rounding left).
 
 Presolve (:mod:`._presolve`, as in every first-order solver): the groups whose part of
 the model is identically zero are fixed at zero and the iterations run on the others;
@@ -104,18 +110,6 @@ logger = logging.getLogger(__name__)
 #: Relative residual at which conjugate gradients stop on a Newton system (the outer
 #: iteration recomputes every residual exactly, so a direction need not be exact).
 _CG_RTOL = 1e-10
-
-#: The facets of the cones are selected (``row_fraction``) unless the samples times the
-#: rank of the loss's Hessian exceed this many times the unknowns ``G m (d + 1)``: there
-#: the selection, whose cost grows with the rows of ``K``, costs more than the Newton
-#: iterations it saves on the factored Newton matrix. Measured (three-layer, m1 = 2,
-#: squared loss, 2 cores, solve times without and with the selection): 5,000 samples and
-#: 100 patterns (1.04 samples per unknown) 60.6 s (86 iterations) against 39.7 s (57);
-#: Friedman's problem with 50 patterns at 5,000, 20,000 and 40,000 samples (2.1, 8.3 and
-#: 16.7 per unknown) 5.1 s against 4.8 s, 18.9 against 20.1, 47.4 against 49.6 (the
-#: selection alone 0.5 s, 4.5 s and 12.7 s).
-FACETS_SAMPLES_PER_UNKNOWN = 4.0
-
 
 def _cholesky(M: torch.Tensor) -> torch.Tensor:
     """Cholesky factor of a (batch of) symmetric positive definite matrices, with a
@@ -482,11 +476,15 @@ class InteriorPoint(Solver):
         the three-layer program takes 36 iterations instead of 57, the two-layer ReLU one 19
         instead of 29). At the end every row is checked: if a dropped row is violated by more
         than ``tol`` (relative to ``max |K Q|``), the violated rows join and the iterations
-        start again (``info["row_rounds"]``). None: every row; every row too where the
-        program has many more samples than unknowns (``n r > 4 G m (d + 1)``,
-        :data:`FACETS_SAMPLES_PER_UNKNOWN`: the Newton matrix itself is factored, at a cost
-        that does not grow with the rows, and the selection's does: on 40,000 samples it
-        took 12.7 s and saved 9 of 66 iterations).
+        start again (``info["row_rounds"]``). None: every row. The selection is made
+        whatever the samples per unknown (``benchmarks/bench_ipm_small_beta.py``, Friedman's
+        problem, three-layer, 50 patterns, the Newton matrix factored itself: at 20,000 and
+        40,000 samples, where the barrier had covered every row, 53 and 57 iterations
+        instead of 69 and 66 at ``beta = 1e-3 n`` (18.5 s against 18.3 s, 42.8 s against
+        39.3 s), 88 and 99 instead of 115 and 172 at ``beta = 1`` (27.7 s against 33.6 s,
+        75.4 s against 118.6 s), certified gaps 1.4e-09 to 5.7e-05 against 9.4e-08 to
+        7.6e-05; it can also cost iterations: 154 instead of 83 at 5,000 samples and
+        ``beta = 1``).
     verbose : bool, default False
         Log every iteration (``logging.getLogger("convexrelu.solvers.ipm")``).
 
@@ -560,13 +558,7 @@ class InteriorPoint(Solver):
         kept) and sums the rounds' iterations and histories."""
         op = program.operator
         full = tuple(op.constraint_support())
-        G, m = op.padded_groups().shape
-        # with many more samples than unknowns the Newton matrix itself is factored at a
-        # cost that does not grow with the rows of K, and the selection's does
-        # (:data:`FACETS_SAMPLES_PER_UNKNOWN`)
-        many = op.n_samples * program.loss.hessian_rank(op.n_outputs) > \
-            FACETS_SAMPLES_PER_UNKNOWN * G * m * (op.n_features + 1)
-        if self.row_fraction is None or not op.has_constraints or many:
+        if self.row_fraction is None or not op.has_constraints:
             Q, z, run = self._iterate(program, Q0, tol, start, full, self.max_iter)
             return Q, z, {**run, "row_rounds": 1, "kept_rows": 1.0}
         rows = likely_facets(op, full, self.row_fraction)
