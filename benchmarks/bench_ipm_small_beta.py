@@ -1,6 +1,6 @@
 """The interior point on many samples at a small beta: its barrier on the likely facets or on every row.
 
-    python benchmarks/bench_ipm_small_beta.py             # n = 5,000, 20,000, 40,000 (about 12 minutes)
+    python benchmarks/bench_ipm_small_beta.py             # n = 5,000, 20,000, 40,000 (about 10 minutes)
     python benchmarks/bench_ipm_small_beta.py --quick     # n = 2,000 and 5,000
 
 Friedman's regression problem #1 (``sklearn.datasets.make_friedman1``: 10 features,
