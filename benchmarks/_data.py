@@ -57,6 +57,16 @@ def planted_three_layer(n: int, d: int, seed: int = 0):
     return X, y + 0.1 * r.standard_normal(n)
 
 
+def friedman(n: int, d: int = 10):
+    """Friedman's regression problem #1 (``sklearn.datasets.make_friedman1``: ``d``
+    features, 5 of them used, noise 1.0, ``random_state=0``), targets standardised:
+    ``(X, y)``, the tabular data of ``bench_many_samples.py`` and ``bench_ipm_small_beta.py``."""
+    from sklearn.datasets import make_friedman1
+
+    X, y = make_friedman1(n_samples=n, n_features=d, noise=1.0, random_state=0)
+    return X, (y - y.mean()) / y.std()
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:

@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from _data import (  # noqa: E402
-    OUTPUT_HELP, machine, machine_line, markdown_table, recorder, results_path, run_json_child,
+    OUTPUT_HELP, friedman, machine, machine_line, markdown_table, recorder, results_path, run_json_child,
 )
 from run_all import write_report  # noqa: E402
 
@@ -43,9 +43,6 @@ HEADING = "## Interior point: many samples at a small beta"
 
 def _child(n: int, beta: str, mode: str) -> None:
     """One solve; prints one JSON line."""
-    import numpy as np
-    from sklearn.datasets import make_friedman1
-
     import convexrelu.solvers.ipm as ipm
     from convexrelu import ThreeLayerReLUProgram
     from convexrelu.solvers import InteriorPoint
@@ -60,8 +57,7 @@ def _child(n: int, beta: str, mode: str) -> None:
         return rows
 
     ipm.likely_facets = timed
-    X, y = make_friedman1(n_samples=n, n_features=10, noise=1.0, random_state=0)
-    y = (y - y.mean()) / y.std()
+    X, y = friedman(n)
     value = 1e-3 * n if beta == "1e-3 n" else float(beta)
     prog = ThreeLayerReLUProgram(X, y, 50, hidden=2, beta=value, random_state=0)
     t = time.perf_counter()

@@ -36,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from _data import (  # noqa: E402
-    OUTPUT_HELP, machine, machine_line, markdown_table, recorder, results_path, run_json_child,
+    OUTPUT_HELP, friedman, machine, machine_line, markdown_table, recorder, results_path, run_json_child,
 )
 from run_all import write_report  # noqa: E402
 
@@ -48,14 +48,12 @@ HEADING = "## Many samples, few patterns"
 def _child(n: int, d: int, patterns: int, m1: int, solver: str, max_time: float) -> None:
     """One solve; prints one JSON line."""
     import numpy as np
-    from sklearn.datasets import make_friedman1
 
     from convexrelu import ThreeLayerReLUProgram
     from convexrelu.solvers import AugmentedLagrangian, InteriorPoint
 
     t0 = time.perf_counter()
-    X, y = make_friedman1(n_samples=n, n_features=d, noise=1.0, random_state=0)
-    y = (y - y.mean()) / y.std()
+    X, y = friedman(n, d)
     prog = ThreeLayerReLUProgram(X, y, patterns, hidden=m1, beta=1e-3 * n, random_state=0)
     setup = time.perf_counter() - t0
     if solver == "ipm":

@@ -269,7 +269,6 @@ def test_the_certificate_comes_back_as_a_certificate(tmp_path):
 def test_a_device_or_pipe_is_not_replaced(tmp_path):
     """``convexrelu fit -o /dev/full`` (as root) had replaced the device with a model file:
     save writes a new file and renames it over the old one."""
-    import os
 
     with pytest.raises(ValueError, match="exists and is not a regular file"):
         check_output_path(os.devnull)
@@ -287,7 +286,6 @@ def test_a_folder_that_refuses_files_is_found_before_the_work(tmp_path):
 
 def test_file_mode_follows_the_umask_or_the_replaced_file(fitted, tmp_path):
     """Model files had been written 0o600 whatever the umask (mkstemp's mode)."""
-    import os
 
     est, _ = fitted["reg3"]
     old = os.umask(0o022)

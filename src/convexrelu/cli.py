@@ -250,20 +250,14 @@ def _table_from_frame(path: str, frame) -> Table:
 
 def _open_text(path: str):
     """The text of a CSV file, decompressed by its suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".gz":
-        import gzip
+    import bz2
+    import gzip
+    import lzma
 
-        return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
-    if suffix == ".bz2":
-        import bz2
-
-        return bz2.open(path, "rt", newline="", encoding="utf-8-sig")
-    if suffix == ".xz":
-        import lzma
-
-        return lzma.open(path, "rt", newline="", encoding="utf-8-sig")
-    return open(path, newline="", encoding="utf-8-sig")
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(Path(path).suffix.lower())
+    if opener is None:
+        return open(path, newline="", encoding="utf-8-sig")
+    return opener(path, "rt", newline="", encoding="utf-8-sig")
 
 
 def _read_csv_plain(path: str) -> Table:

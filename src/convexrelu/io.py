@@ -209,7 +209,7 @@ def check_output_path(path: str | os.PathLike) -> Path:
         # save() replaces the file atomically: a device or pipe would be replaced by a file
         raise ValueError(f"path: {str(path)!r} exists and is not a regular file (a device or a pipe?); "
                          "expected a file name such as model.npz")
-    directory = path.parent if str(path.parent) else Path(".")
+    directory = path.parent  # (Path('.') for a bare name)
     if not directory.is_dir():
         raise ValueError(f"path: cannot write {str(path)!r}: the folder {str(directory)!r} does not exist")
     try:  # the folder may exist and refuse files (permissions, a read-only or virtual file system)
@@ -307,7 +307,7 @@ def save(
 
     buffer = _io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    directory = path.parent if str(path.parent) else Path(".")
+    directory = path.parent  # (Path('.') for a bare name)
     mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
