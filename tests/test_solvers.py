@@ -151,10 +151,13 @@ def test_augmented_lagrangian_by_row_blocks_is_the_one_of_the_whole_arrays(cls, 
     Q0, Q1 = 0.5 * _random(op.shape, 40), 0.5 * _random(op.shape, 41)
     ref = [whole.state(Q0), whole.state(Q1)]
     ref.append(whole.extrapolate(ref[0], ref[1], 0.6))
-    for rows in (1, 5, 7):
+    for rows in (1, 5, 7, op.n_samples):
         part = ALPart(prog, lam, rho=1.3, rows=rows, kernels=kernels)
-        assert len(part.blocks) == -(-op.n_samples // rows) and not part.extrapolation_arrays
         covered = kernels and _kernels.available() and (cls == "slab" or cls is TwoLayerReLUProgram)
+        if rows == op.n_samples and not covered:  # one block by torch operations: the whole arrays
+            assert part.blocks is None and part.extrapolation_arrays
+            continue
+        assert len(part.blocks) == -(-op.n_samples // rows) and not part.extrapolation_arrays
         assert (part.kernels is not None) == covered
         got = [part.state(Q0), part.state(Q1)]
         got.append(part.extrapolate(got[0], got[1], 0.6))
@@ -206,28 +209,38 @@ def test_row_block_size_picks_blocks_for_large_constraint_arrays_on_the_cpu(monk
 
     two, gated = program(TwoLayerReLUProgram, "squared"), program(GatedReLUProgram, "squared")
     op = two.operator
+    n = op.n_samples
     assert fista.row_block_size(op) is None  # 24 x 16 numbers: whole
+    assert fista.row_block_size(op, kernels=True) is None  # below KERNELS_MIN_BYTES as well
     width = sum(s[1] for s in op.constraint_shapes) * 8
-    monkeypatch.setattr(fista, "ROW_BLOCK_MIN_BYTES", op.n_samples * width // 2)
+    monkeypatch.setattr(fista, "KERNELS_MIN_BYTES", 0)
+    monkeypatch.setattr(fista, "ROW_BLOCK_MIN_BYTES", n * width // 2)
     monkeypatch.setattr(fista, "ROW_BLOCK_BYTES", 10 * width)
     assert fista.row_block_size(op) == 10
     assert fista.row_block_size(op.to(dtype=torch.float32)) == 20  # half the bytes per row
     assert fista.row_block_size(gated.operator) is None  # no constraint values
     monkeypatch.setattr(fista, "ROW_BLOCK_BYTES", 1)
     assert fista.row_block_size(op) == 8  # at least 8 rows
-    monkeypatch.setattr(fista, "ROW_BLOCK_MIN_BYTES", op.n_samples * width + 1)
+    monkeypatch.setattr(fista, "ROW_BLOCK_MIN_BYTES", n * width + 1)
     assert fista.row_block_size(op) is None
-    # with the compiled kernels, by blocks from ROW_BLOCK_BYTES on (none below it)
-    assert op.covers_penalty_kernels() == (importlib.util.find_spec("numba") is not None)
+    # with the compiled kernels, by blocks from KERNELS_MIN_BYTES on, below ROW_BLOCK_MIN_BYTES too
+    covers = op.covers_penalty_kernels()
+    assert covers == (importlib.util.find_spec("numba") is not None)
     monkeypatch.setattr(fista, "ROW_BLOCK_BYTES", 10 * width)
-    assert fista.row_block_size(op, kernels=True) == (10 if op.covers_penalty_kernels() else None)
+    assert fista.row_block_size(op, kernels=True) == (10 if covers else None)
     assert fista.row_block_size(op, kernels=False) is None
     lam = tuple(torch.zeros(s, dtype=torch.float64) for s in op.constraint_shapes)
-    assert (ALPart(two, lam, 1.0).kernels is not None) == op.covers_penalty_kernels()  # ALPart's default
+    assert (ALPart(two, lam, 1.0).kernels is not None) == covers  # ALPart's default
     assert ALPart(two, lam, 1.0, kernels=False).blocks is None
-    monkeypatch.setattr(fista, "ROW_BLOCK_BYTES", op.n_samples * width + 1)
+    # one block of every row where ROW_BLOCK_BYTES holds them all: the kernels on the whole arrays
+    monkeypatch.setattr(fista, "ROW_BLOCK_BYTES", n * width + 1)
+    assert fista.row_block_size(op, kernels=True) == (n if covers else None)
+    part = ALPart(two, lam, 1.0)
+    assert (part.blocks is not None and len(part.blocks) == 1 and part.kernels is not None) if covers else (
+        part.blocks is None)
+    monkeypatch.setattr(fista, "KERNELS_MIN_BYTES", n * width + 1)
     assert fista.row_block_size(op, kernels=True) is None
-    assert ALPart(two, tuple(torch.zeros(s, dtype=torch.float64) for s in op.constraint_shapes), 1.0).blocks is None
+    assert ALPart(two, lam, 1.0).blocks is None
 
 
 @pytest.mark.parametrize("cls", [TwoLayerReLUProgram, ThreeLayerReLUProgram])
@@ -244,6 +257,7 @@ def test_augmented_lagrangian_solve_by_row_blocks_agrees_with_cvxpy(cls, monkeyp
     row_sample = BlockOperator.row_sample
     monkeypatch.setattr(BlockOperator, "row_sample", lambda self, m: sampled.append(row_sample(self, m)) or sampled[-1])
     monkeypatch.setattr(fista, "ROW_BLOCK_MIN_BYTES", 0)
+    monkeypatch.setattr(fista, "KERNELS_MIN_BYTES", 0)
     monkeypatch.setattr(fista, "ROW_BLOCK_BYTES", 1)  # 8 rows per block (the least)
     sweeps = []  # the evaluations by blocks did run (through the kernels or not)
     blocked_state = fista.ALPart._blocked_state

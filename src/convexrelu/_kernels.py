@@ -106,7 +106,11 @@ def _threads():
     import numba
 
     before = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    wanted = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if wanted == before:  # (the usual case: each setting costs microseconds, at every call)
+        yield
+        return
+    numba.set_num_threads(wanted)
     try:
         yield
     finally:

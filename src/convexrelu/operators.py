@@ -35,11 +35,15 @@ An operator without cone constraints whose outputs each have no blocks or at lea
 many blocks as features (the gated program) needs no (n, B) value of ``X Q`` at all. With
 one output and ``coef`` of :meth:`BlockOperator.model_coefficients`,
 
-    A(Q) = rowsum(X * (coef @ Q^T)),      A^T(r) = (X * r)^T @ coef,
+    A(Q) = colsum(X^T * (Q @ coef^T)),      A^T(r) = (X * r)^T @ coef,
 
 one product each with the same count of multiply-adds as ``X @ Q`` and ``X.T @ T``, but
-(n, d) and (d, B) results and no elementwise pass over an (n, B) array (with fewer blocks
-than features the (n, d) passes would cost more than the (n, B) ones they replace). With
+(d, n) and (d, B) results and no elementwise pass over an (n, B) array (with fewer blocks
+than features the (d, n) passes would cost more than the (n, B) ones they replace). The
+model's product is taken as the wide ``Q @ coef^T`` against a kept contiguous ``X^T``
+rather than as the narrow ``coef @ Q^T`` against ``X``: the same numbers, 1.3 to 2.4
+times faster on one core of an AMD EPYC at n = 500 to 20,000 (float64 and float32), as
+fast on two at n = 20,000. With
 several outputs the same holds output by output, with the columns of ``coef`` of each
 output's blocks kept as one array per output.
 """
@@ -65,8 +69,8 @@ class Workspace:
     Allocating a large array costs about as much as a pass over it (the memory is new to
     the process and is faulted in page by page), so a loop that evaluates the operator
     many times keeps its temporaries here. The arrays never leave the operator's methods;
-    one (n, B), two (n, G) and one (n, d) array serve every method (none keeps one across
-    a call).
+    one (n, B), two (n, G), one (n, d) and one (d, n) array serve every method (none keeps
+    one across a call).
     """
 
     def __init__(self):
@@ -107,11 +111,13 @@ def _sum_of(arrays) -> torch.Tensor:
     return total
 
 
-def coefficient_model(coef: torch.Tensor, X: torch.Tensor, Qt: torch.Tensor, out: torch.Tensor | None = None):
-    """``rowsum(X * (coef @ Qt))``: the model of blocks with coefficients ``coef`` (n, b)
-    (columns of :meth:`BlockOperator.model_coefficients`) and weights ``Qt`` (b, d), shape
-    (n,); ``out``: an (n, d) array for the product (overwritten)."""
-    return torch.matmul(coef, Qt, out=out).mul_(X).sum(dim=1)
+def coefficient_model(coef: torch.Tensor, Xt: torch.Tensor, Q: torch.Tensor, out: torch.Tensor | None = None):
+    """``colsum(Xt * (Q @ coef^T)) = rowsum(X * (coef @ Q^T))``: the model of blocks with
+    coefficients ``coef`` (n, b) (columns of :meth:`BlockOperator.model_coefficients`) and
+    weights ``Q`` (d, b), shape (n,); ``Xt`` (d, n) the features transposed (contiguous:
+    :meth:`BlockOperator.features_t`); ``out``: a (d, n) array for the product
+    (overwritten)."""
+    return torch.matmul(Q, coef.T, out=out).mul_(Xt).sum(dim=0)
 
 
 def coefficient_adjoint(coef: torch.Tensor, X: torch.Tensor, r: torch.Tensor, out: torch.Tensor | None = None):
@@ -229,6 +235,7 @@ class BlockOperator:
         self._masks = None  # the (n, B) and (n, G) mask arrays, built on first use (:meth:`_mask_arrays`)
         self._first_signs = None  # 2 D1 - 1 as int8 for the compiled kernels (:meth:`penalty_kernels`)
         self._coef_parts = None  # (blocks, coef[:, blocks]) per output, kept for the coefficient products
+        self._Xt = None  # X^T contiguous, for the coefficient products (:meth:`features_t`)
         self._pair_signs = None  # built by the first constraint_gram with a second cone
 
     def _mask_arrays(self):
@@ -331,7 +338,7 @@ class BlockOperator:
             new.second_np = None if self.second_np is None else self.second_np[sl]
             new._masks = tuple(None if M is None else M[sl] for M in masks)
             new._first_signs = None if signs is None else signs[sl]
-            new._coef_parts = new._pair_signs = None  # (built from the rows when needed)
+            new._coef_parts = new._pair_signs = new._Xt = None  # (built from the rows when needed)
             out.append((sl, new))
         return out
 
@@ -545,16 +552,16 @@ class BlockOperator:
     def matvec(self, Q: torch.Tensor, work: "Workspace | None" = None) -> torch.Tensor:
         """Model output ``Z = A(Q)``, shape (n, C)."""
         n, B, X = self.n_samples, self.n_blocks, self.X
-        if self._coefficient_products and B:  # rowsum(X * (coef @ Q^T)) per output: no (n, B) array
-            parts = self._output_coefficients()
+        if self._coefficient_products and B:  # colsum(X^T * (Q @ coef^T)) per output: no (n, B) array
+            parts, Xt = self._output_coefficients(), self.features_t()
             if len(parts) == 1:
-                return coefficient_model(parts[0][1], X, Q.T, out=_scratch(work, "nd", X.shape, X))[:, None]
+                return coefficient_model(parts[0][1], Xt, Q, out=_scratch(work, "dn", Xt.shape, X))[:, None]
             Z = X.new_zeros((n, len(parts)))
             for c, (blocks, coef) in enumerate(parts):
                 if blocks is not None and not len(blocks):
                     continue
                 Qc = Q if blocks is None else Q[:, blocks]  # (blocks None: every block feeds output c)
-                Z[:, c] = coefficient_model(coef, X, Qc.T, out=_scratch(work, "nd", X.shape, X))
+                Z[:, c] = coefficient_model(coef, Xt, Qc, out=_scratch(work, "dn", Xt.shape, X))
             return Z
         XQ = torch.matmul(X, Q, out=_scratch(work, "nB", (n, B), X))  # this call's own array
         return self._outputs(self._model_sum(XQ, work, overwrite=True), work)
@@ -825,6 +832,13 @@ class BlockOperator:
         if self.second_np is not None:
             coef.mul_(torch.as_tensor(self.second_np[:, self.group_np[cols]], device=self.device))
         return coef
+
+    def features_t(self) -> torch.Tensor:
+        """``X^T``, contiguous, shape (d, n): the operand of :func:`coefficient_model`
+        (built on first use and kept: ``n d`` numbers)."""
+        if self._Xt is None:
+            self._Xt = self.X.T.contiguous()
+        return self._Xt
 
     def _output_coefficients(self) -> list[tuple[torch.Tensor | None, torch.Tensor]]:
         """``(blocks, coef[:, blocks])`` per output (``blocks`` None: every block), kept:

@@ -156,11 +156,13 @@ class ALPart(LossPart):
         self.lam_sq = float(sum(_sqnorm(m) for m in self.lam))
         rows = row_block_size(self.op, kernels) if isinstance(rows, str) and rows == "auto" else rows
         self.blocks = self.kernels = None
-        if rows is not None and rows < self.op.n_samples:
+        if rows is not None and (rows < self.op.n_samples or kernels):
             self.blocks = self.op.row_parts(rows, for_kernels=kernels)
             if kernels:  # every block through the kernels, or none
                 found = [op.penalty_kernels() for _, op, _ in self.blocks]
                 self.kernels = found if all(k is not None for k in found) else None
+            if len(self.blocks) == 1 and self.kernels is None:  # one block by torch: the whole arrays
+                self.blocks = None
         self.extrapolation_arrays = self.blocks is None
 
     # ---------------------------------------------------------------- by row blocks
@@ -503,6 +505,9 @@ ROW_BLOCK_MIN_BYTES = 32 * 2**20
 #: bytes of one row block's (rows, B + G) constraint values: a few such arrays (the
 #: product, the multipliers, the block's masks) stay in a core's share of the cache
 ROW_BLOCK_BYTES = 2 * 2**20
+#: below this many bytes of constraint values the arrays are evaluated whole by torch
+#: operations even where the compiled kernels apply (and numba is not imported)
+KERNELS_MIN_BYTES = 384 * 2**10
 
 
 def row_block_size(op, kernels: bool = False) -> int | None:
@@ -513,20 +518,23 @@ def row_block_size(op, kernels: bool = False) -> int | None:
     least :data:`ROW_BLOCK_MIN_BYTES`: there an elementwise pass over a whole array reads
     and writes main memory, and an iteration made of some twenty such passes costs several
     times its two matrix products (issue 4, item 4). With ``kernels``, where the operator
-    has the compiled kernels (:meth:`BlockOperator.covers_penalty_kernels`), by blocks
-    from :data:`ROW_BLOCK_BYTES` on: a block's one kernel call replaces those twenty torch
-    passes even where the whole arrays stay in the cache. On an AMD EPYC with 2 cores
-    (float64, inner iterations timed alternately) that made them 1.5 to 2.5 times faster
-    between 2.7 MB (three-layer, n=500, 534 blocks: 4.39 against 2.59 ms) and 27 MB
-    (n=5,000: 63.4 against 25.3 ms), and 6 % slower at 0.8 MB (two-layer, n=500, two
-    blocks); by torch operations alone, blocks were slower than the whole arrays at 2.7 MB
-    (5.79 against 4.68 ms). A GPU's memory is fast and its kernel launches are not: there
-    the arrays are evaluated whole."""
+    has the compiled kernels (:meth:`BlockOperator.covers_penalty_kernels`), by blocks of
+    :data:`ROW_BLOCK_BYTES` from :data:`KERNELS_MIN_BYTES` on (one block holding every
+    row below :data:`ROW_BLOCK_BYTES`): a block's one kernel call replaces those twenty
+    torch passes even where the whole arrays stay in the cache. On an AMD EPYC with 2
+    cores (float64, inner iterations timed alternately) that made them 1.5 to 2.5 times
+    faster between 2.7 MB (three-layer, n=500, 534 blocks: 4.39 against 2.59 ms) and 27 MB
+    (n=5,000: 63.4 against 25.3 ms); in one block, 1.14 times faster at 0.8 MB (two-layer,
+    n=500, 200 blocks: 634 against 718 us, where two blocks had been 6 % slower) and 1.45
+    at 1.3 MB (three-layer, n=500, 258 blocks), as fast at 0.2 to 0.3 MB and 1.2 times
+    slower at 0.1 MB (the kernel calls' fixed cost). By torch operations alone, blocks
+    were slower than the whole arrays at 2.7 MB (5.79 against 4.68 ms). A GPU's memory is
+    fast and its kernel launches are not: there the arrays are evaluated whole."""
     if op.device.type != "cpu" or not op.has_constraints:
         return None
     width = sum(s[1] for s in op.constraint_shapes) * torch.finfo(op.dtype).bits // 8
     size = op.n_samples * width
-    if size < ROW_BLOCK_BYTES or (size < ROW_BLOCK_MIN_BYTES and not (kernels and op.covers_penalty_kernels())):
+    if size < KERNELS_MIN_BYTES or (size < ROW_BLOCK_MIN_BYTES and not (kernels and op.covers_penalty_kernels())):
         return None  # (the first test first: below it, numba is not imported)
     return max(8, ROW_BLOCK_BYTES // width)
 

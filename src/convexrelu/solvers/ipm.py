@@ -214,7 +214,7 @@ class _NewtonSystem:
         self.sign = torch.ones(G, **kw) if sign is None else sign.to(H.dtype)
         self.H, self.U, self.mix = H, U, mix
         self.Uf = U.reshape(K * q, U.shape[2])
-        self.kr = None  # (X, parts): per part (its output or None, its classes or None, their coef columns)
+        self.kr = None  # (X, X^T, parts): per part (its output or None, its classes or None, their coef columns)
         if khatri_rao is not None:
             coef, X = khatri_rao
             if coef.shape[:2] != (U.shape[2], K) or coef.shape[2] * X.shape[1] != q or X.shape[0] != U.shape[2]:
@@ -226,7 +226,7 @@ class _NewtonSystem:
                 mines = [torch.nonzero(mix[1] == o).reshape(-1) for o in range(mix[0].shape[1])]
                 parts = [(o, mine, coef[:, mine].reshape(coef.shape[0], -1))
                          for o, mine in enumerate(mines) if mine.numel()]
-            self.kr = (X, parts)
+            self.kr = (X, X.T.contiguous(), parts)
         diag = torch.diagonal(H, dim1=1, dim2=2)
         delta = shift * torch.clamp(diag.amax(dim=1), min=1.0)
         Hs = H + delta[:, None, None] * torch.eye(p, **kw)
@@ -257,12 +257,12 @@ class _NewtonSystem:
         agg = torch.zeros((self.K, self.p - self.lead), dtype=x.dtype, device=x.device)
         agg.index_add_(0, self.cls, self.sign[:, None] * x[:, self.lead:])
         if self.kr is not None:
-            X, parts = self.kr
+            X, Xt, parts = self.kr
             if self.mix is None:
-                return coefficient_model(parts[0][2], X, agg.reshape(-1, X.shape[1]))
+                return coefficient_model(parts[0][2], Xt, agg.reshape(-1, X.shape[1]).T)
             per_output = agg.new_zeros((self.mix[0].shape[1], X.shape[0]))
             for o, mine, coef in parts:
-                per_output[o] = coefficient_model(coef, X, agg[mine].reshape(-1, X.shape[1]))
+                per_output[o] = coefficient_model(coef, Xt, agg[mine].reshape(-1, X.shape[1]).T)
         elif self.mix is None:
             return self.Uf.T @ agg.reshape(-1)
         else:
@@ -274,14 +274,14 @@ class _NewtonSystem:
         """``U w`` for ``w`` of shape (k,) or (k, j): shape (G, p) or (G, p, j)."""
         q = self.p - self.lead
         if self.mix is None:
-            b = _kr_adjoint(self.kr[1][0][2], self.kr[0], w) if self.kr is not None else self.Uf @ w
+            b = _kr_adjoint(self.kr[2][0][2], self.kr[0], w) if self.kr is not None else self.Uf @ w
         else:
             F, out = self.mix
             n, _, r = F.shape
             per_output = torch.einsum("noa,anj->onj", F, w.reshape(r, n, -1))  # (C, n, j)
             if self.kr is not None:
                 b = w.new_empty((self.K, q, per_output.shape[2]))
-                for o, mine, coef in self.kr[1]:
+                for o, mine, coef in self.kr[2]:
                     b[mine] = _kr_adjoint(coef, self.kr[0], per_output[o]).reshape(len(mine), q, -1)
             else:
                 b = self.U @ per_output[out]
