@@ -4,6 +4,11 @@ multipliers' sum of squares and gradient, on every layout they cover."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import torch
@@ -206,3 +211,28 @@ def test_kernels_leave_numbas_thread_setting_as_they_found_it():
     finally:
         numba.set_num_threads(before)
         torch.set_num_threads(threads)
+
+
+@needs_numba
+def test_the_first_kernel_call_leaves_torchs_number_of_threads():
+    """numba's OpenMP threading layer, as it starts (once per process: a fresh one here),
+    sets the OpenMP thread count that torch reads as its own: a caller's
+    ``torch.set_num_threads(1)``, once torch had read it, had become numba's two threads
+    after the first kernel call, and every torch operation after it ran on them (the
+    benchmarks' "one thread" figures after the first augmented-Lagrangian solve too)."""
+    code = textwrap.dedent("""
+        import numpy as np
+        import torch
+        torch.set_num_threads(1)
+        from convexrelu import ThreeLayerReLUProgram
+        rng = np.random.default_rng(0)
+        prog = ThreeLayerReLUProgram(rng.standard_normal((40, 3)), rng.standard_normal(40), 5, hidden=2, beta=0.1,
+                                     random_state=0)
+        assert torch.get_num_threads() == 1
+        assert prog.operator.penalty_kernels() is not None
+        print(torch.get_num_threads())
+    """)
+    env = dict(os.environ, NUMBA_NUM_THREADS="2")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split()[-1] == "1"

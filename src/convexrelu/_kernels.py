@@ -76,10 +76,25 @@ def available() -> bool:
 
 
 @functools.cache
+def _launched() -> None:
+    """Start numba's threading layer (once per process) leaving torch's number of threads
+    as it was: numba's OpenMP layer, as it starts, sets the calling thread's OpenMP thread
+    count, which torch reads as its own (a caller's ``torch.set_num_threads(1)`` had
+    become the machine's cores after the first kernel call)."""
+    import numba
+
+    threads = torch.get_num_threads()
+    numba.get_num_threads()  # (starts the layer)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+@functools.cache
 def _warm(dtype: np.dtype) -> None:
     """Compile both kernels for ``dtype`` on tiny arrays (on first use in a process; numba
     caches the machine code on disk): the compilation, seconds where the cache is cold,
     then happens before a solver times its iterations."""
+    _launched()
     rows, B = 2, 2
     f2 = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
     s1 = np.ones((rows, B), dtype=np.int8)
@@ -105,6 +120,7 @@ def _threads():
     calling thread); the caller's setting is restored after."""
     import numba
 
+    _launched()
     before = numba.get_num_threads()
     wanted = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     if wanted == before:  # (the usual case: each setting costs microseconds, at every call)
