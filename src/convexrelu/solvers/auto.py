@@ -23,8 +23,8 @@ of its loss's Hessian, whether its loss separates over the outputs, and its devi
 Measured on a 2-core machine (``benchmarks/RESULTS.md``, sections Solvers and Interior
 point: robustness): the interior-point method reaches the CVXPY (Clarabel) optimum to
 1e-7 on every program and loss tried (n = 300 to 500), a median 5.38 times faster than
-Clarabel over 27 programs (1.42x to 276.66x; Clarabel failed on 9 of them), 51.18 times
-on the two-layer ReLU and 25.50 times on the three-layer n = 500 benchmarks; its cost per
+Clarabel over 27 programs (1.42x to 276.66x; Clarabel failed on 9 of them), 54.64 times
+on the two-layer ReLU and 20.20 times on the three-layer n = 500 benchmarks; its cost per
 iteration grows as ``n^2 B d`` (one Woodbury matrix, of order ``n r``), hence the
 limits. On an NVIDIA H200 (section "Scale: interior point (device: cuda)") it solved the
 three-layer program with n = 20,000, d = 50, 500 patterns to a certified relative gap of

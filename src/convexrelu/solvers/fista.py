@@ -524,10 +524,11 @@ def row_block_size(op, kernels: bool = False) -> int | None:
     torch passes even where the whole arrays stay in the cache. On an AMD EPYC with 2
     cores (float64, inner iterations timed alternately) that made them 1.5 to 2.5 times
     faster between 2.7 MB (three-layer, n=500, 534 blocks: 4.39 against 2.59 ms) and 27 MB
-    (n=5,000: 63.4 against 25.3 ms); in one block, 1.14 times faster at 0.8 MB (two-layer,
-    n=500, 200 blocks: 634 against 718 us, where two blocks had been 6 % slower) and 1.45
-    at 1.3 MB (three-layer, n=500, 258 blocks), as fast at 0.2 to 0.3 MB and 1.2 times
-    slower at 0.1 MB (the kernel calls' fixed cost). By torch operations alone, blocks
+    (n=5,000: 63.4 against 25.3 ms); in one block, on one thread, 1.14 times faster at
+    0.8 MB (two-layer, n=500, 200 blocks: 644 against 733 us, where two blocks had been
+    6 % slower) and 1.46 at 1.3 MB (three-layer, n=500, 258 blocks: 799 against
+    1168 us), as fast at 0.2 to 0.4 MB and 1.07 to 1.38 times slower at 0.1 MB (the kernel
+    calls' fixed cost). By torch operations alone, blocks
     were slower than the whole arrays at 2.7 MB (5.79 against 4.68 ms). A GPU's memory is
     fast and its kernel launches are not: there the arrays are evaluated whole."""
     if op.device.type != "cpu" or not op.has_constraints:
