@@ -479,6 +479,25 @@ def test_output_path_is_checked_before_the_fit(data, tmp_path, capsys):
         assert "fitting" not in err.lower()
 
 
+def test_output_never_replaces_an_input(data, tmp_path, capsys):
+    """``fit d.csv -o d.csv`` had replaced the data with the model, ``predict m new.csv -o
+    m`` the model with the predictions' CSV, both with exit status 0."""
+    csv = tmp_path / "reg.csv"
+    csv.write_bytes((data / "reg.csv").read_bytes())
+    before = csv.read_bytes()
+    assert main(["fit", str(csv), "-t", "y", *FAST, "-o", str(csv)]) == 1
+    err = capsys.readouterr().err
+    assert f"-o/--output: {str(csv)!r} is the data file" in err and csv.read_bytes() == before
+    model = tmp_path / "m.npz"
+    assert main(["fit", str(csv), "-t", "y", "--depth", "2", *FAST, "-o", str(model)]) == 0
+    kept = model.read_bytes()
+    capsys.readouterr()
+    for out, name in ((model, "model"), (tmp_path / "." / "reg.csv", "data")):
+        assert main(["predict", str(model), str(csv), "-o", str(out)]) == 1
+        assert f"is the {name} file" in capsys.readouterr().err
+    assert model.read_bytes() == kept and csv.read_bytes() == before
+
+
 def test_non_numeric_regression_target_points_to_classification(data, tmp_path, capsys):
     assert main(["fit", str(data / "clf.csv"), "-t", "label", "--ignore", "id", "--task", "regression", *FAST,
                  "-o", str(tmp_path / "m")]) == 1

@@ -454,6 +454,28 @@ def test_auto_falls_back_to_cvxpy_where_the_interior_point_stalls():
     assert easy.solver == "ipm" and "fallback" not in easy.info
 
 
+def test_auto_warns_where_the_interior_point_stalls_and_cvxpy_fails(monkeypatch):
+    """Where the interior point stops short and CVXPY, tried next, fails, the answer kept is
+    the interior point's, with its warning and one saying that the fallback failed (the
+    warning was recorded inside the fallback's own recording and lost: a fit on a raw
+    timestamp column returned R^2 = 0 without any)."""
+    rng = np.random.RandomState(2)
+    X = rng.randn(60, 2)
+    prog = TwoLayerReLUProgram(X, np.where(X[:, 0] > 0, 1.0, -1.0), 10, loss="logistic", beta=1e-4, random_state=0)
+
+    def failing(self, program, init=None):
+        raise SolverError("CVXPY solver CLARABEL failed")
+
+    monkeypatch.setattr(CVXPYSolver, "solve", failing)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = AutoSolver().solve(prog)
+    said = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert sol.solver == "ipm" and not sol.converged and sol.info["fallback"].startswith("cvxpy failed")
+    assert any(m.startswith("InteriorPoint: stopped") for m in said), said
+    assert any("CVXPY, tried next, failed (CVXPY solver CLARABEL failed)" in m for m in said), said
+
+
 def test_auto_does_not_fall_back_after_its_time_limit_and_keeps_the_warnings_of_a_failure(monkeypatch):
     """An interior point stopped by ``max_time`` is returned as it is (CVXPY's set-up
     cannot be interrupted: a fallback had taken the fit from 1.03 s to 1.78 s with

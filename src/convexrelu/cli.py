@@ -394,6 +394,21 @@ def _write_csv(header: list[str], columns: list[np.ndarray], out) -> None:
 
 
 # ---------------------------------------------------------------------- commands
+def _not_an_input(output, **inputs) -> None:
+    """A CLIError where the file ``-o/--output`` names is one of ``inputs`` (argument name:
+    path; writing it would replace that input: a fit had overwritten its data with the
+    model, a prediction the model with its CSV)."""
+    out = Path(output)
+    for name, path in inputs.items():
+        if path is None or str(path) == "-":
+            continue
+        same = (os.path.samefile(out, path) if out.exists() and Path(path).exists()
+                else out.resolve() == Path(path).resolve())
+        if same:
+            raise CLIError(f"-o/--output: {str(output)!r} is the {name} file; writing it would replace it, "
+                           "choose another name")
+
+
 def _cmd_fit(args) -> int:
     from ._progress import StatusLine
     from ._validation import plain
@@ -404,6 +419,7 @@ def _cmd_fit(args) -> int:
         check_output_path(args.output)
     except ValueError as exc:
         raise CLIError(f"-o/--output: {str(exc).split(': ', 1)[1]}") from None
+    _not_an_input(args.output, data=args.data)
     table = read_table(args.data)
     targets = list(dict.fromkeys(args.target))
     for t in targets:
@@ -588,6 +604,7 @@ def _cmd_predict(args) -> int:
         folder = out.parent if str(out.parent) else Path(".")
         if not folder.is_dir():
             raise CLIError(f"-o/--output: cannot write {args.output!r}: the folder {str(folder)!r} does not exist")
+        _not_an_input(args.output, model=args.model, data=args.data)
     mf = _load_cli_model(args.model)
     table = read_table(args.data)
     X = _model_inputs(mf, table)

@@ -188,7 +188,7 @@ class BlockOperator:
     ):
         # row-major copies: a column-major mask (e.g. a column subset made by fancy
         # indexing) would make every elementwise result column-major, and slow
-        self.X_np = np.ascontiguousarray(X, dtype=np.float64)
+        self.X_np = np.array(X, dtype=np.float64, order="C")  # (a copy: X^T is kept beside it, features_t)
         self.first_np = np.ascontiguousarray(first, dtype=bool)
         self.signs_np = np.asarray(signs, dtype=np.float64)
         self.group_np = np.asarray(group, dtype=np.int64)

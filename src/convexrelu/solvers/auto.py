@@ -49,7 +49,9 @@ import torch
 from .auglag import AugmentedLagrangian
 from ._presolve import outputs_apart
 from .._validation import check_count, check_max_time
-from .base import MIN_TIME_LIMIT, Solution, Solver, SolverError, loose_gap, smaller_limit, time_left
+from .base import (
+    MIN_TIME_LIMIT, ConvergenceWarning, Solution, Solver, SolverError, loose_gap, smaller_limit, time_left,
+)
 from .cvxpy_solver import CVXPYSolver
 from .fista import FISTA
 from .ipm import InteriorPoint
@@ -254,13 +256,19 @@ class AutoSolver(Solver):
             fallback = fallback.with_max_time(time_left(start + budget))
         logger.info("auto: the interior point stopped %s (relative gap %.1e); solving with CVXPY too",
                     first.status, first.relative_gap)
+        failed = None
         with warnings.catch_warnings(record=True) as caught_cvxpy:
             warnings.simplefilter("always")
             try:
                 second = fallback.solve(program)
             except SolverError as exc:
-                _reemit(caught)
-                return dataclasses.replace(first, info={**first.info, "fallback": f"cvxpy failed: {exc}"})
+                failed = exc
+        if failed is not None:  # (outside the recording above, or the warnings are lost: a fit had none)
+            _reemit(caught)
+            warnings.warn(f"auto: the interior point stopped {first.status} at a certified relative gap of "
+                          f"{first.relative_gap:.2e}, and CVXPY, tried next, failed ({failed}); the interior "
+                          "point's answer is kept", ConvergenceWarning, stacklevel=3)
+            return dataclasses.replace(first, info={**first.info, "fallback": f"cvxpy failed: {failed}"})
         best, other, said = (second, first, caught_cvxpy) if second.objective < first.objective else (
             first, second, caught)
         _reemit(said)

@@ -126,7 +126,7 @@ class ALPart(LossPart):
     iterate is the next multipliers ``lam+`` (:func:`._steps.multiplier_update`).
 
     On the CPU, where the constraint values are large (:func:`row_block_size`: tens of
-    megabytes, a few with the compiled kernels), a state
+    megabytes, or 384 KB with the compiled kernels), a state
     is evaluated by row blocks of the operator (:meth:`BlockOperator.row_blocks`): each
     block's product, constraint values, multipliers and adjoint are computed while its
     arrays are in the cache, and an extrapolated state is not formed at all (its
@@ -145,8 +145,9 @@ class ALPart(LossPart):
     kernels : bool
         By row blocks, evaluate each block with the operator's compiled single-pass
         kernels where it has them (:meth:`BlockOperator.penalty_kernels`: numba installed,
-        one output, ...); False: always the torch operations. The values are the same up
-        to rounding.
+        one output, ...), in one block holding every row where ``rows`` is at least the
+        number of samples; False: always the torch operations (``rows`` at least the
+        number of samples: the whole arrays). The values are the same up to rounding.
     """
 
     def __init__(self, program, lam, rho: float, rows: int | None | str = "auto", kernels: bool = True):
