@@ -526,6 +526,24 @@ def test_missing_labels_are_named(missing):
         ConvexReLUClassifier(**SMALL).fit(X, y)
 
 
+def test_exact_two_layer_enumeration_is_refused_beyond_its_cap(monkeypatch):
+    """40 samples in 4 dimensions (rank 5 with the intercept) have 184,341 regions: the
+    enumeration had run 50 s, ignoring max_time, before a solve with no time left; the
+    count is known before enumerating."""
+    X = np.random.default_rng(0).standard_normal((40, 4))
+    with pytest.raises(ValueError, match=r"patterns: 'exact' would give up to 184341 two-layer patterns for 40 "
+                                         r"samples of rank 5 \(more than 20000\)"):
+        ConvexReLURegressor(depth=2, patterns="exact", random_state=0).fit(X, X[:, 0])
+    import convexrelu.estimators as estimators
+
+    X1 = np.linspace(-1, 1, 6)[:, None]  # rank 2: 2 * 6 - 1 = 11 regions without the all-zero one
+    monkeypatch.setattr(estimators, "EXACT_MAX_TWO_LAYER_PATTERNS", 11)
+    assert ConvexReLURegressor(depth=2, patterns="exact", random_state=0).fit(X1, X1[:, 0]).n_patterns_ <= 11
+    monkeypatch.setattr(estimators, "EXACT_MAX_TWO_LAYER_PATTERNS", 10)
+    with pytest.raises(ValueError, match="up to 11 two-layer patterns"):
+        ConvexReLURegressor(depth=2, patterns="exact", random_state=0).fit(X1, X1[:, 0])
+
+
 def test_exact_three_layer_enumeration_is_capped(monkeypatch):
     import convexrelu.estimators as estimators
 

@@ -110,6 +110,15 @@ def test_networks_and_standardization(fitted, tmp_path):
     assert mf.extra["cli"]["features"] == ["a", "b", "c"]
     with pytest.raises(ValueError, match="standardization"):
         save(est, tmp_path / "bad", standardization=(mean, -scale))
+    # one mean and scale per input feature (two for three features had been written, and
+    # the file's pipeline failed on its first prediction with numpy's broadcast error)
+    for bad in ((mean[:2], scale[:2]), (0.0, 1.0)):
+        with pytest.raises(ValueError, match=r"standardization: expected a mean and a scale per input feature of "
+                                             r"the model \(3\), got [12]"):
+            save(est, tmp_path / "bad", standardization=bad)
+    save(est.network_, tmp_path / "net-std", standardization=(mean, scale))  # a network: its inputs
+    with pytest.raises(ValueError, match=r"\(3\), got 2"):
+        save(est.network_, tmp_path / "bad", standardization=(mean[:2], scale[:2]))
 
 
 def test_save_errors(tmp_path):

@@ -16,6 +16,17 @@ def test_two_layer_by_hand():
     assert net.objective(X, [2.0, 5.0], "squared", beta=0.1) == pytest.approx(0.5 + 0.1 * penalty)
 
 
+def test_objective_refuses_targets_of_another_shape():
+    """A ``y`` of another length or width had been broadcast into a wrong objective."""
+    net = TwoLayerNetwork(W1=[[1.0, -1.0], [0.0, 1.0]], W2=[[2.0], [1.0]])
+    X = np.array([[1.0], [2.0], [-1.0]])
+    assert net.objective(X, net.predict(X)) == 0.0
+    for y in (np.zeros(2), np.zeros((3, 2))):
+        with pytest.raises(ValueError, match=r"y: expected 3 targets in 1 column\(s\), as the model's outputs "
+                                             r"\(encoded for the squared loss\), got shape \("):
+            net.objective(X, y)
+
+
 def test_gated_by_hand():
     net = TwoLayerNetwork(W1=[[2.0]], W2=[[1.0]], gates=[[-1.0]], fit_intercept=False)
     np.testing.assert_allclose(net.predict(np.array([[1.0], [-1.0]]))[:, 0], [0.0, -2.0])

@@ -877,18 +877,19 @@ def test_divergence_raises_solver_error():
         FISTA(step_init=1e3, backtrack=False, max_iter=1000).solve(prog)
 
 
-def test_nan_raises_solver_error():
+def test_non_finite_values_raise_solver_error():
+    """A start whose objective overflows (finite weights of 1e200; NaN weights are refused
+    as ``init`` before: test_a_non_finite_warm_start...) ends in a SolverError that says so."""
     prog = program(GatedReLUProgram, "squared")
-    init = np.full(prog.shape, np.nan)
-    with pytest.raises(SolverError, match="not finite"):
-        FISTA().solve(prog, init=init)
+    with pytest.raises(SolverError, match="objective is not finite at the starting point"):
+        FISTA().solve(prog, init=np.full(prog.shape, 1e200))
     relu = program(TwoLayerReLUProgram, "squared")
+    with pytest.raises(SolverError, match="objective is not finite at the starting point"):
+        AugmentedLagrangian().solve(relu, init=np.full(relu.shape, 1e200))
+    with pytest.raises(SolverError, match="non-finite"):
+        ADMM().solve(relu, init=np.full(relu.shape, 1e200))
     with pytest.raises(SolverError, match="not finite"):
-        AugmentedLagrangian().solve(relu, init=np.full(relu.shape, np.nan))
-    with pytest.raises(SolverError, match="not finite"):
-        ADMM().solve(relu, init=np.full(relu.shape, np.nan))
-    with pytest.raises(SolverError, match="not finite"):
-        InteriorPoint().solve(relu, init=np.full(relu.shape, np.nan))
+        InteriorPoint().solve(relu, init=np.full(relu.shape, 1e200))
 
 
 @pytest.mark.parametrize("cls", PROGRAMS)
@@ -954,6 +955,22 @@ def test_a_warm_start_of_another_shape_is_refused_naming_init(name):
     for init in (np.zeros((2, 2)), torch.zeros(prog.shape[0], prog.shape[1] + 1), "weights"):
         with pytest.raises(ValueError, match=rf"init: expected weights of the program's shape \({prog.shape[0]}, "):
             make_solver(name).solve(prog, init=init)
+
+
+@pytest.mark.parametrize("name", SOLVER_NAMES)
+def test_a_non_finite_warm_start_a_non_program_and_the_meta_device_are_refused_by_name(name):
+    """A NaN or infinite ``init`` is a ValueError naming it (it had been a SolverError, a
+    RuntimeError, and CVXPY had taken one silently); anything but a program is a TypeError
+    naming ``program`` (it had been an AttributeError from deep inside)."""
+    prog = program(GatedReLUProgram if name == "fista" else TwoLayerReLUProgram, "squared")
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="init: expected finite weights, got NaN or infinite entries"):
+            make_solver(name).solve(prog, init=np.full(prog.shape, bad))
+    for other in (prog.X_design, None):
+        with pytest.raises(TypeError, match=r"program: expected a ConvexProgram \(TwoLayerReLUProgram, .*got "):
+            make_solver(name).solve(other)
+    with pytest.raises(ValueError, match="program: on the 'meta' device, which holds no data"):
+        make_solver(name).solve(prog.to(device="meta"))
 
 
 def test_admm_warm_start_from_a_far_array_converges():

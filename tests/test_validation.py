@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from convexrelu._validation import check_count, check_number
+from convexrelu._validation import check_bool, check_count, check_number
 
 
 @pytest.mark.parametrize("value, kwargs, expected", [
@@ -57,6 +57,26 @@ def test_check_count_refuses(value):
     with pytest.raises(ValueError, match=r"^max_iter: expected an integer >= 1, got "):
         check_count(value, "max_iter")
     assert check_count(None, "max_iter", none_ok=True) is None
+
+
+def test_flags_are_true_or_false_not_truthy():
+    """Programs and solvers had read their flags by truth: ``fit_intercept="no"`` and
+    ``repair="False"`` were True."""
+    from convexrelu import TwoLayerReLUProgram
+    from convexrelu.solvers import ADMM, AugmentedLagrangian, AutoSolver, FISTA
+
+    assert check_bool(True, "f") is True and check_bool(np.bool_(False), "f") is False
+    for value in ("no", "False", 1, 0, None):
+        with pytest.raises(TypeError, match=f"flag: expected True or False, got {value!r}"):
+            check_bool(value, "flag")
+    X = np.random.default_rng(0).standard_normal((10, 2))
+    for make, name in ((lambda v: TwoLayerReLUProgram(X, X[:, 0], 3, fit_intercept=v), "fit_intercept"),
+                       (lambda v: AugmentedLagrangian(backtrack=v), "backtrack"),
+                       (lambda v: AugmentedLagrangian(repair=v), "repair"), (lambda v: ADMM(repair=v), "repair"),
+                       (lambda v: FISTA(backtrack=v), "backtrack"), (lambda v: AutoSolver(ipm=v), "ipm")):
+        with pytest.raises(TypeError, match=f"{name}: expected True or False, got 'no'"):
+            make("no")
+        make(False)
 
 
 def test_data_whose_squares_overflow_is_refused_naming_it():

@@ -171,6 +171,14 @@ def check_dtype(dtype) -> torch.dtype:
     raise ValueError(f"dtype: expected 'float64' or 'float32' (or torch.float64, torch.float32), got {dtype!r}")
 
 
+def check_bool(value, name: str) -> bool:
+    """``value`` if it is True or False (numpy's booleans too); a TypeError naming ``name``
+    otherwise: a flag read by its truth had taken ``"no"`` and ``"False"`` for True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
 def check_device(device, kinds: tuple | None = ("cpu", "cuda", "mps")) -> torch.device:
     """A torch device of one of the types ``kinds`` (None: any torch knows, e.g. "meta"),
     cuda and mps only where this torch can use them (ValueError naming ``device``

@@ -32,8 +32,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 
 from ._progress import log_to_stream
 from ._validation import (
-    add_intercept, check_beta, check_count, check_device, check_dtype, check_max_time, check_number, check_positive_int,
-    make_rng, plain, relative_gap,
+    add_intercept, check_beta, check_bool, check_count, check_device, check_dtype, check_max_time, check_number,
+    check_positive_int, make_rng, plain, relative_gap,
 )
 from .losses import LogisticLoss, SoftmaxLoss
 from .patterns import sample_three_layer, sample_two_layer
@@ -52,6 +52,11 @@ _STRATEGY_NAMES = ("seeded", "pursuit", "seeded+pursuit")
 #: ``patterns="exact"`` with ``depth=3`` stops with an error beyond this many patterns
 #: (the enumeration grows like ``n^(hidden rank)``: theory.md, "How many patterns").
 EXACT_MAX_THREE_LAYER_PATTERNS = 5000
+#: ``patterns="exact"`` with ``depth=2`` is refused, before enumerating, where the count of
+#: regions for data of that size and rank (:func:`~convexrelu.patterns.two_layer_pattern_bound`,
+#: which generic data attain) exceeds this (40 samples in 4 dimensions: 184,341 patterns,
+#: 50 s of enumeration before a solve that had no time left; 100 samples in 2: 9,901).
+EXACT_MAX_TWO_LAYER_PATTERNS = 20000
 
 
 # ---------------------------------------------------------------------- helpers
@@ -181,9 +186,7 @@ class _ConvexReLUBase(BaseEstimator):
         if not isinstance(self.patterns, str) or self.patterns not in PATTERN_STRATEGIES:
             raise ValueError(f"patterns: expected one of {list(PATTERN_STRATEGIES)}, got {self.patterns!r}")
         p["patterns"] = self.patterns
-        if not isinstance(self.gated, (bool, np.bool_)):
-            raise TypeError(f"gated: expected True or False, got {self.gated!r}")
-        p["gated"] = bool(self.gated)
+        p["gated"] = check_bool(self.gated, "gated")
         if p["gated"] and p["depth"] != 2:
             raise ValueError(f"gated: only two-layer networks can be gated (depth=2), got depth={p['depth']}")
         if not isinstance(self.loss, str) or self.loss not in self._allowed_losses:
@@ -191,9 +194,7 @@ class _ConvexReLUBase(BaseEstimator):
         p["loss"] = self.loss
         if not isinstance(self.solver, (str, Solver)):
             raise TypeError(f"solver: expected 'auto', a solver name or a Solver instance, got {self.solver!r}")
-        if not isinstance(self.fit_intercept, (bool, np.bool_)):
-            raise TypeError(f"fit_intercept: expected True or False, got {self.fit_intercept!r}")
-        p["fit_intercept"] = bool(self.fit_intercept)
+        p["fit_intercept"] = check_bool(self.fit_intercept, "fit_intercept")
         p["max_iter"] = check_count(self.max_iter, "max_iter", none_ok=True)  # (as every solver takes it)
         p["tol"] = check_number(self.tol, "tol", high=1.0, none_ok=True)
         p["max_time"] = check_max_time(self.max_time)
@@ -336,6 +337,15 @@ class _ConvexReLUBase(BaseEstimator):
 
             logger.info("enumerating all patterns of a %d x %d design matrix", *design.shape)
             if p["depth"] == 2:
+                from .patterns import two_layer_pattern_bound
+
+                n, rank = design.shape[0], int(np.linalg.matrix_rank(design))
+                bound = two_layer_pattern_bound(n, rank) - 1  # (the all-zero mask is left out)
+                if bound > EXACT_MAX_TWO_LAYER_PATTERNS:
+                    raise ValueError(
+                        f"patterns: 'exact' would give up to {bound} two-layer patterns for {n} samples of rank {rank} "
+                        f"(more than {EXACT_MAX_TWO_LAYER_PATTERNS}): too many for a convex program; use "
+                        "patterns='seeded' or 'sample' with n_patterns, or fewer samples")
                 return enumerate_two_layer(design)
             try:
                 return enumerate_three_layer(design, p["hidden"], max_patterns=EXACT_MAX_THREE_LAYER_PATTERNS)

@@ -149,6 +149,13 @@ def _string_array(values) -> np.ndarray:
     return np.asarray([str(v) for v in items], dtype=str)
 
 
+def _network_inputs(network) -> int:
+    """The number of input features of a network (its first layer's rows, less the
+    intercept's)."""
+    rows = network.W1.shape[-2] if isinstance(network, ThreeLayerNetwork) else network.W1.shape[0]
+    return int(rows) - (1 if network.fit_intercept else 0)
+
+
 def _network_arrays(network) -> tuple[dict, dict]:
     if isinstance(network, ThreeLayerNetwork):
         arrays = {"network.W1": network.W1, "network.w2": network.w2, "network.w3": network.w3}
@@ -298,6 +305,10 @@ def save(
             raise ValueError(f"standardization: mean and scale differ in shape, {mean.shape} and {scale.shape}")
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
             raise ValueError("standardization: expected finite means and positive finite scales")
+        n_in = _network_inputs(model.network_ if meta["kind"] == "estimator" else model)
+        if mean.shape != (n_in,):
+            raise ValueError(f"standardization: expected a mean and a scale per input feature of the model "
+                             f"({n_in}), got {mean.size}")
         arrays["preprocessing.mean"], arrays["preprocessing.scale"] = mean, scale
         meta["preprocessing"] = "standardize"
     else:
@@ -408,8 +419,9 @@ def load_model_file(path: str | os.PathLike) -> ModelFile:
         if meta.get("preprocessing") == "standardize":
             mean = np.asarray(arrays["preprocessing.mean"], dtype=np.float64)
             scale = np.asarray(arrays["preprocessing.scale"], dtype=np.float64)
-            if mean.shape != scale.shape or mean.ndim != 1:
-                raise ValueError(f"standardisation of shapes {mean.shape} and {scale.shape}")
+            n_in = _network_inputs(model.network_ if hasattr(model, "network_") else model)
+            if mean.shape != scale.shape or mean.shape != (n_in,):
+                raise ValueError(f"standardisation of shapes {mean.shape} and {scale.shape} for {n_in} features")
     except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:  # (an entry of another type)
         missing = f"missing entry {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ValueError(f"{path}: corrupt convexrelu model file ({missing})") from exc
@@ -462,9 +474,7 @@ def _build_model(meta: dict, arrays: dict):
         raise ValueError("a classifier without its classes")
     if "feature_names_in" in arrays:
         estimator.feature_names_in_ = arrays["feature_names_in"].astype(object)
-    n_in = network.W1.shape[-2] - (1 if network.fit_intercept else 0) if isinstance(network, ThreeLayerNetwork) else (
-        network.W1.shape[0] - (1 if network.fit_intercept else 0)
-    )
+    n_in = _network_inputs(network)
     if getattr(estimator, "n_features_in_", n_in) != n_in:
         raise ValueError(f"n_features_in_ = {estimator.n_features_in_} does not match weights for {n_in} features")
     estimator.n_features_in_ = int(n_in)

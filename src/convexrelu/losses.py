@@ -139,8 +139,15 @@ class Loss(abc.ABC):
         """The same loss as a CVXPY expression of the (n, C) expression ``Z``."""
 
     def value_numpy(self, Z: np.ndarray, Y: np.ndarray) -> float:
-        """Loss value for numpy arrays (float64)."""
-        Z = np.asarray(Z, dtype=np.float64).reshape(len(Y), -1)
+        """Loss value for numpy arrays (float64): ``Z`` the outputs, (n,) or (n, C), ``Y``
+        the prepared targets (:meth:`prepare_targets`), of the same shape as ``Z`` once
+        (n,) is read as (n, 1) (a ValueError otherwise: a target vector of another length
+        had been broadcast into a wrong value)."""
+        Z = np.asarray(Z, dtype=np.float64)
+        Z = Z.reshape(len(Z), -1) if Z.ndim else Z.reshape(1, 1)
+        if np.shape(Y) != Z.shape:
+            raise ValueError(f"y: expected {Z.shape[0]} targets in {Z.shape[1]} column(s), as the model's outputs "
+                             f"(encoded for the {self.name} loss), got shape {np.shape(Y)}")
         return float(self.value(torch.from_numpy(Z), torch.as_tensor(Y, dtype=torch.float64)))
 
     def __repr__(self) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._validation import add_intercept, check_beta, check_matrix, check_number, check_positive_int
+from ._validation import add_intercept, check_beta, check_bool, check_matrix, check_number, check_positive_int
 from .losses import Loss, get_loss
 from .networks import ThreeLayerNetwork, TwoLayerNetwork
 from .operators import BlockOperator
@@ -212,7 +212,7 @@ class _DataProgram(ConvexProgram):
 
     def _setup_data(self, X, y, loss, fit_intercept):
         X = check_matrix(X, "X")
-        self.fit_intercept = bool(fit_intercept)
+        self.fit_intercept = check_bool(fit_intercept, "fit_intercept")
         self.X_raw_shape = X.shape
         design = add_intercept(X) if self.fit_intercept else X
         loss = get_loss(loss)

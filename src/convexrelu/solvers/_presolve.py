@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from ..duality import dual_lower_bound
-from .base import Solution, SolverError, frozen, init_weights, time_left
+from .base import Solution, SolverError, check_program, frozen, init_weights, time_left
 
 __all__ = ["in_target_units", "live_part", "on_live_groups", "outputs_apart", "program_parts", "zero_solution"]
 
@@ -56,6 +56,7 @@ def on_live_groups(solve):
     @functools.wraps(solve)
     def wrapper(self, program, init=None) -> Solution:
         start = time.perf_counter()
+        check_program(program)
         zero = zero_solution(program, self.name, start)
         if zero is not None:
             return zero
@@ -110,6 +111,7 @@ def in_target_units(solve, stacklevel: int = 2):
 
     @functools.wraps(solve)
     def wrapper(self, program, init=None) -> Solution:
+        check_program(program)
         s = program.target_unit()
         if s == 1.0:
             return solve(self, program, init)

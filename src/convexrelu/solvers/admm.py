@@ -41,7 +41,7 @@ import time
 import numpy as np
 import torch
 
-from .._validation import check_count, check_max_time, check_number
+from .._validation import check_bool, check_count, check_max_time, check_number
 from ..duality import dual_lower_bound
 from ..regularizers import group_soft_threshold
 from . import _steps
@@ -215,7 +215,7 @@ class ADMM(Solver):
         self.rho_model = check_number(rho_model, "rho_model", none_ok=True)
         self.constraint_scale = check_number(constraint_scale, "constraint_scale")
         self.weight_constraints = check_number(weight_constraints, "weight_constraints", none_ok=True)
-        self.repair = bool(repair)
+        self.repair = check_bool(repair, "repair")
         self.repair_tol = check_number(repair_tol, "repair_tol", high=1.0)
         self.max_time = check_max_time(max_time)
         self.verbose = bool(verbose)
@@ -227,9 +227,6 @@ class ADMM(Solver):
         dtype, device = program.dtype, program.device
         tol = _dtype_tol(self.tol, dtype)
         Q, mults, info0 = _initial_point(program, init)
-        if not bool(torch.isfinite(Q).all()):
-            raise SolverError("ADMM: the objective is not finite at the starting point (init has NaN or infinite "
-                              "entries); check the data and init")
         k = 0.0
         if op.has_constraints:
             norm_k = op.constraint_norm_estimate(n_iter=15)

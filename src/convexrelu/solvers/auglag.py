@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 import torch
 
-from .._validation import check_count, check_max_time, check_number
+from .._validation import check_bool, check_count, check_max_time, check_number
 from ..duality import dual_lower_bound
 from ..operators import largest_violation
 from . import _steps
@@ -463,12 +463,12 @@ class AugmentedLagrangian(Solver):
         self.rho_max = check_number(rho_max, "rho_max")
         self.rho_max_ratio = check_number(rho_max_ratio, "rho_max_ratio", low=1.0, low_open=False)
         self.step_init = check_number(step_init, "step_init", none_ok=True)
-        self.backtrack = bool(backtrack)
+        self.backtrack = check_bool(backtrack, "backtrack")
         self.restart = None if restart == "none" else restart
         step_increase = check_number(step_increase, "step_increase", low=1.0, low_open=False)
         self.step_increase = step_increase if backtrack else 1.0
         self.backtrack_factor = check_number(backtrack_factor, "backtrack_factor", high=1.0)
-        self.repair = bool(repair)
+        self.repair = check_bool(repair, "repair")
         self.repair_tol = check_number(repair_tol, "repair_tol", high=1.0)
         self.max_time = check_max_time(max_time)
         self.verbose = bool(verbose)

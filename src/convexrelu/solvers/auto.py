@@ -48,9 +48,10 @@ import torch
 
 from .auglag import AugmentedLagrangian
 from ._presolve import outputs_apart
-from .._validation import check_count, check_max_time
+from .._validation import check_bool, check_count, check_max_time
 from .base import (
-    MIN_TIME_LIMIT, ConvergenceWarning, Solution, Solver, SolverError, loose_gap, smaller_limit, time_left,
+    MIN_TIME_LIMIT, ConvergenceWarning, Solution, Solver, SolverError, check_program, loose_gap, smaller_limit,
+    time_left,
 )
 from .cvxpy_solver import CVXPYSolver
 from .fista import FISTA
@@ -164,7 +165,7 @@ class AutoSolver(Solver):
 
     def __init__(self, cvxpy_max_size: int | None = None, ipm: bool = True, **hyperparameters):
         self.cvxpy_max_size = check_count(cvxpy_max_size, "cvxpy_max_size", 0, none_ok=True)
-        self.ipm = bool(ipm)
+        self.ipm = check_bool(ipm, "ipm")
         self.hyperparameters = dict(hyperparameters)
         if "max_time" in self.hyperparameters:
             self.hyperparameters["max_time"] = check_max_time(self.hyperparameters["max_time"])
@@ -212,6 +213,7 @@ class AutoSolver(Solver):
         return cls(**_accepted(cls, self.hyperparameters))
 
     def solve(self, program, init=None) -> Solution:
+        check_program(program)
         solver = self.choose(program)
         op = program.operator
         blocks, rank = _largest_part(program)

@@ -232,20 +232,40 @@ class Solver(abc.ABC):
         return limited
 
 
+def check_program(program) -> None:
+    """A TypeError naming ``program`` unless it is a :class:`~convexrelu.programs.ConvexProgram`
+    (every solver's ``solve`` checks it first: another object had failed deep inside with
+    an AttributeError), a ValueError where its device holds no data (``"meta"``: the
+    operators take any torch device, the solvers need numbers)."""
+    from ..programs import ConvexProgram
+
+    if not isinstance(program, ConvexProgram):
+        raise TypeError(f"program: expected a ConvexProgram (TwoLayerReLUProgram, GatedReLUProgram, "
+                        f"ThreeLayerReLUProgram), got {type(program).__name__}")
+    if program.device.type == "meta":
+        raise ValueError("program: on the 'meta' device, which holds no data; move it to a device that computes, "
+                         "e.g. program.to(device='cpu')")
+
+
 def init_weights(program, init):
     """The weights of a warm start ``init`` (an array or tensor of shape (d, B), or a
     :class:`Solution` of the same program) as a new tensor of the program's dtype and
-    device; ValueError naming ``init`` when it has another shape or is not numeric."""
+    device; ValueError naming ``init`` when it has another shape, is not numeric or has
+    NaN or infinite entries."""
     weights = init.weights if isinstance(init, Solution) else init
     try:
         if hasattr(weights, "detach"):  # a tensor: copied, never shared with the caller
-            return program.as_tensor(weights.detach().clone())
-        return program.as_tensor(np.array(weights, dtype=np.float64))
+            Q = program.as_tensor(weights.detach().clone())
+        else:
+            Q = program.as_tensor(np.array(weights, dtype=np.float64))
     except (TypeError, ValueError) as exc:
         shape = getattr(weights, "shape", None)
         got = f"shape {tuple(shape)}" if shape is not None else f"a {type(init).__name__}"
         raise ValueError(f"init: expected weights of the program's shape {program.shape} (an array, a tensor or a "
                          f"Solution of the same program), got {got} ({exc})") from exc
+    if not bool(Q.isfinite().all()):
+        raise ValueError("init: expected finite weights, got NaN or infinite entries")
+    return Q
 
 
 def smaller_limit(own: float | None, seconds: float) -> float:

@@ -37,7 +37,7 @@ import warnings
 import numpy as np
 import torch
 
-from .._validation import check_count, check_max_time, check_number
+from .._validation import check_bool, check_count, check_max_time, check_number
 from ..duality import dual_lower_bound
 from . import _steps
 from .base import ConvergenceWarning, Solution, Solver, SolverError, init_weights, warn_loose_gap
@@ -650,7 +650,7 @@ class FISTA(Solver):
         self.max_iter = check_count(max_iter, "max_iter")
         self.tol = check_number(tol, "tol", high=1.0)
         self.step_init = check_number(step_init, "step_init", none_ok=True)
-        self.backtrack = bool(backtrack)
+        self.backtrack = check_bool(backtrack, "backtrack")
         self.restart = None if restart == "none" else restart
         self.verbose = bool(verbose)
         step_increase = check_number(step_increase, "step_increase", low=1.0, low_open=False)

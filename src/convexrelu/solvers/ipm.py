@@ -532,8 +532,6 @@ class InteriorPoint(Solver):
                              f"beta={program.beta}; use solver='cvxpy' or 'admm'")
         tol = _dtype_tol(self.tol, program.dtype)
         Q, _, _ = _initial_point(program, init)
-        if not bool(torch.isfinite(Q).all()):
-            raise SolverError("InteriorPoint: the starting point is not finite (init has NaN or infinite entries)")
         op = program.operator
         Q, z, run = self._rounds(program, Q, tol, start)
         res, it = run["res"], run["iterations"]
