@@ -54,8 +54,9 @@ thousands when ``B d`` is a few thousand.
 It reaches ``1e-7`` relative accuracy in 10 to 60 iterations on most programs; at a small
 ``beta`` against many samples it needs more and may stop short of it
 (``benchmarks/bench_ipm_small_beta.py``: Friedman's problem, three-layer, 50 patterns,
-``beta = 1``: 154 iterations at 5,000 samples, 88 at 20,000; at 40,000 it stopped
-"stalled" after 99, at a certified relative gap of 5.7e-05). Near such an optimum the
+``beta = 1``: 78 iterations at 5,000 samples, 88 at 20,000, 104 at 40,000, where it
+stopped at a certified relative gap of 1.9e-05; with the barrier on every row it had
+"stalled" there after 176). Near such an optimum the
 Newton matrices are singular to rounding (in one of them, on standardised features at
 40,000 samples, 103 of 2,028 directions had eigenvalues below 1e-12 of the diagonally
 scaled matrix) and conjugate gradients cannot refine a direction; the solve then warns
@@ -488,11 +489,12 @@ class InteriorPoint(Solver):
         the iterations start again (``info["row_rounds"]``). None: every row. The selection is made
         whatever the samples per unknown (``benchmarks/bench_ipm_small_beta.py``, Friedman's
         problem, three-layer, 50 patterns, the Newton matrix factored itself: at 20,000 and
-        40,000 samples, where the barrier had covered every row, 53 and 57 iterations
-        instead of 69 and 66 at ``beta = 1e-3 n`` (18.5 s against 18.3 s, 42.8 s against
-        39.3 s), 88 and 99 instead of 115 and 172 at ``beta = 1`` (27.7 s against 33.6 s,
-        75.4 s against 118.6 s), certified gaps 1.4e-09 to 5.7e-05 against 9.4e-08 to
-        7.6e-05; it can also cost iterations: 154 instead of 83 at 5,000 samples and
+        40,000 samples, where the barrier had covered every row, 52 and 55 iterations
+        instead of 69 and 66 at ``beta = 1e-3 n`` (19.4 s against 20.7 s, 47.3 s against
+        46.2 s), 88 and 104 instead of 113 and 176 at ``beta = 1`` (33.4 s against 36.8 s,
+        98.8 s against 144.5 s), certified gaps 2.0e-08 to 1.9e-05 against 1.0e-07 to
+        4.7e-05; at 5,000 samples 47 and 78 iterations against 51 and 82, where before
+        the dropped rows joined on the way, :data:`GROW_GAP`, the rounds took 154 at
         ``beta = 1``).
     verbose : bool, default False
         Log every iteration (``logging.getLogger("convexrelu.solvers.ipm")``).
