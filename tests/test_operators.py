@@ -110,6 +110,28 @@ def test_to_float32_and_back():
     assert prog.operator.X.dtype == torch.float64  # original untouched
 
 
+def test_the_kept_transposed_features_follow_the_operator():
+    """The gated model reads a kept contiguous ``X^T`` (``features_t``): a copy made by
+    ``to`` or ``row_blocks`` builds its own, and the operator does not share the caller's
+    array (changed in place, it would have left ``X^T`` behind ``X``)."""
+    X, y = planted_regression(n=24, d=3)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    prog = GatedReLUProgram(X, y, 8, beta=0.1, random_state=0, fit_intercept=False)
+    op = prog.operator
+    Q = _random_like(prog.shape, 3)
+    direct = (op.X @ Q * op.model_coefficients()[0]).sum(1)  # sum_b coef_b * (X q_b)
+    torch.testing.assert_close(op.matvec(Q)[:, 0], direct)
+    assert op.features_t().is_contiguous() and torch.equal(op.features_t(), op.X.T)
+    X[0, 0] += 1.0  # the caller's array
+    torch.testing.assert_close(op.matvec(Q)[:, 0], direct)
+    op32 = op.to(dtype=torch.float32)
+    assert op32.features_t().dtype == torch.float32
+    torch.testing.assert_close(op32.matvec(Q.float())[:, 0], direct.float(), rtol=1e-5, atol=1e-5)
+    for sl, part in op.row_blocks(10):
+        assert part.features_t().shape == (3, sl.stop - sl.start)
+        torch.testing.assert_close(part.matvec(Q)[:, 0], direct[sl])
+
+
 def test_norm_estimate_matches_dense_matrix():
     prog = _program(GatedReLUProgram, "squared", n=10)
     op = prog.operator
