@@ -23,10 +23,26 @@ def test_scs_agrees_with_clarabel(program):
 
 
 def test_unknown_backend(program):
-    with pytest.raises(ValueError, match="solver: expected one of the installed CVXPY solvers"):
+    with pytest.raises(ValueError, match=r"solver: 'NOPE' is not an installed CVXPY solver; expected one of \["):
         CVXPYSolver("NOPE").solve(program)
     with pytest.raises(ValueError, match="solver: expected one of"):
         get_solver("nope")
+
+
+def test_backends_without_second_order_cones_are_refused_by_name(program):
+    """OSQP, SCIPY and HIGHS are installed with CVXPY but take no second-order cone: they
+    had been accepted by name and failed in the solve with CVXPY's error."""
+    import cvxpy as cp
+
+    from convexrelu.solvers.cvxpy_solver import cone_solvers
+
+    capable = cone_solvers()
+    assert "CLARABEL" in capable and "SCS" in capable
+    for name in ("OSQP", "SCIPY", "HIGHS"):
+        if name in cp.installed_solvers():
+            assert name not in capable
+            with pytest.raises(ValueError, match=rf"solver: '{name.lower()}' cannot solve second-order-cone programs"):
+                CVXPYSolver(name.lower()).solve(program)
 
 
 @needs_scs

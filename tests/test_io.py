@@ -124,6 +124,11 @@ def test_networks_and_standardization(fitted, tmp_path):
 def test_save_errors(tmp_path):
     with pytest.raises(ValueError, match="not fitted"):
         save(ConvexReLURegressor(), tmp_path / "m")
+    for path in (None, 5):  # (pathlib's own TypeError before)
+        with pytest.raises(TypeError, match=f"path: expected a file path \\(str or os.PathLike\\), got {path}"):
+            load(path)
+        with pytest.raises(TypeError, match="path: expected a file path"):
+            save(TwoLayerNetwork(np.ones((3, 2)), np.ones((2, 1))), path)
     with pytest.raises(TypeError, match="model"):
         save({"not": "a model"}, tmp_path / "m")
     est = ConvexReLURegressor(depth=2, **SMALL).fit(*planted_regression(n=15, d=2))

@@ -27,6 +27,18 @@ def test_objective_refuses_targets_of_another_shape():
             net.objective(X, y)
 
 
+def test_networks_refuse_non_finite_weights():
+    """A network (or a model file) with NaN or infinite weights had predicted NaN."""
+    with pytest.raises(ValueError, match="W1: expected finite weights, got 2 NaN or infinite entries"):
+        TwoLayerNetwork(W1=[[np.nan, 1.0], [0.0, np.inf]], W2=[[2.0], [1.0]])
+    with pytest.raises(ValueError, match="gates: expected finite weights"):
+        TwoLayerNetwork(W1=[[1.0]], W2=[[1.0]], gates=[[np.nan]], fit_intercept=False)
+    with pytest.raises(ValueError, match="w3: expected finite weights, got 1 NaN"):
+        ThreeLayerNetwork(np.ones((1, 2, 1)), w2=[[1.0]], w3=[[np.inf]])
+    with pytest.raises(TypeError, match="fit_intercept: expected True or False"):
+        ThreeLayerNetwork(np.ones((1, 2, 1)), w2=[[1.0]], w3=[[1.0]], fit_intercept="no")
+
+
 def test_gated_by_hand():
     net = TwoLayerNetwork(W1=[[2.0]], W2=[[1.0]], gates=[[-1.0]], fit_intercept=False)
     np.testing.assert_allclose(net.predict(np.array([[1.0], [-1.0]]))[:, 0], [0.0, -2.0])

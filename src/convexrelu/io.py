@@ -205,11 +205,19 @@ def _library_version() -> str:
 
 
 # ---------------------------------------------------------------------- save
+def _as_path(path) -> Path:
+    """``path`` as a Path; a TypeError naming it when it is not a file path (None had
+    ended in pathlib's own TypeError)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a file path (str or os.PathLike), got {path!r}")
+    return Path(path)
+
+
 def check_output_path(path: str | os.PathLike) -> Path:
     """``path`` as a Path, or a ValueError naming it when no file can be written there (a
     directory, something other than a regular file such as a device, a folder that does
     not exist or cannot be written in); checked before any work is done."""
-    path = Path(path)
+    path = _as_path(path)
     if path.is_dir():
         raise ValueError(f"path: {str(path)!r} is a directory; expected a file name such as model.npz")
     if path.exists() and not path.is_file():
@@ -379,8 +387,10 @@ def load_model_file(path: str | os.PathLike) -> ModelFile:
     ValueError
         If the file is not a convexrelu model file (corrupt, foreign, or written by a
         newer format version).
+    TypeError
+        If ``path`` is not a file path.
     """
-    path = Path(path)
+    path = _as_path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():

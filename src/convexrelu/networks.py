@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from ._validation import add_intercept, check_beta, check_matrix, check_number
+from ._validation import add_intercept, check_beta, check_bool, check_matrix, check_number
 from .losses import get_loss
 
 __all__ = ["TwoLayerNetwork", "ThreeLayerNetwork"]
@@ -34,6 +34,15 @@ def _reshaped(value, shape: tuple, name: str, expected: str) -> np.ndarray:
         return a.reshape(shape)
     except ValueError:
         raise ValueError(f"{name}: expected shape {expected}, got {a.shape}") from None
+
+
+def _check_finite(**arrays) -> None:
+    """A ValueError naming the first array (None: skipped) with NaN or infinite entries: a
+    network (or a model file) with them had predicted NaN without a word."""
+    for name, a in arrays.items():
+        if a is not None and not np.all(np.isfinite(a)):
+            raise ValueError(f"{name}: expected finite weights, got {int(np.sum(~np.isfinite(a)))} NaN or infinite "
+                             "entries")
 
 
 class TwoLayerNetwork:
@@ -68,7 +77,8 @@ class TwoLayerNetwork:
         self.gates = None if gates is None else np.asarray(gates, dtype=np.float64)
         if self.gates is not None and self.gates.shape != self.W1.shape:
             raise ValueError(f"gates: expected shape {self.W1.shape}, got {self.gates.shape}")
-        self.fit_intercept = bool(fit_intercept)
+        _check_finite(W1=self.W1, W2=self.W2, gates=self.gates)
+        self.fit_intercept = check_bool(fit_intercept, "fit_intercept")
 
     @property
     def n_neurons(self) -> int:
@@ -138,7 +148,8 @@ class ThreeLayerNetwork:
         self.w2 = _reshaped(w2, (K, m1), "w2", f"({K}, {m1}) to match W1")
         w3 = np.asarray(w3, dtype=np.float64)
         self.w3 = w3 if w3.ndim == 2 and w3.shape[0] == K else _reshaped(w3, (K, -1), "w3", f"({K}, C) to match W1")
-        self.fit_intercept = bool(fit_intercept)
+        _check_finite(W1=self.W1, w2=self.w2, w3=self.w3)
+        self.fit_intercept = check_bool(fit_intercept, "fit_intercept")
 
     @property
     def n_subnetworks(self) -> int:

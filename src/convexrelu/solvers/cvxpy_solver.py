@@ -47,6 +47,17 @@ def at_zero(zero: float, objective: float) -> bool:
     return zero <= objective + ZERO_MARGIN * max(1.0, abs(zero))
 
 
+def cone_solvers() -> list[str]:
+    """The installed CVXPY solvers that take second-order cones (CLARABEL, SCS, MOSEK...;
+    not OSQP, SCIPY or HIGHS, which had been accepted by name and failed in the solve)."""
+    try:
+        from cvxpy.constraints import SOC
+        from cvxpy.reductions.solvers.defines import SOLVER_MAP_CONIC
+    except ImportError:  # pragma: no cover - another layout of cvxpy: every installed solver
+        return list(cp.installed_solvers())
+    return [s for s in cp.installed_solvers() if s in SOLVER_MAP_CONIC and SOC in SOLVER_MAP_CONIC[s].SUPPORTED_CONSTRAINTS]
+
+
 class CVXPYSolver(Solver):
     """Solve a convex program with a generic conic solver through CVXPY.
 
@@ -140,8 +151,11 @@ class CVXPYSolver(Solver):
         (interior-point methods do not warm start). Targets far from unit size are solved
         in their own units (:func:`._presolve.in_target_units`), as by the other solvers."""
         solver = str(self.solver).upper()
-        if solver not in cp.installed_solvers():
-            raise ValueError(f"solver: expected one of the installed CVXPY solvers {cp.installed_solvers()}, got {self.solver!r}")
+        capable = cone_solvers()
+        if solver not in capable:
+            why = ("cannot solve second-order-cone programs (every program here has one cone per block)"
+                   if solver in cp.installed_solvers() else "is not an installed CVXPY solver")
+            raise ValueError(f"solver: {self.solver!r} {why}; expected one of {capable}")
         if init is not None:
             init_weights(program, init)  # ignored, but checked as the other solvers check it
         start = time.perf_counter()
