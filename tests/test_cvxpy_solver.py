@@ -29,6 +29,16 @@ def test_unknown_backend(program):
         get_solver("nope")
 
 
+def test_options_are_a_dict_that_the_backend_accepts(program):
+    """A string had ended in 'dictionary update sequence element...', an unknown or
+    mistyped setting in the backend's own TypeError."""
+    with pytest.raises(TypeError, match="options: expected None or a dict of the backend's settings by name, got 'x'"):
+        CVXPYSolver(options="x")
+    for backend, opts in (("CLARABEL", {"bogus": 1}), ("CLARABEL", {"max_iter": "x"}), ("SCS", {"bogus": 1})):
+        with pytest.raises(ValueError, match=rf"options: the CVXPY backend {backend} refused the settings \["):
+            CVXPYSolver(backend, options=opts).solve(program)
+
+
 def test_backends_without_second_order_cones_are_refused_by_name(program):
     """OSQP, SCIPY and HIGHS are installed with CVXPY but take no second-order cone: they
     had been accepted by name and failed in the solve with CVXPY's error."""

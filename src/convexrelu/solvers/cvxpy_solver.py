@@ -104,6 +104,8 @@ class CVXPYSolver(Solver):
                  max_iter: int | None = None, tol: float | None = None, max_time: float | None = None):
         self.solver = solver
         self.verbose = verbose
+        if options is not None and not (isinstance(options, dict) and all(isinstance(k, str) for k in options)):
+            raise TypeError(f"options: expected None or a dict of the backend's settings by name, got {options!r}")
         self.options = options
         self.max_iter = check_count(max_iter, "max_iter", none_ok=True)
         self.tol = check_number(tol, "tol", none_ok=True)  # (the backend's own tolerances: absolute ones too)
@@ -181,6 +183,11 @@ class CVXPYSolver(Solver):
                 try:
                     self._solve_problem(problem, solver, start)
                     missed = f"status {problem.status}" if fallback and problem.status == cp.OPTIMAL_INACCURATE else ""
+                except TypeError as exc:  # (a backend's refusal of a setting: its name or its type)
+                    if not self.options:
+                        raise
+                    raise ValueError(f"options: the CVXPY backend {solver} refused the settings "
+                                     f"{sorted(self.options)} ({exc})") from exc
                 except cp.error.SolverError as exc:
                     if not fallback:
                         raise
