@@ -479,6 +479,34 @@ def test_output_path_is_checked_before_the_fit(data, tmp_path, capsys):
         assert "fitting" not in err.lower()
 
 
+def test_a_model_fitted_on_named_columns_predicts_without_scikit_learns_warning(data, tmp_path, capsys):
+    """A model fitted in Python on a DataFrame keeps ``feature_names_in_``; the CLI matches
+    the CSV's columns to them by name and passes numbers, and every prediction had printed
+    "warning: X does not have valid feature names"."""
+    from convexrelu import save
+
+    rows = np.loadtxt(data / "reg.csv", delimiter=",", skiprows=1)
+    est = ConvexReLURegressor(depth=2, n_patterns=5, random_state=0).fit(rows[:, [1, 0]], rows[:, 2])
+    expected = est.predict(rows[:, [1, 0]])
+    est.feature_names_in_ = np.array(["x2", "x1"], dtype=object)  # (as fitted on a DataFrame of these columns)
+    save(est, tmp_path / "named.npz")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "named.npz"), str(data / "reg.csv")]) == 0
+    out, err = capsys.readouterr()
+    assert "feature names" not in err, err
+    got = np.array([float(v) for v in out.split()[1:]])
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_demo_output_dir_that_is_a_file_is_refused(tmp_path, capsys):
+    taken = tmp_path / "d.csv"
+    taken.write_text("x\n1\n")
+    assert main(["demo", "--quick", "--output-dir", str(taken)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --output-dir: {str(taken)!r} exists and is not a directory"), err
+    assert taken.read_text() == "x\n1\n"
+
+
 def test_output_never_replaces_an_input(data, tmp_path, capsys):
     """``fit d.csv -o d.csv`` had replaced the data with the model, ``predict m new.csv -o
     m`` the model with the predictions' CSV, both with exit status 0."""

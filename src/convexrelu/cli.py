@@ -701,6 +701,9 @@ def _cmd_evaluate(args) -> int:
 def _cmd_demo(args) -> int:
     from ._demo import run_demo
 
+    out = Path(args.output_dir)
+    if out.exists() and not out.is_dir():  # (before the work; it had ended in a bare FileExistsError)
+        raise CLIError(f"--output-dir: {args.output_dir!r} exists and is not a directory")
     run_demo(quick=args.quick, output_dir=args.output_dir, seed=args.seed)
     return 0
 
@@ -832,6 +835,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             if not args.traceback:  # a warning is one line, as an error is (the source line says nothing here)
                 warnings.showwarning = _show_warning
+            # the commands match the CSV's columns to a model's feature names themselves, then
+            # pass numbers: scikit-learn's warning that they came without names is not the user's
+            warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
             return int(args.func(args))
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
