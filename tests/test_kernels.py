@@ -230,9 +230,13 @@ def test_the_first_kernel_call_leaves_torchs_number_of_threads():
                                      random_state=0)
         assert torch.get_num_threads() == 1
         assert prog.operator.penalty_kernels() is not None
-        print(torch.get_num_threads())
+        import numba
+        print(numba.threading_layer(), torch.get_num_threads())
     """)
     env = dict(os.environ, NUMBA_NUM_THREADS="2")
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split()[-1] == "1"
+    layer, threads = run.stdout.split()[-2:]
+    if layer != "omp":  # (only numba's OpenMP layer shares torch's count: nothing to check)
+        pytest.skip(f"numba's threading layer here is {layer!r}, not 'omp'")
+    assert threads == "1"

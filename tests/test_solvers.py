@@ -1291,7 +1291,7 @@ def test_ipm_newton_system_with_a_khatri_rao_factor_applies_as_the_formed_one(mi
     mix = (torch.tensor(r.standard_normal((n, 3, 2))), torch.tensor([2, 0, 2, 0])) if mixed else None
     H = _spread_blocks(r, G, p)
     plain = _NewtonSystem(H, U, classes, sign, mix=mix)
-    kr = _NewtonSystem(H, U, classes, sign, mix=mix, khatri_rao=(coef, X))
+    kr = _NewtonSystem(H, U, classes, sign, mix=mix, khatri_rao=(coef, X, X.T.contiguous()))
     x = torch.tensor(r.standard_normal((G, p)))
     torch.testing.assert_close(kr._lowrank_t(x), plain._lowrank_t(x), rtol=1e-12, atol=1e-12)
     w = torch.tensor(r.standard_normal(plain._lowrank_t(x).shape[0]))
@@ -1305,7 +1305,7 @@ def test_ipm_newton_system_with_a_khatri_rao_factor_applies_as_the_formed_one(mi
         residual = float(torch.linalg.vector_norm(plain.apply(system.solve(x)) - x))
         assert residual <= 1e-12 * float(torch.linalg.vector_norm(x)) * max(1.0, scale)
     with pytest.raises(ValueError, match="khatri_rao"):
-        _NewtonSystem(H, U, classes, sign, mix=mix, khatri_rao=(coef[:, :, :1], X))
+        _NewtonSystem(H, U, classes, sign, mix=mix, khatri_rao=(coef[:, :, :1], X, X.T.contiguous()))
 
 
 @pytest.mark.parametrize("loss", ["squared", "logistic", "softmax"])

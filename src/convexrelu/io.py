@@ -313,7 +313,7 @@ def save(
             raise ValueError(f"standardization: mean and scale differ in shape, {mean.shape} and {scale.shape}")
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
             raise ValueError("standardization: expected finite means and positive finite scales")
-        n_in = _network_inputs(model.network_ if meta["kind"] == "estimator" else model)
+        n_in = _network_inputs(getattr(model, "network_", model))
         if mean.shape != (n_in,):
             raise ValueError(f"standardization: expected a mean and a scale per input feature of the model "
                              f"({n_in}), got {mean.size}")
@@ -429,7 +429,7 @@ def load_model_file(path: str | os.PathLike) -> ModelFile:
         if meta.get("preprocessing") == "standardize":
             mean = np.asarray(arrays["preprocessing.mean"], dtype=np.float64)
             scale = np.asarray(arrays["preprocessing.scale"], dtype=np.float64)
-            n_in = _network_inputs(model.network_ if hasattr(model, "network_") else model)
+            n_in = _network_inputs(getattr(model, "network_", model))
             if mean.shape != scale.shape or mean.shape != (n_in,):
                 raise ValueError(f"standardisation of shapes {mean.shape} and {scale.shape} for {n_in} features")
     except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:  # (an entry of another type)

@@ -195,10 +195,12 @@ class _NewtonSystem:
     mix : (F, out) or None
         ``F`` (n, C, r), ``out`` int tensor (K,) in [0, C): the factor is ``U`` mixed by
         ``F`` as above (None: ``U`` is the factor).
-    khatri_rao : (coef, X) or None
+    khatri_rao : (coef, X, Xt) or None
         ``U`` (with ``mix``: its base part) in factored form, row ``j d + e`` of class
         ``c`` being ``U_c[j d + e, i] = coef[i, c, j] X[i, e]`` (``coef`` (n, K, m), ``X``
-        (n, d), ``q = m d``): the interior point's factor ``A^T``, each block's model
+        (n, d), ``Xt`` its transpose, contiguous: the operator's
+        :meth:`~convexrelu.operators.BlockOperator.features_t`, kept from one Newton system to
+        the next; ``q = m d``): the interior point's factor ``A^T``, each block's model
         coefficients times the features. ``U^T x`` and ``U w`` (every conjugate gradient
         step, every preconditioner solve) are then the operator's model and adjoint
         products, ``colsum(X^T * (x^T @ coef^T))`` and ``(X * w)^T coef``
@@ -212,7 +214,7 @@ class _NewtonSystem:
     def __init__(self, H: torch.Tensor, U: torch.Tensor, cls: torch.Tensor | None = None,
                  sign: torch.Tensor | None = None, shift: float = 1e-14, gram: torch.Tensor | None = None,
                  mix: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 khatri_rao: tuple[torch.Tensor, torch.Tensor] | None = None):
+                 khatri_rao: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None):
         G, p, _ = H.shape
         K, q, k = U.shape
         if mix is not None:
@@ -225,8 +227,9 @@ class _NewtonSystem:
         self.Uf = U.reshape(K * q, U.shape[2])
         self.kr = None  # (X, X^T, parts): per part (its output or None, its classes or None, their coef columns)
         if khatri_rao is not None:
-            coef, X = khatri_rao
-            if coef.shape[:2] != (U.shape[2], K) or coef.shape[2] * X.shape[1] != q or X.shape[0] != U.shape[2]:
+            coef, X, Xt = khatri_rao
+            if coef.shape[:2] != (U.shape[2], K) or coef.shape[2] * X.shape[1] != q or X.shape[0] != U.shape[2] or (
+                    Xt.shape != X.T.shape):
                 raise ValueError(f"khatri_rao: expected coef (n, K, m) and X (n, d) with m d = {q}, n = {U.shape[2]}, "
                                  f"K = {K}; got {tuple(coef.shape)} and {tuple(X.shape)}")
             if mix is None:
@@ -235,7 +238,7 @@ class _NewtonSystem:
                 mines = [torch.nonzero(mix[1] == o).reshape(-1) for o in range(mix[0].shape[1])]
                 parts = [(o, mine, coef[:, mine].reshape(coef.shape[0], -1))
                          for o, mine in enumerate(mines) if mine.numel()]
-            self.kr = (X, X.T.contiguous(), parts)
+            self.kr = (X, Xt, parts)
         diag = torch.diagonal(H, dim1=1, dim2=2)
         delta = shift * torch.clamp(diag.amax(dim=1), min=1.0)
         Hs = H + delta[:, None, None] * torch.eye(p, **kw)
@@ -846,7 +849,7 @@ class InteriorPoint(Solver):
         H.diagonal(dim1=1, dim2=2)[:, :m] += Wp[:, :, 0, 0]
         cls, sign, _ = classes
         return _NewtonSystem(H, U, cls, sign, gram=gram, mix=mix,
-                             khatri_rao=None if coef is None else (coef, op.X))
+                             khatri_rao=None if coef is None else (coef, op.X, op.features_t()))
 
     @staticmethod
     def _base_factor(op, gidx, classes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
